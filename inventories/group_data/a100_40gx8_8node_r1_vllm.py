@@ -1,0 +1,16 @@
+model_id = "deepseek-ai/DeepSeek-R1"
+model_served_name = "DeepSeek-R1"
+model_format = "bf16"
+model_max_len = 16384
+
+engine_kind = "vllm"
+engine_version = "0.11.0"
+
+accelerator_kind = "a100-40g"
+accelerator_count = 8
+
+network_socket_ifname = "eth0"
+network_ib_hcas = ["mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3"]
+
+hub_kind = "modelscope"
+serving_api_key_file = "secrets/api-key"

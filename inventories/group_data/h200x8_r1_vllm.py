@@ -1,0 +1,13 @@
+model_id = "deepseek-ai/DeepSeek-R1"
+model_served_name = "DeepSeek-R1"
+model_weights_dir = "/data/models"
+
+engine_kind = "vllm"
+engine_version = "0.11.0"
+engine_extra_args = ["--enable-prefix-caching", "--enable-chunked-prefill"]
+
+accelerator_kind = "h200-141g"
+accelerator_count = 8
+
+hub_kind = "huggingface"
+serving_api_key_file = "secrets/api-key"

@@ -1,0 +1,187 @@
+"""Serving engines: their rules, default images and per-version flag tables.
+
+Flag tables (data/engines/*.json) list, per released version, every option string the engine's
+own argument parser accepts; they were extracted from the engines' parsers (see each file's
+``source``). A flag is checked against the table of the deployed version, so ``--enable-reasoning``
+passes for vLLM 0.8.5 (and vllm_vacc, built on it) and is refused for current vLLM.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict
+
+from ironserve.errors import did_you_mean
+
+
+class EngineKind(str, Enum):
+    VLLM = "vllm"
+    SGLANG = "sglang"
+    MINDIE = "mindie"
+    VLLM_VACC = "vllm_vacc"
+
+
+class Engine(BaseModel):
+    """What the planner and the command builders need to know about one engine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: EngineKind
+    vendors: frozenset[str]
+    default_version: str
+    image_template: str  # formatted with {version}
+    flag_table: str | None  # which data/engines/<name>.json holds its flags; None: no CLI flags
+    pinned_flag_version: str | None = None  # a fork built on one upstream version (vllm_vacc)
+    memory_utilization: float  # fraction of device memory the engine may take by default
+    multi_node: str  # "ray" | "nnodes" | "ranktable"
+    tp_across_nodes: bool = False  # the engine's documented layout is TP over every device
+    supports_expert_parallel: bool = False
+    power_of_two_devices_per_node: bool = False
+    fixed_tensor_parallel: int | None = None
+    max_concurrency: int | None = None
+    default_port: int = 8000
+
+    def image(self, version: str) -> str:
+        return self.image_template.format(version=version)
+
+
+ENGINES: dict[EngineKind, Engine] = {
+    EngineKind.VLLM: Engine(
+        kind=EngineKind.VLLM,
+        vendors=frozenset({"nvidia"}),
+        default_version="0.11.0",
+        image_template="vllm/vllm-openai:v{version}",
+        flag_table="vllm",
+        memory_utilization=0.90,
+        multi_node="ray",
+        supports_expert_parallel=True,
+    ),
+    EngineKind.SGLANG: Engine(
+        kind=EngineKind.SGLANG,
+        vendors=frozenset({"nvidia"}),
+        default_version="0.5.4",
+        image_template="lmsysorg/sglang:v{version}",
+        flag_table="sglang",
+        memory_utilization=0.85,
+        multi_node="nnodes",
+        tp_across_nodes=True,
+        supports_expert_parallel=True,
+        default_port=30000,
+    ),
+    EngineKind.MINDIE: Engine(
+        kind=EngineKind.MINDIE,
+        vendors=frozenset({"ascend"}),
+        default_version="2.0.T3",
+        image_template=(
+            "swr.cn-southwest-2.myhuaweicloud.com/ei-mindie/mindie:"
+            "{version}-800I-A2-py311-openeuler24.03-lts"
+        ),
+        flag_table=None,
+        memory_utilization=0.95,  # NPU_MEMORY_FRACTION in the vendor's DeepSeek guides
+        multi_node="ranktable",
+        tp_across_nodes=True,
+        power_of_two_devices_per_node=True,
+        default_port=1025,
+    ),
+    EngineKind.VLLM_VACC: Engine(
+        kind=EngineKind.VLLM_VACC,
+        vendors=frozenset({"vastai"}),
+        default_version="AI3.2_GR_1202",
+        image_template="harbor.vastaitech.com/ai_deliver/vllm_vacc:{version}",
+        flag_table="vllm",
+        pinned_flag_version="0.8.5",
+        memory_utilization=0.90,
+        multi_node="none",
+        fixed_tensor_parallel=32,
+        max_concurrency=4,
+    ),
+}
+
+
+class FlagTable(BaseModel):
+    """The option strings one engine version accepts, and which of them take a value."""
+
+    model_config = ConfigDict(frozen=True)
+
+    engine: str
+    version: str  # the table's version (nearest known at or below the requested one)
+    flags: frozenset[str]
+    value_flags: frozenset[str]
+    notes: dict[str, str]
+
+
+@cache
+def _table_doc(name: str) -> dict[str, Any]:
+    path = resources.files("ironserve.catalog").joinpath(f"data/engines/{name}.json")
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def known_versions(name: str) -> list[str]:
+    return sorted(_table_doc(name)["versions"], key=Version)
+
+
+def flag_table(engine: Engine, version: str) -> FlagTable | None:
+    """The flag table that applies to ``version`` of ``engine`` (None for engines without a CLI).
+
+    Raises ValueError for a version older than every table, since nothing can be said of it.
+    """
+    if engine.flag_table is None:
+        return None
+    doc = _table_doc(engine.flag_table)
+    wanted = engine.pinned_flag_version or version
+    try:
+        want = Version(wanted)
+    except InvalidVersion:
+        raise ValueError(
+            f"{engine.kind.value} version {wanted!r} is not a version number"
+        ) from None
+    candidates = [v for v in known_versions(engine.flag_table) if Version(v) <= want]
+    if not candidates:
+        oldest = known_versions(engine.flag_table)[0]
+        raise ValueError(
+            f"{engine.kind.value} {wanted} is older than the oldest flag table ({oldest})"
+        )
+    chosen = candidates[-1]
+    return FlagTable(
+        engine=engine.flag_table,
+        version=chosen,
+        flags=frozenset(doc["versions"][chosen]["flags"]),
+        value_flags=frozenset(doc.get("value_flags", [])),
+        notes=doc.get("notes", {}),
+    )
+
+
+def check_flags(table: FlagTable, args: list[str]) -> list[str]:
+    """Problems with ``args`` under ``table``: one sentence per unknown option or stray word.
+
+    Values are skipped: the token after an option that takes a value, and ``--opt=value`` forms.
+    """
+    problems: list[str] = []
+    expect_value = False
+    for token in args:
+        if expect_value:
+            expect_value = False
+            continue
+        if not token.startswith("-") or token == "-":
+            problems.append(
+                f"{token!r} is not an option: ironserve writes the subcommand and the model path "
+                "itself (there is no 'vllm start --config')"
+            )
+            continue
+        option, has_inline_value = token.split("=", 1)[0], "=" in token
+        if option not in table.flags:
+            note = table.notes.get(option, "")
+            hint = f": {note}" if note else did_you_mean(option, table.flags)
+            problems.append(f"{option} is not a {table.engine} {table.version} option{hint}")
+            # An unknown option's value, if any, is not a stray word of its own.
+            expect_value = not has_inline_value
+            continue
+        expect_value = option in table.value_flags and not has_inline_value
+    return problems

@@ -1,0 +1,253 @@
+"""The `ironserve` command: parse, call the library, print. Exit codes: 0 ok, 1 a plan is
+infeasible (or a check failed), 2 bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from ironserve import __version__
+from ironserve.catalog.engines import EngineKind
+from ironserve.catalog.formats import WeightFormat
+from ironserve.errors import InputError, Problem
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    help="From an inventory of GPU/NPU servers to a serving LLM cluster.",
+)
+out = Console()
+err = Console(stderr=True)
+
+Inventory = Annotated[
+    Path, typer.Option("-i", "--inventory", help="pyinfra inventory file (group_data beside it)")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON object on stdout, for scripts")]
+
+
+def _fail_input(problems: list[Problem], as_json: bool) -> NoReturn:
+    if as_json:
+        doc = {"valid": False, "problems": [p.__dict__ for p in problems]}
+        print(json.dumps(doc, indent=2))
+    for problem in problems:
+        err.print(str(problem), markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
+def _load(inventory: Path, as_json: bool) -> Any:
+    from ironserve.config import load_cluster
+
+    try:
+        return load_cluster(str(inventory))
+    except InputError as error:
+        _fail_input(error.problems, as_json)
+
+
+@app.command()
+def validate(inventory: Inventory, as_json: JsonFlag = False) -> None:
+    """Check the inventory without connecting to any node: exit 0 if valid, 2 with one line per
+    problem (host, field, what is wrong)."""
+    cluster = _load(inventory, as_json)
+    nodes = sum(len(g.nodes) for g in cluster.groups)
+    if as_json:
+        print(json.dumps({"valid": True, "groups": len(cluster.groups), "nodes": nodes}))
+    else:
+        out.print(f"{inventory}: valid ({len(cluster.groups)} serving group(s), {nodes} node(s))")
+
+
+@app.command()
+def plan(
+    inventory: Annotated[
+        Path | None, typer.Option("-i", "--inventory", help="Plan this inventory's groups")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model id, e.g. deepseek-ai/DeepSeek-R1")
+    ] = None,
+    accelerator: Annotated[str | None, typer.Option(help="Accelerator id, e.g. h100-80g")] = None,
+    nodes: Annotated[int, typer.Option(min=1, help="Number of nodes")] = 1,
+    devices_per_node: Annotated[int, typer.Option(min=1, help="Accelerators per node")] = 8,
+    engine: Annotated[EngineKind, typer.Option(help="Serving engine")] = EngineKind.VLLM,
+    engine_version: Annotated[str | None, typer.Option(help="Engine version")] = None,
+    weight_format: Annotated[
+        WeightFormat | None, typer.Option("--format", help="Checkpoint format (default: native)")
+    ] = None,
+    max_model_len: Annotated[int | None, typer.Option(min=1, help="Context length")] = None,
+    tensor_parallel_size: Annotated[int | None, typer.Option(min=1, help="Force TP")] = None,
+    pipeline_parallel_size: Annotated[int | None, typer.Option(min=1, help="Force PP")] = None,
+    data_parallel_size: Annotated[int | None, typer.Option(min=1, help="Force DP")] = None,
+    expert_parallel: Annotated[
+        bool | None,
+        typer.Option("--expert-parallel/--no-expert-parallel", help="MoE experts over ranks"),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Will it fit and how to split it. With `-i`, plans the inventory; otherwise sizes
+    `--model` on `--nodes` x `--devices-per-node` `--accelerator`. Exit 0 feasible, 1 infeasible
+    (the plan and its reasons are still printed), 2 bad input."""
+    from ironserve.catalog.models import UnknownModel
+    from ironserve.plan.plan import plan_group, plan_sizing
+    from ironserve.plan.sizing import UnknownAccelerator
+    from ironserve.plan.types import SizingRequest
+    from ironserve.render import print_plans
+
+    if inventory is not None:
+        cluster = _load(inventory, as_json)
+        plans = [plan_group(g) for g in cluster.groups]
+    else:
+        missing = [
+            name for name, v in (("--model", model), ("--accelerator", accelerator)) if not v
+        ]
+        if missing:
+            _fail_input(
+                [Problem("cli", m, "required without -i/--inventory") for m in missing], as_json
+            )
+        assert model is not None and accelerator is not None
+        request = SizingRequest(
+            model_id=model,
+            accelerator_id=accelerator,
+            nodes=nodes,
+            devices_per_node=devices_per_node,
+            engine=engine,
+            engine_version=engine_version,
+            weight_format=weight_format,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+            pipeline_parallel_size=pipeline_parallel_size,
+            data_parallel_size=data_parallel_size,
+            expert_parallel=expert_parallel,
+        )
+        try:
+            plans = [plan_sizing(request)]
+        except UnknownModel as error:
+            _fail_input([Problem("cli", "--model", str(error))], as_json)
+        except UnknownAccelerator as error:
+            _fail_input([Problem("cli", "--accelerator", str(error))], as_json)
+    feasible = all(p.feasible for p in plans)
+    if as_json:
+        if len(plans) == 1:
+            print(json.dumps(plans[0].summary(), indent=2))
+        else:
+            doc = {"feasible": feasible, "groups": [p.summary() for p in plans]}
+            print(json.dumps(doc, indent=2))
+    else:
+        print_plans(out, plans)
+    raise typer.Exit(0 if feasible else 1)
+
+
+@app.command()
+def render(
+    inventory: Inventory,
+    node: Annotated[str, typer.Option("--node", help="Inventory host name")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Print what runs on one node: its container command, environment and files."""
+    from ironserve.plan.plan import plan_group
+    from ironserve.render import print_node
+
+    cluster = _load(inventory, as_json)
+    for group in cluster.groups:
+        if any(n.name == node for n in group.nodes):
+            launch = plan_group(group).node(node)
+            if as_json:
+                print(json.dumps(launch.model_dump(), indent=2))
+            else:
+                print_node(out, launch)
+            return
+    names = [n.name for g in cluster.groups for n in g.nodes]
+    from ironserve.errors import did_you_mean
+
+    _fail_input(
+        [Problem(node, "--node", f"not in the inventory{did_you_mean(node, names)}")], as_json
+    )
+
+
+catalog_app = typer.Typer(
+    no_args_is_help=True, help="What ironserve knows: models, accelerators, engines."
+)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("models")
+def catalog_models_cmd(as_json: JsonFlag = False) -> None:
+    """Models with their architecture facts (from their config.json)."""
+    from ironserve.catalog.models import catalog_models
+    from ironserve.render import print_models
+
+    models = catalog_models()
+    if as_json:
+        print(json.dumps([m.model_dump(mode="json") for m in models.values()], indent=2))
+    else:
+        print_models(out, list(models.values()))
+
+
+@catalog_app.command("accelerators")
+def catalog_accelerators_cmd(as_json: JsonFlag = False) -> None:
+    """Accelerators with their memory and the weight formats they run."""
+    from ironserve.catalog.accelerators import ACCELERATORS
+    from ironserve.render import print_accelerators
+
+    if as_json:
+        print(json.dumps([a.model_dump(mode="json") for a in ACCELERATORS.values()], indent=2))
+    else:
+        print_accelerators(out, list(ACCELERATORS.values()))
+
+
+@catalog_app.command(
+    "flags", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+def catalog_flags_cmd(
+    engine: Annotated[EngineKind, typer.Argument(help="Engine")],
+    version: Annotated[str | None, typer.Option(help="Engine version")] = None,
+    check: Annotated[list[str] | None, typer.Argument(help="Flags to check")] = None,
+) -> None:
+    """Check flags against the engine version's own parser (exit 1 if any is unknown)."""
+    from ironserve.catalog.engines import ENGINES, check_flags, flag_table
+
+    spec = ENGINES[engine]
+    try:
+        table = flag_table(spec, version or spec.default_version)
+    except ValueError as error:
+        _fail_input([Problem("cli", "--version", str(error))], False)
+    if table is None:
+        out.print(f"{engine.value} takes no command-line flags")
+        return
+    if not check:
+        out.print("\n".join(sorted(table.flags)))
+        return
+    problems = check_flags(table, check)
+    for line in problems:
+        out.print(line, markup=False)
+    if not problems:
+        out.print(f"ok: accepted by {table.engine} {table.version}")
+    raise typer.Exit(1 if problems else 0)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"ironserve {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version"
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

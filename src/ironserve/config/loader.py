@@ -1,0 +1,298 @@
+"""Turn host records (flat pyinfra data) into a validated Cluster, or every problem found.
+
+Runs before any connection: nothing here reads a node.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections import defaultdict
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ironserve.catalog.accelerators import ACCELERATORS
+from ironserve.catalog.engines import ENGINES, check_flags, flag_table
+from ironserve.catalog.models import UnknownModel, get_model
+from ironserve.config.inventory import HostRecord
+from ironserve.config.schema import (
+    SECRET_KEYS,
+    SECTIONS,
+    Cluster,
+    Node,
+    ServingGroup,
+    known_keys,
+)
+from ironserve.errors import InputError, Problem, did_you_mean
+
+# Keys pyinfra itself reads: connector settings and global operation arguments.
+_PYINFRA_PREFIXES = ("ssh_", "docker_", "podman_", "chroot_", "vagrant_", "terraform_", "winrm_")
+_PYINFRA_KEYS = {"fake_responses", "name"}
+
+_SHARED = [prefix for prefix, (_, shared) in SECTIONS.items() if shared]
+
+
+def _is_pyinfra_key(key: str) -> bool:
+    return key.startswith("_") or key.startswith(_PYINFRA_PREFIXES) or key in _PYINFRA_KEYS
+
+
+def _section(
+    host: str, data: dict[str, Any], prefix: str, model: type[BaseModel], problems: list[Problem]
+) -> Any:
+    values = {k[len(prefix) :]: v for k, v in data.items() if k.startswith(prefix)}
+    try:
+        return model(**values)
+    except ValidationError as error:
+        for item in error.errors():
+            key = prefix + str(item["loc"][0]) if item["loc"] else prefix.rstrip("_")
+            value = values.get(str(item["loc"][0])) if item["loc"] else None
+            shown = f" (got {value!r})" if value is not None else ""
+            problems.append(Problem(host, key, f"{item['msg']}{shown}"))
+        return None
+
+
+def _check_keys(record: HostRecord, problems: list[Problem]) -> None:
+    known = known_keys()
+    for key in record.data:
+        if _is_pyinfra_key(key) or key in known:
+            continue
+        if key in SECRET_KEYS:
+            problems.append(
+                Problem(
+                    record.name,
+                    key,
+                    f"secrets do not belong in inventory data; write it to a 0600 file and set "
+                    f"{SECRET_KEYS[key]} to its path",
+                )
+            )
+            continue
+        problems.append(Problem(record.name, key, f"unknown key{did_you_mean(key, known)}"))
+
+
+def _node(record: HostRecord, problems: list[Problem]) -> tuple[Node | None, dict[str, Any]]:
+    """The node's own settings, and its shared settings (to compare within the group)."""
+    data = record.data
+    before = len(problems)
+    parts = {
+        prefix: _section(record.name, data, prefix, model, problems)
+        for prefix, (model, _) in SECTIONS.items()
+    }
+    if len(problems) > before:
+        return None, {}
+    node = Node(
+        name=record.name,
+        node=parts["node_"],
+        accelerator=parts["accelerator_"],
+        network=parts["network_"],
+        npu=parts["npu_"],
+    )
+    return node, {prefix: parts[prefix] for prefix in _SHARED}
+
+
+def _check_shared_agree(
+    group: str, members: list[tuple[Node, dict[str, Any]]], problems: list[Problem]
+) -> None:
+    first_node, first = members[0]
+    for node, shared in members[1:]:
+        for prefix in _SHARED:
+            mine, theirs = shared[prefix].model_dump(), first[prefix].model_dump()
+            for name in mine:
+                if mine[name] != theirs[name]:
+                    problems.append(
+                        Problem(
+                            node.name,
+                            prefix + name,
+                            f"must be the same on every node of serving group {group!r}: "
+                            f"{mine[name]!r} here, {theirs[name]!r} on {first_node.name}",
+                        )
+                    )
+
+
+def _check_group(group: ServingGroup, problems: list[Problem]) -> None:
+    nodes = group.nodes
+    heads = [n for n in nodes if n.node.role == "head"]
+    where = group.head.name
+    if len(heads) != 1:
+        names = ", ".join(n.name for n in heads) or "none"
+        problems.append(
+            Problem(
+                where,
+                "node_role",
+                f"serving group {group.name!r} needs exactly one head, has {len(heads)} ({names})",
+            )
+        )
+    kinds = {(n.accelerator.kind, n.accelerator.count) for n in nodes}
+    if len(kinds) > 1:
+        for n in nodes[1:]:
+            if (n.accelerator.kind, n.accelerator.count) != (
+                nodes[0].accelerator.kind,
+                nodes[0].accelerator.count,
+            ):
+                problems.append(
+                    Problem(
+                        n.name,
+                        "accelerator_kind",
+                        f"{n.accelerator.count} x {n.accelerator.kind} differs from "
+                        f"{nodes[0].accelerator.count} x {nodes[0].accelerator.kind} on "
+                        f"{nodes[0].name}: a serving group needs identical nodes",
+                    )
+                )
+    accel_id = nodes[0].accelerator.kind
+    accel = ACCELERATORS.get(accel_id)
+    for n in nodes:
+        if n.accelerator.kind not in ACCELERATORS:
+            problems.append(
+                Problem(
+                    n.name,
+                    "accelerator_kind",
+                    f"unknown accelerator {n.accelerator.kind!r}"
+                    f"{did_you_mean(n.accelerator.kind, set(ACCELERATORS))}",
+                )
+            )
+    engine = ENGINES[group.engine.kind]
+    if accel is not None and accel.vendor not in engine.vendors:
+        suited = sorted(e.kind.value for e in ENGINES.values() if accel.vendor in e.vendors)
+        problems.append(
+            Problem(
+                where,
+                "engine_kind",
+                f"{engine.kind.value} does not run on {accel.vendor} accelerators ({accel_id}); "
+                f"use {' or '.join(suited)}",
+            )
+        )
+    if len(nodes) > 1:
+        for n in nodes:
+            if not n.network.socket_ifname:
+                problems.append(
+                    Problem(
+                        n.name,
+                        "network_socket_ifname",
+                        "required for a multi-node group: the NIC that GLOO/NCCL/TP (HCCL) "
+                        "sockets use; without it they pick the wrong interface or loopback",
+                    )
+                )
+    if accel is not None and accel.vendor == "ascend":
+        tls = {n.npu.tls for n in nodes}
+        if len(tls) > 1:
+            problems.append(
+                Problem(where, "npu_tls", "HCCL TLS must be on or off on every node alike")
+            )
+        for n in nodes:
+            if len(n.npu.device_ips) != n.accelerator.count:
+                problems.append(
+                    Problem(
+                        n.name,
+                        "npu_device_ips",
+                        f"needs one address per NPU: {n.accelerator.count} NPUs, "
+                        f"{len(n.npu.device_ips)} addresses",
+                    )
+                )
+    elif any(n.npu.device_ips for n in nodes):
+        problems.append(
+            Problem(where, "npu_device_ips", f"only Ascend nodes have NPU device IPs ({accel_id})")
+        )
+    try:
+        get_model(group.model.id, group.model.config_file)
+    except UnknownModel as error:
+        problems.append(Problem(where, "model_id", f"{error}; set model_config_file for others"))
+    except (OSError, ValueError) as error:
+        problems.append(Problem(where, "model_config_file", str(error)))
+    _check_engine_args(group, problems)
+    if group.serving.api_key_file is not None:
+        _check_secret_file(where, "serving_api_key_file", group.serving.api_key_file, problems)
+    if group.hub.token_file is not None:
+        _check_secret_file(where, "hub_token_file", group.hub.token_file, problems)
+
+
+def _check_engine_args(group: ServingGroup, problems: list[Problem]) -> None:
+    engine = ENGINES[group.engine.kind]
+    where = group.head.name
+    try:
+        table = flag_table(engine, group.engine.version or engine.default_version)
+    except ValueError as error:
+        problems.append(Problem(where, "engine_version", str(error)))
+        return
+    if table is None:
+        if group.engine.extra_args:
+            problems.append(
+                Problem(
+                    where,
+                    "engine_extra_args",
+                    f"{engine.kind.value} takes no command-line flags; its settings are "
+                    "rendered into its config.json",
+                )
+            )
+        return
+    for message in check_flags(table, group.engine.extra_args):
+        problems.append(Problem(where, "engine_extra_args", message))
+
+
+def _check_secret_file(host: str, key: str, path: Any, problems: list[Problem]) -> None:
+    if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+        problems.append(
+            Problem(host, key, f"{path} is readable by others; chmod 600 it (it holds a secret)")
+        )
+
+
+def _check_unique_addresses(groups: list[ServingGroup], problems: list[Problem]) -> None:
+    seen_ip: dict[str, str] = {}
+    seen_npu: dict[str, str] = {}
+    for group in groups:
+        for n in group.nodes:
+            ip = str(n.node.ip)
+            if ip in seen_ip:
+                problems.append(
+                    Problem(n.name, "node_ip", f"{ip} is already the address of {seen_ip[ip]}")
+                )
+            seen_ip.setdefault(ip, n.name)
+            for index, address in enumerate(n.npu.device_ips):
+                key = str(address)
+                here = f"{n.name} NPU {index}"
+                if key in seen_npu:
+                    problems.append(
+                        Problem(
+                            n.name,
+                            "npu_device_ips",
+                            f"{key} (NPU {index}) is already used by {seen_npu[key]}: NPU device "
+                            "IPs must be unique cluster-wide",
+                        )
+                    )
+                seen_npu.setdefault(key, here)
+
+
+def build_cluster(records: list[HostRecord]) -> Cluster:
+    """Validate every host and every cross-host rule; raise InputError listing all problems."""
+    problems: list[Problem] = []
+    members: dict[str, list[tuple[Node, dict[str, Any]]]] = defaultdict(list)
+    for record in records:
+        _check_keys(record, problems)
+        node, shared = _node(record, problems)
+        if node is not None:
+            members[shared["serving_"].group].append((node, shared))
+    if problems:
+        raise InputError(problems)
+    groups = []
+    for name, group_members in members.items():
+        _check_shared_agree(name, group_members, problems)
+        ordered = sorted(group_members, key=lambda m: m[0].node.role != "head")
+        shared = ordered[0][1]
+        group = ServingGroup(
+            name=name,
+            model=shared["model_"],
+            engine=shared["engine_"],
+            hub=shared["hub_"],
+            serving=shared["serving_"],
+            nodes=[n for n, _ in ordered],
+        )
+        _check_group(group, problems)
+        groups.append(group)
+    _check_unique_addresses(groups, problems)
+    if problems:
+        raise InputError(problems)
+    return Cluster(groups=groups)
+
+
+def load_cluster(inventory: str, cwd: str | None = None) -> Cluster:
+    from ironserve.config.inventory import load_inventory
+
+    return build_cluster(load_inventory(inventory, cwd))

@@ -1,0 +1,147 @@
+"""The inventory's data as typed models.
+
+pyinfra hands every host a flat dict (host data over group data over ``all``). Keys are prefixed
+by what they describe, and each prefix maps to one model here: ``model_id`` is ``ModelSettings.id``,
+``engine_image`` is ``EngineSettings.image``, and so on. Settings of a serving group must agree on
+every node of the group; node settings are per host.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from ironserve.catalog.engines import EngineKind
+from ironserve.catalog.formats import WeightFormat
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettings(_Strict):
+    id: str = Field(min_length=1, description="Catalog id (Hugging Face repo id) of the model")
+    revision: str = Field("main", description="Hub revision (branch, tag or commit)")
+    served_name: str | None = Field(None, description="Name the API serves; default: repo name")
+    max_len: PositiveInt | None = Field(None, description="Context length; default: what fits")
+    weights_dir: str = Field("/data/models", description="Folder on every node holding weights")
+    format: WeightFormat | None = Field(None, description="Checkpoint format; default: native")
+    config_file: Path | None = Field(
+        None, description="Local config.json for a model the catalog lacks"
+    )
+
+
+class EngineSettings(_Strict):
+    kind: EngineKind = Field(EngineKind.VLLM, description="vllm, sglang, mindie or vllm_vacc")
+    version: str | None = Field(None, description="Engine version; picks the flag table")
+    image: str | None = Field(None, description="Container image; default: the version's image")
+    port: PositiveInt | None = Field(None, description="API port on the head node")
+    tensor_parallel_size: PositiveInt | None = Field(None, description="Force TP")
+    pipeline_parallel_size: PositiveInt | None = Field(None, description="Force PP")
+    data_parallel_size: PositiveInt | None = Field(None, description="Force DP")
+    expert_parallel: bool | None = Field(None, description="Experts spread over ranks (MoE)")
+    memory_utilization: float | None = Field(
+        None, gt=0.0, le=1.0, description="Fraction of device memory for the engine"
+    )
+    max_num_seqs: PositiveInt | None = Field(None, description="Concurrent sequences")
+    extra_args: list[str] = Field(
+        default_factory=list, description="More engine flags, checked against the flag table"
+    )
+    shm_size: str = Field("32g", description="Shared memory of the engine container")
+
+
+class HubSettings(_Strict):
+    kind: Literal["huggingface", "modelscope"] = "huggingface"
+    endpoint: str | None = Field(None, description="Mirror URL (HF_ENDPOINT / MODELSCOPE_ENDPOINT)")
+    token_file: Path | None = Field(None, description="0600 file holding the hub token")
+
+
+class ServingSettings(_Strict):
+    group: str = Field("default", min_length=1, description="Serving group this node belongs to")
+    api_key_file: Path | None = Field(None, description="0600 file holding the API key")
+
+
+class NetworkSettings(_Strict):
+    socket_ifname: str | None = Field(
+        None, min_length=1, description="NIC for GLOO/NCCL/TP (and HCCL) sockets on this node"
+    )
+    ib_hcas: list[str] = Field(default_factory=list, description="IB/RoCE HCAs for NCCL_IB_HCA")
+    ib_gid_index: int | None = Field(None, ge=0, description="NCCL_IB_GID_INDEX (RoCE: often 3)")
+
+
+class NpuSettings(_Strict):
+    device_ips: list[IPv4Address] = Field(
+        default_factory=list, description="Ascend: one parameter-plane IP per NPU"
+    )
+    netmask: IPv4Address = Field(IPv4Address("255.255.255.0"))
+    gateway: IPv4Address | None = Field(None, description="Ascend: gateway / netdetect address")
+    tls: bool = Field(False, description="HCCL TLS; must be the same on every node")
+
+
+class NodeSettings(_Strict):
+    role: Literal["head", "worker"]
+    ip: IPv4Address = Field(description="The node's address on the cluster network")
+
+
+class AcceleratorSettings(_Strict):
+    kind: str = Field(min_length=1, description="Catalog id, e.g. h100-80g")
+    count: PositiveInt = Field(description="Physical devices (cards) in the node")
+
+
+class Node(_Strict):
+    """One host of the inventory, validated."""
+
+    name: str
+    node: NodeSettings
+    accelerator: AcceleratorSettings
+    network: NetworkSettings
+    npu: NpuSettings
+
+
+class ServingGroup(_Strict):
+    """Nodes that serve one model together, with the settings they share. Head first."""
+
+    name: str
+    model: ModelSettings
+    engine: EngineSettings
+    hub: HubSettings
+    serving: ServingSettings
+    nodes: list[Node]
+
+    @property
+    def head(self) -> Node:
+        return self.nodes[0]
+
+
+class Cluster(_Strict):
+    groups: list[ServingGroup]
+
+
+# Which settings model each key prefix fills, and whether it is shared by the serving group.
+SECTIONS: dict[str, tuple[type[_Strict], bool]] = {
+    "model_": (ModelSettings, True),
+    "engine_": (EngineSettings, True),
+    "hub_": (HubSettings, True),
+    "serving_": (ServingSettings, True),
+    "node_": (NodeSettings, False),
+    "accelerator_": (AcceleratorSettings, False),
+    "network_": (NetworkSettings, False),
+    "npu_": (NpuSettings, False),
+}
+
+# Keys that look like secrets: refused with where the secret belongs instead.
+SECRET_KEYS = {
+    "serving_api_key": "serving_api_key_file",
+    "hub_token": "hub_token_file",
+    "hf_token": "hub_token_file",
+    "modelscope_token": "hub_token_file",
+}
+
+
+def known_keys() -> set[str]:
+    return {
+        prefix + field for prefix, (model, _) in SECTIONS.items() for field in model.model_fields
+    }

@@ -1,0 +1,20 @@
+"""Engine command builders: LaunchContext in, one NodeLaunch per node out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ironserve.catalog.engines import EngineKind
+from ironserve.engines import mindie, sglang, vacc, vllm
+from ironserve.engines.base import LaunchContext, NodeLaunch
+
+BUILDERS: dict[EngineKind, Callable[[LaunchContext], list[NodeLaunch]]] = {
+    EngineKind.VLLM: vllm.build,
+    EngineKind.SGLANG: sglang.build,
+    EngineKind.MINDIE: mindie.build,
+    EngineKind.VLLM_VACC: vacc.build,
+}
+
+
+def build_launches(ctx: LaunchContext) -> list[NodeLaunch]:
+    return BUILDERS[ctx.engine.kind](ctx)

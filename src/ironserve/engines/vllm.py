@@ -1,0 +1,168 @@
+"""vLLM (vllm/vllm-openai images): one `vllm serve` container, or a Ray cluster across nodes.
+
+Multi-node follows vLLM's distributed serving docs (examples/online_serving/run_cluster.sh) with
+its traps removed: every node runs a detached, restarted Ray container (not a foreground script
+whose terminal closing tears the node down), each with its own VLLM_HOST_IP and
+``--node-ip-address``; once ``ray status`` shows every node, the head runs ``vllm serve`` with
+``--distributed-executor-backend ray`` inside its Ray container (``serve_exec``).
+
+The API key: vLLM's OpenAI server reads ``VLLM_API_KEY`` from its environment
+(``envs.VLLM_API_KEY`` in vllm/entrypoints/openai/api_server.py), and the node's secrets env file
+carries it; ``--api-key`` is never written.
+"""
+
+from __future__ import annotations
+
+from ironserve.engines.base import RAY_PORT, ContainerSpec, LaunchContext, NodeLaunch, NodeTarget
+from ironserve.engines.common import (
+    base_run_args,
+    check_ranks,
+    container_name,
+    fmt_fraction,
+    ib_env,
+    ib_run_args,
+    is_multi_node,
+    require,
+    secrets_env_file,
+    socket_env,
+    table_for,
+    trusts_remote_code,
+    units_on,
+    verify_flags,
+    vllm_reasoning_args,
+    weights_mount,
+)
+
+# Every interface variable the Ray/Gloo/NCCL/TensorPipe stack of a vLLM node may consult.
+SOCKET_ENV = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "TP_SOCKET_IFNAME")
+
+
+def serve_options(ctx: LaunchContext, *, ray: bool) -> list[str]:
+    """The options of `vllm serve <weights>`, checked against the version's flag table."""
+    table = table_for(ctx)
+    sizing, par = ctx.sizing, ctx.sizing.parallelism
+    args = [
+        "--served-model-name",
+        ctx.served_name,
+        "--tensor-parallel-size",
+        str(par.tensor),
+        "--pipeline-parallel-size",
+        str(par.pipeline),
+    ]
+    if par.data > 1:
+        args += [require(table, "--data-parallel-size", f"DP {par.data}"), str(par.data)]
+    if par.expert > 1:
+        args.append(require(table, "--enable-expert-parallel", f"EP {par.expert}"))
+    if ray:
+        args += ["--distributed-executor-backend", "ray"]
+    args += [
+        "--max-model-len",
+        str(sizing.max_model_len),
+        "--gpu-memory-utilization",
+        fmt_fraction(sizing.memory.utilization),
+    ]
+    if sizing.max_num_seqs is not None:
+        args += ["--max-num-seqs", str(sizing.max_num_seqs)]
+    if trusts_remote_code(ctx):
+        args.append("--trust-remote-code")
+    args += vllm_reasoning_args(ctx, table)
+    args += ["--host", "0.0.0.0", "--port", str(ctx.port)]
+    verify_flags(table, args)
+    return [*args, *ctx.extra_args]
+
+
+def _env(ctx: LaunchContext, node: NodeTarget) -> dict[str, str]:
+    env = {
+        "VLLM_HOST_IP": node.address,
+        "HF_HUB_OFFLINE": "1",  # the weights are staged on every node before launch
+    }
+    if is_multi_node(ctx):
+        env |= socket_env(node, SOCKET_ENV)
+    return env | ib_env(node)
+
+
+def _run_args(ctx: LaunchContext, node: NodeTarget, entrypoint: str) -> list[str]:
+    return [
+        *base_run_args(ctx),
+        "--gpus",
+        "all",
+        *weights_mount(ctx),
+        *secrets_env_file(ctx),
+        *ib_run_args(node),
+        "--entrypoint",
+        entrypoint,
+    ]
+
+
+def _ray_command(ctx: LaunchContext, node: NodeTarget, *, head: bool) -> list[str]:
+    gpus = str(units_on(ctx, node))
+    if head:
+        return [
+            "start",
+            "--block",
+            "--head",
+            "--node-ip-address",
+            node.address,
+            "--port",
+            str(RAY_PORT),
+            "--num-gpus",
+            gpus,
+            "--dashboard-host",
+            "127.0.0.1",
+        ]
+    return [
+        "start",
+        "--block",
+        "--address",
+        f"{ctx.head.address}:{RAY_PORT}",
+        "--node-ip-address",
+        node.address,
+        "--num-gpus",
+        gpus,
+    ]
+
+
+def build(ctx: LaunchContext) -> list[NodeLaunch]:
+    check_ranks(ctx)
+    if not is_multi_node(ctx):
+        node = ctx.head
+        container = ContainerSpec(
+            name=container_name(ctx, "vllm"),
+            image=ctx.image,
+            run_args=_run_args(ctx, node, "vllm"),
+            env=_env(ctx, node),
+            command=["serve", ctx.weights_path, *serve_options(ctx, ray=False)],
+        )
+        return [
+            NodeLaunch(
+                node=node.name,
+                address=node.address,
+                role=node.role,
+                rank=node.rank,
+                serves_api=True,
+                container=container,
+            )
+        ]
+
+    serve = ["vllm", "serve", ctx.weights_path, *serve_options(ctx, ray=True)]
+    launches = []
+    for index, node in enumerate(ctx.nodes):
+        head = index == 0
+        launches.append(
+            NodeLaunch(
+                node=node.name,
+                address=node.address,
+                role=node.role,
+                rank=node.rank,
+                serves_api=head,
+                container=ContainerSpec(
+                    name=container_name(ctx, "ray"),
+                    image=ctx.image,
+                    run_args=_run_args(ctx, node, "ray"),
+                    env=_env(ctx, node),
+                    command=_ray_command(ctx, node, head=head),
+                ),
+                serve_exec=serve if head else None,
+            )
+        )
+    return launches

@@ -1,0 +1,203 @@
+"""The Plan: sizing plus, per node, exactly what runs there. Computed once; roles only read it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ironserve.catalog.accelerators import ACCELERATORS
+from ironserve.catalog.engines import ENGINES
+from ironserve.catalog.models import ModelSpec, get_model
+from ironserve.config.schema import ServingGroup
+from ironserve.engines import build_launches
+from ironserve.engines.base import LaunchContext, NodeLaunch, NodeTarget
+from ironserve.plan.sizing import size_model
+from ironserve.plan.types import Sizing, SizingRequest
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group: str
+    context: LaunchContext
+    nodes: list[NodeLaunch]
+
+    @property
+    def sizing(self) -> Sizing:
+        return self.context.sizing
+
+    @property
+    def feasible(self) -> bool:
+        return self.sizing.feasible
+
+    def node(self, name: str) -> NodeLaunch:
+        for launch in self.nodes:
+            if launch.node == name:
+                return launch
+        raise KeyError(name)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON contract of `ironserve plan --json` (keys scripts rely on come first)."""
+        s, p, ctx = self.sizing, self.sizing.parallelism, self.context
+        return {
+            "feasible": s.feasible,
+            "tensor_parallel_size": p.tensor,
+            "pipeline_parallel_size": p.pipeline,
+            "data_parallel_size": p.data,
+            "expert_parallel_size": p.expert,
+            "max_model_len": s.max_model_len,
+            "weights_bytes": s.weights_bytes,
+            "reasons": s.reasons,
+            "blockers": s.blockers,
+            "group": self.group,
+            "model": ctx.model.id,
+            "served_model_name": ctx.served_name,
+            "weight_format": s.weight_format.value,
+            "accelerator": ctx.accelerator.id,
+            "engine": ctx.engine.kind.value,
+            "engine_version": ctx.engine_version,
+            "image": ctx.image,
+            "max_num_seqs": s.max_num_seqs,
+            "full_length_sequences": s.full_length_sequences,
+            "memory_per_unit": s.memory.model_dump(),
+            "alternatives": [a.model_dump(mode="json") for a in s.alternatives],
+            "nodes": [
+                {
+                    "name": n.node,
+                    "address": n.address,
+                    "role": n.role,
+                    "rank": n.rank,
+                    "serves_api": n.serves_api,
+                    "launch": n.shell_lines(),
+                    "env": n.container.env,
+                    "files": [f.path for f in n.files],
+                }
+                for n in self.nodes
+            ],
+        }
+
+
+def launch_context(
+    group: str,
+    model: ModelSpec,
+    request: SizingRequest,
+    nodes: list[NodeTarget],
+    *,
+    served_name: str | None = None,
+    weights_dir: str = "/data/models",
+    image: str | None = None,
+    port: int | None = None,
+    extra_args: list[str] | None = None,
+    shm_size: str = "32g",
+    npu_tls: bool = False,
+) -> LaunchContext:
+    engine = ENGINES[request.engine]
+    version = request.engine_version or engine.default_version
+    return LaunchContext(
+        group=group,
+        model=model,
+        accelerator=ACCELERATORS[request.accelerator_id],
+        engine=engine,
+        engine_version=version,
+        image=image or engine.image(version),
+        sizing=size_model(model, request),
+        served_name=served_name or model.short_name,
+        weights_path=f"{weights_dir.rstrip('/')}/{model.id}",
+        port=port or engine.default_port,
+        nodes=nodes,
+        extra_args=extra_args or [],
+        reasoning_parser=model.reasoning_parser,
+        shm_size=shm_size,
+        npu_tls=npu_tls,
+    )
+
+
+def plan_group(group: ServingGroup) -> Plan:
+    """Plan one validated serving group of the inventory."""
+    model = get_model(group.model.id, group.model.config_file)
+    head = group.head
+    request = SizingRequest(
+        model_id=model.id,
+        accelerator_id=head.accelerator.kind,
+        nodes=len(group.nodes),
+        devices_per_node=head.accelerator.count,
+        engine=group.engine.kind,
+        engine_version=group.engine.version,
+        weight_format=group.model.format,
+        max_model_len=group.model.max_len,
+        tensor_parallel_size=group.engine.tensor_parallel_size,
+        pipeline_parallel_size=group.engine.pipeline_parallel_size,
+        data_parallel_size=group.engine.data_parallel_size,
+        expert_parallel=group.engine.expert_parallel,
+        memory_utilization=group.engine.memory_utilization,
+        max_num_seqs=group.engine.max_num_seqs,
+        kv_cache_dtype_bytes=kv_cache_dtype_bytes(group.engine.extra_args),
+    )
+    targets = [
+        NodeTarget(
+            name=n.name,
+            address=str(n.node.ip),
+            role=n.node.role,
+            rank=rank,
+            device_count=n.accelerator.count,
+            socket_ifname=n.network.socket_ifname,
+            ib_hcas=n.network.ib_hcas,
+            ib_gid_index=n.network.ib_gid_index,
+            npu_device_ips=[str(ip) for ip in n.npu.device_ips],
+        )
+        for rank, n in enumerate(group.nodes)
+    ]
+    ctx = launch_context(
+        group.name,
+        model,
+        request,
+        targets,
+        served_name=group.model.served_name,
+        weights_dir=group.model.weights_dir,
+        image=group.engine.image,
+        port=group.engine.port,
+        extra_args=group.engine.extra_args,
+        shm_size=group.engine.shm_size,
+        npu_tls=group.nodes[0].npu.tls,
+    )
+    return Plan(group=group.name, context=ctx, nodes=build_launches(ctx))
+
+
+def plan_sizing(request: SizingRequest) -> Plan:
+    """A plan without an inventory: nodes get placeholder names and addresses."""
+    model = get_model(request.model_id)
+    vendor = (
+        ACCELERATORS[request.accelerator_id].vendor
+        if request.accelerator_id in ACCELERATORS
+        else ""
+    )
+    targets = [
+        NodeTarget(
+            name=f"node-{rank}",
+            address=f"<node-{rank}-ip>",
+            role="head" if rank == 0 else "worker",
+            rank=rank,
+            device_count=request.devices_per_node,
+            socket_ifname="<ifname>" if request.nodes > 1 else None,
+            npu_device_ips=[f"<node-{rank}-npu-{i}-ip>" for i in range(request.devices_per_node)]
+            if vendor == "ascend"
+            else [],
+        )
+        for rank in range(request.nodes)
+    ]
+    ctx = launch_context("default", model, request, targets)
+    return Plan(group="default", context=ctx, nodes=build_launches(ctx))
+
+
+def kv_cache_dtype_bytes(extra_args: list[str]) -> int:
+    """1 when the engine is told to keep an FP8 KV cache, else 2."""
+    for index, token in enumerate(extra_args):
+        value = None
+        if token.startswith("--kv-cache-dtype="):
+            value = token.split("=", 1)[1]
+        elif token == "--kv-cache-dtype" and index + 1 < len(extra_args):
+            value = extra_args[index + 1]
+        if value is not None:
+            return 1 if value.startswith("fp8") else 2
+    return 2

@@ -1,0 +1,81 @@
+"""What the planner decides, as plain data (JSON-ready through pydantic)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ironserve.catalog.engines import EngineKind
+from ironserve.catalog.formats import WeightFormat
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SizingRequest(_Frozen):
+    """Everything sizing needs; no addresses, so it also answers "what would it take"."""
+
+    model_id: str
+    accelerator_id: str
+    nodes: int = Field(gt=0)
+    devices_per_node: int = Field(gt=0)
+    engine: EngineKind = EngineKind.VLLM
+    engine_version: str | None = None
+    weight_format: WeightFormat | None = None
+    max_model_len: int | None = Field(None, gt=0)
+    tensor_parallel_size: int | None = Field(None, gt=0)
+    pipeline_parallel_size: int | None = Field(None, gt=0)
+    data_parallel_size: int | None = Field(None, gt=0)
+    expert_parallel: bool | None = None
+    memory_utilization: float | None = Field(None, gt=0, le=1)
+    max_num_seqs: int | None = Field(None, gt=0)
+    kv_cache_dtype_bytes: int = 2
+    speculative: bool = False  # MTP / speculative decoding asked for
+
+
+class Parallelism(_Frozen):
+    tensor: int
+    pipeline: int
+    data: int
+    expert: int  # 1: experts not spread over ranks
+
+    @property
+    def ranks(self) -> int:
+        return self.tensor * self.pipeline * self.data
+
+
+class MemoryBudget(_Frozen):
+    """Per parallel unit (one GPU, NPU or die), in bytes."""
+
+    unit_bytes: int
+    utilization: float
+    usable_bytes: int
+    weights_bytes: int
+    reserve_bytes: int  # activations, CUDA graphs / HCCL buffers, context
+    kv_cache_bytes: int  # usable - weights - reserve (negative: does not fit)
+    kv_bytes_per_token: int  # this unit's share of one token's KV cache
+    kv_tokens: int  # tokens the KV cache of the whole deployment holds (per DP replica)
+
+
+class Alternative(_Frozen):
+    nodes: int
+    devices_per_node: int
+    weight_format: WeightFormat
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    summary: str
+
+
+class Sizing(_Frozen):
+    request: SizingRequest
+    feasible: bool
+    reasons: list[str]  # the explanation, in order; failures are among them, marked by blockers
+    blockers: list[str]  # the subset of reasons that make the plan infeasible
+    weight_format: WeightFormat
+    weights_bytes: int
+    parallelism: Parallelism
+    memory: MemoryBudget
+    max_model_len: int
+    max_num_seqs: int | None
+    full_length_sequences: int  # how many max_model_len sequences the KV cache holds
+    alternatives: list[Alternative]

@@ -1,0 +1,113 @@
+"""Human output: rich tables for plans, nodes and the catalog. Scripts use --json instead."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ironserve.catalog.accelerators import Accelerator
+from ironserve.catalog.models import ModelSpec
+from ironserve.engines.base import NodeLaunch
+from ironserve.plan.plan import Plan
+from ironserve.plan.sizing import gib, unit_name
+
+
+def print_plans(console: Console, plans: list[Plan]) -> None:
+    for plan in plans:
+        _print_plan(console, plan)
+
+
+def _print_plan(console: Console, plan: Plan) -> None:
+    s, ctx = plan.sizing, plan.context
+    p, m = s.parallelism, s.memory
+    unit = unit_name(ctx.accelerator)
+    verdict = "[green]feasible[/green]" if s.feasible else "[red]NOT feasible[/red]"
+    console.print(
+        f"[bold]{plan.group}[/bold]: {ctx.model.id} on {len(ctx.nodes)} x "
+        f"{ctx.nodes[0].device_count} {ctx.accelerator.id} with {ctx.engine.kind.value} "
+        f"{ctx.engine_version}: {verdict}"
+    )
+    budget = Table(title=f"Memory per {unit}", show_header=True, header_style="bold")
+    budget.add_column("item")
+    budget.add_column("value", justify="right")
+    budget.add_row(f"{unit} memory", gib(m.unit_bytes))
+    budget.add_row(f"usable ({m.utilization:.0%})", gib(m.usable_bytes))
+    budget.add_row(f"weights ({s.weight_format.value})", gib(m.weights_bytes))
+    budget.add_row("runtime reserve", gib(m.reserve_bytes))
+    budget.add_row("KV cache", gib(m.kv_cache_bytes))
+    budget.add_row("KV bytes per token", f"{m.kv_bytes_per_token:,}")
+    budget.add_row("KV tokens", f"{m.kv_tokens:,}")
+    layout = Table(title="Layout", show_header=True, header_style="bold")
+    layout.add_column("setting")
+    layout.add_column("value", justify="right")
+    layout.add_row("tensor parallel", str(p.tensor))
+    layout.add_row("pipeline parallel", str(p.pipeline))
+    layout.add_row("data parallel", str(p.data))
+    layout.add_row("expert parallel", str(p.expert))
+    layout.add_row("max model len", str(s.max_model_len))
+    layout.add_row("full-length sequences", str(s.full_length_sequences))
+    if s.max_num_seqs is not None:
+        layout.add_row("max concurrent requests", str(s.max_num_seqs))
+    console.print(budget)
+    console.print(layout)
+    for reason in s.reasons:
+        mark = "[red]x[/red]" if reason in s.blockers else "-"
+        console.print(f" {mark} {reason}", highlight=False)
+    nodes = Table(title="Nodes", show_header=True, header_style="bold")
+    for column in ("node", "address", "role", "rank", "serves API"):
+        nodes.add_column(column)
+    for n in plan.nodes:
+        nodes.add_row(n.node, n.address, n.role, str(n.rank), "yes" if n.serves_api else "")
+    console.print(nodes)
+    console.print("[dim]ironserve render -i INVENTORY --node NAME prints a node's commands[/dim]")
+
+
+def print_node(console: Console, launch: NodeLaunch) -> None:
+    console.print(
+        f"[bold]{launch.node}[/bold] ({launch.role}, rank {launch.rank}, {launch.address})"
+    )
+    console.print("[bold]# commands[/bold]")
+    for line in launch.shell_lines():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print("[bold]# environment[/bold]")
+    for key, value in sorted(launch.container.env.items()):
+        console.print(f"{key}={value}", markup=False, highlight=False)
+    for f in launch.files:
+        console.print(f"[bold]# file {f.path} (mode {f.mode})[/bold]")
+        console.print(f.content, markup=False, highlight=False)
+
+
+def print_models(console: Console, models: list[ModelSpec]) -> None:
+    table = Table(show_header=True, header_style="bold")
+    for column in ("model", "arch", "layers", "heads/kv", "experts", "format", "params", "on disk"):
+        table.add_column(column)
+    for m in models:
+        experts = f"{m.num_experts}/{m.experts_per_token}" if m.is_moe else ""
+        table.add_row(
+            m.id,
+            m.architecture + (" (MLA)" if m.uses_mla else ""),
+            str(m.num_layers),
+            f"{m.num_attention_heads}/{m.num_kv_heads}",
+            experts,
+            m.native_format.value,
+            f"{m.parameters / 1e9:,.1f}B",
+            gib(m.bytes_on_disk),
+        )
+    console.print(table)
+
+
+def print_accelerators(console: Console, accelerators: list[Accelerator]) -> None:
+    table = Table(show_header=True, header_style="bold")
+    for column in ("id", "vendor", "product", "memory", "units", "formats", "note"):
+        table.add_column(column)
+    for a in accelerators:
+        table.add_row(
+            a.id,
+            a.vendor,
+            a.product,
+            gib(a.memory_bytes),
+            str(a.units_per_device),
+            ", ".join(sorted(f.value for f in a.formats)),
+            a.note,
+        )
+    console.print(table)

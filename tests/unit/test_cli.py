@@ -1,0 +1,164 @@
+"""The CLI contract scripts rely on: exit codes, one JSON object on stdout, host/field errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ironserve.cli import app
+from tests.conftest import EXAMPLE_INVENTORIES, ROOT
+
+runner = CliRunner()
+CONTRACT_KEYS = {
+    "feasible",
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "data_parallel_size",
+    "expert_parallel_size",
+    "max_model_len",
+    "weights_bytes",
+    "reasons",
+    "nodes",
+}
+
+
+def sizing(*args: str) -> tuple[int, dict]:
+    result = runner.invoke(app, ["plan", *args, "--json"])
+    doc = json.loads(result.stdout) if result.exit_code in (0, 1) else {}
+    return result.exit_code, doc
+
+
+@pytest.mark.parametrize(
+    ("accel", "nodes", "code", "ranks"),
+    [("h200-141g", 1, 0, 8), ("h100-80g", 1, 1, 8), ("h100-80g", 2, 0, 16)],
+)
+def test_plan_sizing_form_exit_codes_and_keys(
+    accel: str, nodes: int, code: int, ranks: int
+) -> None:
+    exit_code, doc = sizing(
+        "--model", "deepseek-ai/DeepSeek-R1", "--accelerator", accel,
+        "--nodes", str(nodes), "--devices-per-node", "8",
+    )  # fmt: skip
+    assert exit_code == code
+    assert doc.keys() >= CONTRACT_KEYS
+    assert doc["feasible"] is (code == 0)
+    assert doc["tensor_parallel_size"] * doc["pipeline_parallel_size"] == ranks
+    assert [n["role"] for n in doc["nodes"]] == ["head"] + ["worker"] * (nodes - 1)
+    assert all(n["launch"] for n in doc["nodes"])
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--model", "no-such/model", "--accelerator", "h100-80g"], "unknown model"),
+        (["--model", "deepseek-ai/DeepSeek-R", "--accelerator", "h100-80g"], "DeepSeek-R1'?"),
+        (["--model", "deepseek-ai/DeepSeek-R1", "--accelerator", "h100"], "'h100-80g'?"),
+        (["--accelerator", "h100-80g"], "--model"),
+    ],
+)
+def test_plan_bad_input_exits_2_with_a_suggestion(args: list[str], needle: str) -> None:
+    result = runner.invoke(app, ["plan", *args, "--nodes", "1", "--devices-per-node", "8"])
+    assert result.exit_code == 2
+    assert needle in result.stderr
+
+
+@pytest.mark.parametrize("count", ["0", "-1"])
+def test_plan_non_positive_counts_are_bad_input(count: str) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "--model",
+            "deepseek-ai/DeepSeek-R1",
+            "--accelerator",
+            "h100-80g",
+            "--nodes",
+            count,
+        ],
+    )
+    assert result.exit_code == 2
+
+
+def test_forced_tp_breaking_divisibility_is_infeasible_not_bad_input() -> None:
+    code, doc = sizing(
+        "--model", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "--accelerator", "h100-80g",
+        "--nodes", "2", "--devices-per-node", "8", "--tensor-parallel-size", "16",
+    )  # fmt: skip
+    assert code == 1 and doc["feasible"] is False
+    assert any("heads % TP == 0" in r for r in doc["reasons"])
+
+
+@pytest.mark.parametrize("inventory", EXAMPLE_INVENTORIES, ids=lambda p: p.stem)
+def test_every_example_inventory_validates_and_plans_feasible(
+    inventory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    assert runner.invoke(app, ["validate", "-i", str(inventory)]).exit_code == 0
+    result = runner.invoke(app, ["plan", "-i", str(inventory), "--json"])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0, doc["reasons"]
+    assert doc["feasible"] is True
+
+
+def test_validate_reports_every_problem_with_host_and_field(tmp_path: Path) -> None:
+    (tmp_path / "site.py").write_text(
+        "nodes = [\n"
+        '  ("n0", {"node_role": "head", "node_ip": "10.0.0.1"}),\n'
+        '  ("n1", {"node_role": "head", "node_ip": "10.0.0.1", "engine_tensor_paralel_size": 8}),\n'
+        "]\n"
+    )
+    (tmp_path / "group_data").mkdir()
+    (tmp_path / "group_data" / "site.py").write_text(
+        'model_id = "deepseek-ai/DeepSeek-R1"\n'
+        'accelerator_kind = "h100-80g"\naccelerator_count = 8\n'
+        'network_socket_ifname = "eth0"\n'
+    )
+    result = runner.invoke(app, ["validate", "-i", str(tmp_path / "site.py")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert (
+        "n1: engine_tensor_paralel_size: unknown key (did you mean 'engine_tensor_parallel_size'?)"
+        in lines
+    )
+    result = runner.invoke(app, ["validate", "-i", str(tmp_path / "site.py"), "--json"])
+    doc = json.loads(result.stdout)
+    assert doc["valid"] is False
+    assert {"host": "n1", "field": "engine_tensor_paralel_size"}.items() <= doc["problems"][
+        0
+    ].items()
+
+
+def test_render_prints_a_nodes_commands_and_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    inventory = "inventories/ascend910b_2node_r1_mindie.py"
+    result = runner.invoke(app, ["render", "-i", inventory, "--node", "atlas-1", "--json"])
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["node"] == "atlas-1" and doc["rank"] == 1
+    assert any(f["path"].endswith("rank_table_file.json") for f in doc["files"])
+    missing = runner.invoke(app, ["render", "-i", inventory, "--node", "atlas-2"])
+    assert missing.exit_code == 2 and "atlas-2" in missing.stderr
+
+
+def test_catalog_flags_answers_per_version() -> None:
+    old = runner.invoke(
+        app, ["catalog", "flags", "vllm", "--version", "0.8.5", "--enable-reasoning"]
+    )
+    assert old.exit_code == 0
+    new = runner.invoke(
+        app, ["catalog", "flags", "vllm", "--version", "0.11.0", "--enable-reasoning"]
+    )
+    assert new.exit_code == 1 and "--enable-reasoning" in new.stdout
+
+
+def test_console_script_is_installed_and_answers() -> None:
+    exe = shutil.which("ironserve", path=str(Path(sys.executable).parent))
+    assert exe, "the ironserve console script is not installed next to this Python"
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and proc.stdout.startswith("ironserve ")
