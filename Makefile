@@ -37,3 +37,12 @@ test: lint typecheck unit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The lab (issue 3). `make test` runs the lab tests too (tests/lab, inside `unit`); these run
+# them alone, and bring a lab down (every object labelled ironserve.lab=1).
+.PHONY: lab lab-down
+lab: $(STAMP)
+	$(BIN)/pytest -q -m lab tests/lab
+
+lab-down: $(STAMP)
+	$(BIN)/ironserve lab down --all

@@ -15,6 +15,7 @@ from ironserve import __version__
 from ironserve.catalog.engines import EngineKind
 from ironserve.catalog.formats import WeightFormat
 from ironserve.errors import InputError, Problem
+from ironserve.lab.cli import lab_app
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,7 +24,6 @@ app = typer.Typer(
     help="From an inventory of GPU/NPU servers to a serving LLM cluster.",
 )
 out = Console()
-err = Console(stderr=True)
 
 Inventory = Annotated[
     Path, typer.Option("-i", "--inventory", help="pyinfra inventory file (group_data beside it)")
@@ -36,7 +36,7 @@ def _fail_input(problems: list[Problem], as_json: bool) -> NoReturn:
         doc = {"valid": False, "problems": [p.__dict__ for p in problems]}
         print(json.dumps(doc, indent=2))
     for problem in problems:
-        err.print(str(problem), markup=False, highlight=False)
+        print(problem, file=sys.stderr)  # one line per problem, never wrapped: scripts read it
     raise typer.Exit(2)
 
 
@@ -68,6 +68,9 @@ def plan(
     ] = None,
     model: Annotated[
         str | None, typer.Option(help="Model id, e.g. deepseek-ai/DeepSeek-R1")
+    ] = None,
+    model_config: Annotated[
+        Path | None, typer.Option(help="config.json of a model the catalog lacks")
     ] = None,
     accelerator: Annotated[str | None, typer.Option(help="Accelerator id, e.g. h100-80g")] = None,
     nodes: Annotated[int, typer.Option(min=1, help="Number of nodes")] = 1,
@@ -123,9 +126,11 @@ def plan(
             expert_parallel=expert_parallel,
         )
         try:
-            plans = [plan_sizing(request)]
+            plans = [plan_sizing(request, model_config)]
         except UnknownModel as error:
             _fail_input([Problem("cli", "--model", str(error))], as_json)
+        except (OSError, ValueError) as error:
+            _fail_input([Problem("cli", "--model-config", str(error))], as_json)
         except UnknownAccelerator as error:
             _fail_input([Problem("cli", "--accelerator", str(error))], as_json)
     feasible = all(p.feasible for p in plans)
@@ -171,6 +176,7 @@ catalog_app = typer.Typer(
     no_args_is_help=True, help="What ironserve knows: models, accelerators, engines."
 )
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(lab_app, name="lab")
 
 
 @catalog_app.command("models")
@@ -226,6 +232,34 @@ def catalog_flags_cmd(
     if not problems:
         out.print(f"ok: accepted by {table.engine} {table.version}")
     raise typer.Exit(1 if problems else 0)
+
+
+@catalog_app.command("fetch-config")
+def catalog_fetch_config_cmd(
+    model: Annotated[str, typer.Argument(help="Hub repo id, e.g. Qwen/Qwen3-8B")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write config.json")],
+    revision: Annotated[str, typer.Option(help="Branch, tag or commit")] = "main",
+    endpoint: Annotated[
+        str | None, typer.Option(help="Hub or mirror URL (default: HF_ENDPOINT or huggingface.co)")
+    ] = None,
+    token_file: Annotated[Path | None, typer.Option(help="0600 file holding the hub token")] = None,
+) -> None:
+    """Fetch a model's config.json so that a model the catalog lacks can be planned
+    (`plan --model-config`, or `model_config_file` in the inventory)."""
+    from ironserve.catalog.hub import fetch_config
+    from ironserve.catalog.models import spec_from_config_file
+
+    try:
+        written = fetch_config(
+            model, out_path, revision=revision, endpoint=endpoint, token_file=token_file
+        )
+        spec = spec_from_config_file(model, written)
+    except Exception as error:  # the hub client's own errors say what went wrong
+        _fail_input([Problem("cli", "model", f"{type(error).__name__}: {error}")], False)
+    out.print(
+        f"{written}: {spec.architecture}, {spec.num_layers} layers, {spec.num_attention_heads} "
+        f"heads, {spec.native_format.value}"
+    )
 
 
 def _version_callback(value: bool) -> None:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from ironserve.cli import app
 from tests.conftest import EXAMPLE_INVENTORIES, ROOT
+from tests.unit.fake_hub import serve_repo
 
 runner = CliRunner()
 CONTRACT_KEYS = {
@@ -162,3 +163,62 @@ def test_console_script_is_installed_and_answers() -> None:
     assert exe, "the ironserve console script is not installed next to this Python"
     proc = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("ironserve ")
+
+
+def test_a_model_outside_the_catalog_is_planned_from_its_hub_config(tmp_path: Path) -> None:
+    config = {
+        "architectures": ["Qwen2ForCausalLM"],
+        "model_type": "qwen2",
+        "hidden_size": 3584,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "intermediate_size": 18944,
+        "vocab_size": 152064,
+        "max_position_embeddings": 32768,
+        "torch_dtype": "bfloat16",
+    }
+    out = tmp_path / "config.json"
+    with serve_repo("acme/Qwen-7B-Custom", {"config.json": json.dumps(config).encode()}) as url:
+        fetched = runner.invoke(
+            app,
+            [
+                "catalog",
+                "fetch-config",
+                "acme/Qwen-7B-Custom",
+                "--out",
+                str(out),
+                "--endpoint",
+                url,
+            ],
+        )
+    assert fetched.exit_code == 0, fetched.stdout
+    assert json.loads(out.read_text())["num_key_value_heads"] == 4
+    result = runner.invoke(
+        app,
+        [
+            "plan", "--model", "acme/Qwen-7B-Custom", "--model-config", str(out),
+            "--accelerator", "rtx4090-24g", "--nodes", "1", "--devices-per-node", "1", "--json",
+        ],
+    )  # fmt: skip
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0 and doc["feasible"] and doc["model"] == "acme/Qwen-7B-Custom"
+    assert 14e9 < doc["weights_bytes"] < 16e9  # ~7.6B parameters in bf16, from the shapes
+
+
+def test_fetch_config_of_a_gated_repo_without_token_is_bad_input(tmp_path: Path) -> None:
+    with serve_repo("acme/gated", {"config.json": b"{}"}, token="hf-secret") as url:
+        result = runner.invoke(
+            app,
+            [
+                "catalog",
+                "fetch-config",
+                "acme/gated",
+                "--out",
+                str(tmp_path / "c.json"),
+                "--endpoint",
+                url,
+            ],
+        )
+    assert result.exit_code == 2
+    assert "hf-secret" not in result.stdout + result.stderr

@@ -255,3 +255,36 @@ def test_missing_inventory_file_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         load_cluster(str(tmp_path / "nope.py"))
     assert caught.value.problems[0].field == "inventory"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--dtype", "half", "--quantization", "awq"], "--quantization awq does not match the fp8"),
+        (["--dtype=float16"], "--dtype float16 is not valid for the fp8 checkpoint"),
+        (["--tensor-parallel-size", "16"], "set that instead"),
+        (["--gpu-memory-utilization", "0.95"], "engine_memory_utilization"),
+        (["--api-key", "sk-123"], "0600 file"),
+        (["--reasoning-parser", "deepseekr1"], "did you mean 'deepseek_r1'?"),
+    ],
+)
+def test_seed_flag_values_that_contradict_the_model_are_refused(
+    args: list[str], needle: str
+) -> None:
+    found = problems([host("a", "head", "10.0.0.1", engine_extra_args=args)])
+    messages = [m for _, f, m in found if f == "engine_extra_args"]
+    assert any(needle in m for m in messages), messages
+    assert all("sk-123" not in m for m in messages)
+
+
+def test_right_flag_values_pass() -> None:
+    build_cluster(
+        [
+            host(
+                "a",
+                "head",
+                "10.0.0.1",
+                engine_extra_args=["--quantization", "fp8", "--reasoning-parser", "deepseek_r1"],
+            )
+        ]
+    )

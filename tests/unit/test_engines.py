@@ -100,7 +100,7 @@ def test_sglang_single_node_has_no_multi_node_options() -> None:
     argv = sglang_argv(launch)
     for option in ("--dist-init-addr", "--nnodes", "--node-rank"):
         assert option not in argv
-    assert option_value(argv, "--tp") == "8"
+    assert option_value(argv, "--tp-size") == "8"
     assert launch.serves_api
 
 
@@ -300,7 +300,7 @@ def test_serve_command_carries_the_planned_tp_and_pp() -> None:
                 assert par.pipeline == 1, name
         elif kind is EngineKind.SGLANG:
             for launch in launches:
-                assert option_value(sglang_argv(launch), "--tp") == str(par.tensor), name
+                assert option_value(sglang_argv(launch), "--tp-size") == str(par.tensor), name
 
 
 def test_l40s_seed_layout_is_tp2_pp3_over_ray() -> None:

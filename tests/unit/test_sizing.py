@@ -240,3 +240,9 @@ def test_sliding_window_layers_cost_at_most_their_window() -> None:
     assert oss.sliding_window_layers > 0
     full = oss.kv_bytes_per_token() * 100_000
     assert oss.kv_bytes_for_sequence(100_000) < full * 0.6
+
+
+def test_multi_node_vllm_needs_an_image_that_bundles_ray() -> None:
+    assert blocked_by(plan(R1, "h100-80g", 2, 8, engine_version="0.18.0"), "no longer bundle Ray")
+    assert plan(R1, "h100-80g", 2, 8, engine_version="0.17.0").feasible
+    assert plan(R1, "h200-141g", 1, 8, engine_version="0.33.0").feasible  # one node: no Ray

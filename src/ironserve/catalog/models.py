@@ -108,6 +108,13 @@ class ModelSpec(BaseModel):
         return per_layer_token * (full * tokens + self.sliding_window_layers * windowed)
 
 
+def _reasoning_parser(model_id: str, model_type: str) -> str | None:
+    # R1's distills are Qwen2/Llama models trained to think like R1: same parser.
+    if "deepseek-r1" in model_id.lower():
+        return "deepseek_r1"
+    return _REASONING_PARSERS.get(model_type)
+
+
 def _native_format(config: dict[str, Any]) -> WeightFormat:
     quant = config.get("quantization_config") or {}
     method = str(quant.get("quant_method", "")).lower()
@@ -189,7 +196,7 @@ def spec_from_config(
             qk_rope_head_dim=int(config.get("qk_rope_head_dim") or 0),
             sliding_window=sliding,
             sliding_window_layers=sliding_layers,
-            reasoning_parser=_REASONING_PARSERS.get(model_type),
+            reasoning_parser=_reasoning_parser(model_id, model_type),
             source=source,
         )
     except KeyError as missing:

@@ -11,9 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ironserve.catalog.accelerators import ACCELERATORS
+from ironserve.catalog.accelerators import ACCELERATORS, Accelerator
 from ironserve.catalog.engines import ENGINES, check_flags, flag_table
-from ironserve.catalog.models import UnknownModel, get_model
+from ironserve.catalog.models import ModelSpec, UnknownModel, get_model
+from ironserve.config.engine_args import extra_args_problems
 from ironserve.config.inventory import HostRecord
 from ironserve.config.schema import (
     SECRET_KEYS,
@@ -24,6 +25,7 @@ from ironserve.config.schema import (
     known_keys,
 )
 from ironserve.errors import InputError, Problem, did_you_mean
+from ironserve.plan.sizing import fallback_formats
 
 # Keys pyinfra itself reads: connector settings and global operation arguments.
 _PYINFRA_PREFIXES = ("ssh_", "docker_", "podman_", "chroot_", "vagrant_", "terraform_", "winrm_")
@@ -39,7 +41,14 @@ def _is_pyinfra_key(key: str) -> bool:
 def _section(
     host: str, data: dict[str, Any], prefix: str, model: type[BaseModel], problems: list[Problem]
 ) -> Any:
-    values = {k[len(prefix) :]: v for k, v in data.items() if k.startswith(prefix)}
+    # Unknown keys under the prefix were reported by _check_keys (with a suggestion, and without
+    # echoing a value that may be a secret); validate the known ones only.
+    fields = model.model_fields
+    values = {
+        k[len(prefix) :]: v
+        for k, v in data.items()
+        if k.startswith(prefix) and k[len(prefix) :] in fields
+    }
     try:
         return model(**values)
     except ValidationError as error:
@@ -192,11 +201,14 @@ def _check_group(group: ServingGroup, problems: list[Problem]) -> None:
             Problem(where, "npu_device_ips", f"only Ascend nodes have NPU device IPs ({accel_id})")
         )
     try:
-        get_model(group.model.id, group.model.config_file)
+        model = get_model(group.model.id, group.model.config_file)
     except UnknownModel as error:
         problems.append(Problem(where, "model_id", f"{error}; set model_config_file for others"))
     except (OSError, ValueError) as error:
         problems.append(Problem(where, "model_config_file", str(error)))
+    else:
+        if accel is not None:
+            _check_engine_arg_values(group, model, accel, problems)
     _check_engine_args(group, problems)
     if group.serving.api_key_file is not None:
         _check_secret_file(where, "serving_api_key_file", group.serving.api_key_file, problems)
@@ -225,6 +237,18 @@ def _check_engine_args(group: ServingGroup, problems: list[Problem]) -> None:
         return
     for message in check_flags(table, group.engine.extra_args):
         problems.append(Problem(where, "engine_extra_args", message))
+
+
+def _check_engine_arg_values(
+    group: ServingGroup, model: ModelSpec, accel: Accelerator, problems: list[Problem]
+) -> None:
+    fmt = group.model.format
+    if fmt is None:
+        fallback = fallback_formats(model.native_format, accel)
+        native_runs = model.native_format in accel.formats or not fallback
+        fmt = model.native_format if native_runs else fallback[0]
+    for message in extra_args_problems(group.engine.kind, group.engine.extra_args, model, fmt):
+        problems.append(Problem(group.head.name, "engine_extra_args", message))
 
 
 def _check_secret_file(host: str, key: str, path: Any, problems: list[Problem]) -> None:

@@ -52,7 +52,7 @@ def launch_options(ctx: LaunchContext, rank: int) -> list[str]:
         ctx.weights_path,
         "--served-model-name",
         ctx.served_name,
-        "--tp",
+        "--tp-size",  # the parser's own name; the docs' `--tp` only works as an abbreviation
         str(par.tensor),
     ]
     if par.pipeline > 1:

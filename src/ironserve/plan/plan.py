@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.catalog.engines import ENGINES
+from ironserve.catalog.formats import WeightFormat
 from ironserve.catalog.models import ModelSpec, get_model
 from ironserve.config.schema import ServingGroup
 from ironserve.engines import build_launches
@@ -94,6 +96,7 @@ def launch_context(
 ) -> LaunchContext:
     engine = ENGINES[request.engine]
     version = request.engine_version or engine.default_version
+    sizing = size_model(model, request)  # raises UnknownAccelerator before anything is built
     return LaunchContext(
         group=group,
         model=model,
@@ -101,13 +104,16 @@ def launch_context(
         engine=engine,
         engine_version=version,
         image=image or engine.image(version),
-        sizing=size_model(model, request),
+        sizing=sizing,
         served_name=served_name or model.short_name,
-        weights_path=f"{weights_dir.rstrip('/')}/{model.id}",
+        weights_path=weights_path(weights_dir, model, sizing.weight_format),
         port=port or engine.default_port,
         nodes=nodes,
         extra_args=extra_args or [],
-        reasoning_parser=model.reasoning_parser,
+        # An operator's own --reasoning-parser wins over the catalog's.
+        reasoning_parser=None
+        if any(a.split("=", 1)[0] == "--reasoning-parser" for a in extra_args or [])
+        else model.reasoning_parser,
         shm_size=shm_size,
         npu_tls=npu_tls,
     )
@@ -164,9 +170,9 @@ def plan_group(group: ServingGroup) -> Plan:
     return Plan(group=group.name, context=ctx, nodes=build_launches(ctx))
 
 
-def plan_sizing(request: SizingRequest) -> Plan:
+def plan_sizing(request: SizingRequest, model_config: Path | None = None) -> Plan:
     """A plan without an inventory: nodes get placeholder names and addresses."""
-    model = get_model(request.model_id)
+    model = get_model(request.model_id, model_config)
     vendor = (
         ACCELERATORS[request.accelerator_id].vendor
         if request.accelerator_id in ACCELERATORS
@@ -188,6 +194,13 @@ def plan_sizing(request: SizingRequest) -> Plan:
     ]
     ctx = launch_context("default", model, request, targets)
     return Plan(group="default", context=ctx, nodes=build_launches(ctx))
+
+
+def weights_path(weights_dir: str, model: ModelSpec, fmt: WeightFormat) -> str:
+    """Where a checkpoint sits on every node. A converted checkpoint (the BF16 upcast of an FP8
+    model, Ascend's W8A8) is a different set of files, so it gets its own folder."""
+    folder = f"{weights_dir.rstrip('/')}/{model.id}"
+    return folder if fmt == model.native_format else f"{folder}-{fmt.value.upper()}"
 
 
 def kv_cache_dtype_bytes(extra_args: list[str]) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from packaging.version import InvalidVersion, Version
+
 from ironserve.catalog.accelerators import ACCELERATORS, Accelerator
 from ironserve.catalog.engines import ENGINES, Engine, EngineKind
 from ironserve.catalog.formats import WeightFormat
@@ -30,6 +32,8 @@ VACC_PP2_MAX_LEN = 131072
 # If not even this many bits per parameter fit, no serving engine will run the model here.
 EXTREME_QUANT_BITS = 1.58
 ALTERNATIVE_SEARCH_NODES = 16
+# "Starting from 0.18.0, vLLM no longer depends on Ray by default" (vLLM RFC #33445).
+VLLM_WITHOUT_RAY = Version("0.18.0")
 
 
 class UnknownAccelerator(KeyError):
@@ -40,6 +44,13 @@ class UnknownAccelerator(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+def _at_least(version: str, floor: Version) -> bool:
+    try:
+        return Version(version) >= floor
+    except InvalidVersion:
+        return False  # not comparable: validation reports the version itself
 
 
 def gib(n: float) -> str:
@@ -79,7 +90,7 @@ def _choose_format(
         return wanted
     if model.native_format in accel.formats:
         return model.native_format
-    fallback = _fallback_formats(model.native_format, accel)
+    fallback = fallback_formats(model.native_format, accel)
     chosen = fallback[0] if fallback else model.native_format
     why = f" ({accel.note})" if accel.note else ""
     log.note(
@@ -89,7 +100,7 @@ def _choose_format(
     return chosen
 
 
-def _fallback_formats(native: WeightFormat, accel: Accelerator) -> list[WeightFormat]:
+def fallback_formats(native: WeightFormat, accel: Accelerator) -> list[WeightFormat]:
     # FP8 -> BF16 is the lossless upcast NVIDIA users run; Ascend's published R1 path is W8A8.
     fp8_order = [WeightFormat.W8A8, WeightFormat.BF16]
     if accel.vendor != "ascend":
@@ -248,6 +259,12 @@ def size_model(model: ModelSpec, req: SizingRequest, *, with_alternatives: bool 
     log = _Log()
     if accel.vendor not in engine.vendors:
         log.block(f"{engine.kind.value} does not run on {accel.vendor} accelerators ({accel.id})")
+    version = req.engine_version or engine.default_version
+    if engine.kind == EngineKind.VLLM and req.nodes > 1 and _at_least(version, VLLM_WITHOUT_RAY):
+        log.block(
+            f"vLLM {version} images no longer bundle Ray, which ironserve's multi-node vLLM launch "
+            f"uses; set engine_version below {VLLM_WITHOUT_RAY}"
+        )
     fmt = _choose_format(model, accel, req.weight_format, log)
     weights = model.weights_bytes(fmt)
     units_per_node = req.devices_per_node * accel.units_per_device
@@ -361,9 +378,10 @@ def _context(
     if kv_cache <= 0:
         return req.max_model_len or cap, 0
     if req.max_model_len is not None:
-        length = req.max_model_len
+        length, limit_why = req.max_model_len, why
+        why = "as configured"
         if length > cap:
-            log.block(f"max_model_len {length} exceeds {why} ({cap})")
+            log.block(f"max_model_len {length} exceeds {limit_why} ({cap})")
         elif not fits(length):
             log.block(
                 f"max_model_len {length} does not fit: one sequence needs "
@@ -391,7 +409,7 @@ def _context(
 
 def _alternatives(model: ModelSpec, req: SizingRequest, accel: Accelerator) -> list[Alternative]:
     found: list[Alternative] = []
-    formats = [model.native_format, *_fallback_formats(model.native_format, accel)]
+    formats = [model.native_format, *fallback_formats(model.native_format, accel)]
     if req.weight_format is not None:
         formats.insert(0, req.weight_format)
     for fmt in dict.fromkeys(f for f in formats if f in accel.formats):

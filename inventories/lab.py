@@ -1,0 +1,62 @@
+"""The lab (`ironserve lab up`) as a pyinfra inventory: one host per lab node, reached over real
+SSH on 127.0.0.1:<port> with the lab's key, checked against the known_hosts the lab wrote.
+
+The lab's state is read from $IRONSERVE_LAB_DIR, else from .lab/ at the project root. With no
+lab up, this inventory defines no hosts (and says so on stderr). Cluster settings shared by all
+lab nodes (model, hub) are in group_data/lab.py; the per-node ones (address, accelerators,
+engine kind, which follows the node's vendor) come from the state, here.
+
+    ironserve lab up --nodes 3 --profile h100x8
+    pyinfra -y inventories/lab.py exec -- hostname
+    ironserve validate -i inventories/lab.py
+"""
+
+import json as _json
+import os as _os
+import sys as _sys
+from pathlib import Path as _Path
+
+
+def _lab_dir():
+    env = _os.environ.get("IRONSERVE_LAB_DIR")
+    return _Path(env).resolve() if env else _Path(__file__).resolve().parent.parent / ".lab"
+
+
+def _hosts():
+    path = _lab_dir() / "state.json"
+    try:
+        state = _json.loads(path.read_text())
+    except FileNotFoundError:
+        print(f"inventories/lab.py: no lab is up ({path} is missing); no hosts", file=_sys.stderr)
+        return []
+    hosts = []
+    for i, node in enumerate(state["nodes"]):
+        data = {
+            "ssh_hostname": "127.0.0.1",
+            "ssh_port": node["ssh_port"],
+            "ssh_user": state.get("ssh_user", "root"),
+            "ssh_key": state["ssh_key"],
+            "ssh_known_hosts_file": state["known_hosts"],
+            "ssh_strict_host_key_checking": "yes",
+            "node_role": "head" if i == 0 else "worker",
+            "node_ip": node["address"],
+            "accelerator_kind": node["accelerator_kind"],
+            "accelerator_count": node["accelerator_count"],
+            "engine_kind": node["engine_kind"],
+            "network_socket_ifname": node.get("interface", "eth0"),
+            # ironserve ignores keys starting with "_": lab facts for tests and deploys
+            "_lab_container": node["container"],
+            "_lab_kind": node["kind"],
+            "_lab_light": node["light"],
+            "_lab_apt_repository": state.get("apt_repository"),
+            "_lab_apt_source": state.get("apt_source"),
+        }
+        if node.get("npu_device_ips"):
+            data["npu_device_ips"] = node["npu_device_ips"]
+            data["npu_netmask"] = "255.255.0.0"
+            data["npu_gateway"] = "10.201.255.254"
+        hosts.append((node["name"], data))
+    return hosts
+
+
+lab = _hosts()

@@ -1,0 +1,1 @@
+"""The lab: a multi-node cluster on one machine, with simulated accelerators."""

@@ -1,0 +1,307 @@
+"""The lab's images, built locally and cached by a content hash of what goes into them.
+
+- base: a Debian bookworm root filesystem made by ``debootstrap --variant=minbase`` and imported
+  (``docker import``); rebuilt only when the suite, mirror or package list changes.
+- node: the base plus systemd (PID 1 of full nodes), sshd (key auth, one ed25519 host key given
+  per node), a Docker engine of the node's own (a systemd unit, as on a server; light nodes run
+  sshd alone under tini), pciutils and the hardware simulators' sources under
+  /usr/lib/ironserve-sim/sim (off the PATH: no vendor tool before provisioning), dmesg and
+  journalctl -k reading the node's simulated kernel log.
+
+Nothing here touches a running lab; ``cluster`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SUITE = "bookworm"
+MIRROR = os.environ.get("IRONSERVE_LAB_MIRROR", "http://deb.debian.org/debian")
+BASE_PACKAGES = (
+    "openssh-server",
+    "python3",
+    "ca-certificates",
+    "curl",
+    "iproute2",
+    "iputils-ping",
+    "sudo",
+    "gnupg",
+    "kmod",
+    "procps",
+    "pciutils",
+    "tini",
+    "less",
+)
+# The node's own Docker engine (full mode) and what provisioning expects on a fresh server.
+NODE_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "libpam-systemd",
+    "docker.io",
+    "iptables",
+    "e2fsprogs",
+    "util-linux",
+    "xz-utils",
+)
+# Timers a real server has that only make noise (and CPU spikes) on 16 nodes sharing 2 cores.
+MASKED_UNITS = (
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+    "systemd-tmpfiles-clean.timer",
+    "getty@tty1.service",
+    "console-getty.service",
+)
+
+IMAGE_LABEL = "ironserve.lab.image"  # images are a cache: `lab down` keeps them
+BASE_REPO = "ironserve-lab-base"
+NODE_REPO = "ironserve-lab-node"
+SIM_SOURCE = Path(__file__).resolve().parent / "sim"
+SIM_LIB = "/usr/lib/ironserve-sim"  # where the ironserve-sim-base package puts it too
+SIM_DEST = f"{SIM_LIB}/sim"  # off the PATH; importable as `sim`
+
+# Full nodes boot systemd (PID 1: sshd, docker and containerd are its units, as on a server).
+# Light nodes run this instead, under tini: sshd alone.
+NODE_INIT = r"""#!/bin/bash
+# ironserve lab light node (under tini): sshd only.
+mkdir -p /run/sshd /data
+exec /usr/sbin/sshd -D -e
+"""
+
+# Lab plumbing, not vendor tools: the fault and kernel-log commands (as ironserve-sim-base
+# installs them), and dmesg/journalctl -k reading the node's simulated kernel log (containers
+# share the host's kernel, whose log is not the node's).
+WRAPPERS = {
+    "/usr/sbin/ironserve-sim-fault": f'#!/bin/sh\nexec python3 {SIM_DEST}/faults.py "$@"\n',
+    "/usr/sbin/ironserve-sim-kernlog": f'#!/bin/sh\nexec python3 {SIM_DEST}/kernlog.py "$@"\n',
+    "/usr/bin/dmesg": f"#!/bin/sh\n# ironserve lab: the simulated kernel log\n"
+    f'exec python3 {SIM_DEST}/kernlog.py "$@"\n',
+    "/usr/bin/journalctl": "#!/bin/sh\n# ironserve lab: -k/--dmesg read the simulated kernel log\n"
+    'for a in "$@"; do case "$a" in --dmesg) k=1;; --*) ;; -*k*) k=1;; esac; done\n'
+    f'[ -n "${{k:-}}" ] && exec python3 {SIM_DEST}/kernlog.py --journal\n'
+    'exec /usr/bin/journalctl.distrib "$@"\n',
+}
+
+SSHD_CONFIG = """# ironserve lab: root by key only, one host key given by the lab (known_hosts
+# is written from it), no DNS lookups (fast logins on 48 nodes).
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+MaxStartups 100:30:200
+MaxSessions 50
+"""
+
+NODE_DOCKERFILE = """FROM {base}
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get -o Acquire::Check-Valid-Until=false update -qq \\
+ && apt-get install -y -qq --no-install-recommends {packages} >/dev/null \\
+ && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* \\
+ && rm -f /etc/apt/apt.conf.d/docker-clean \\
+ && systemctl mask {masked} >/dev/null 2>&1 \\
+ && systemctl enable ssh.service docker.service >/dev/null 2>&1 \\
+ && : > /etc/machine-id \\
+ && echo LANG=C.UTF-8 > /etc/default/locale
+COPY sshd_config /etc/ssh/sshd_config.d/ironserve-lab.conf
+COPY node-init /usr/local/sbin/ironserve-node-init
+COPY sim {sim_dest}
+RUN dpkg-divert --quiet --local --rename --add /usr/bin/dmesg \\
+ && dpkg-divert --quiet --local --rename --add /usr/bin/journalctl
+COPY wrappers/ /
+RUN chmod 0755 /usr/local/sbin/ironserve-node-init \\
+ && mkdir -p /root/.ssh /etc/ironserve-sim /var/lib/ironserve-sim /data \\
+ && chmod 0700 /root/.ssh
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/sbin/ironserve-node-init"]
+"""
+
+
+@dataclass(frozen=True)
+class Images:
+    base: str
+    node: str
+
+
+def _log(message: str) -> None:
+    print(f"lab: {message}", file=sys.stderr, flush=True)
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _sim_files() -> Iterator[tuple[str, bytes]]:
+    if not SIM_SOURCE.is_dir():
+        return
+    for path in sorted(SIM_SOURCE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            yield path.relative_to(SIM_SOURCE).as_posix(), path.read_bytes()
+
+
+def base_tag() -> str:
+    recipe = json.dumps([SUITE, MIRROR, "minbase", sorted(BASE_PACKAGES), 1])
+    return f"{BASE_REPO}:{_digest(recipe)}"
+
+
+def node_tag(base: str) -> str:
+    files = [part for name, data in _sim_files() for part in (name, data)]
+    recipe = _digest(
+        base,
+        NODE_DOCKERFILE,
+        " ".join(NODE_PACKAGES + MASKED_UNITS),
+        NODE_INIT,
+        SSHD_CONFIG,
+        json.dumps(WRAPPERS, sort_keys=True),
+    )
+    return f"{NODE_REPO}:{_digest(recipe, *files)}"
+
+
+def _exists(client: Any, tag: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def build_base(client: Any, tag: str) -> None:
+    """debootstrap into a scratch folder, stream it as a tar into ``docker import``."""
+    if shutil.which("debootstrap") is None:
+        raise RuntimeError("debootstrap is missing: apt-get install -y debootstrap")
+    scratch = Path(tempfile.mkdtemp(prefix="ironserve-lab-rootfs-", dir="/var/tmp"))
+    rootfs = scratch / "rootfs"
+    try:
+        _log(f"debootstrap {SUITE} from {MIRROR} (about a minute)")
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                SUITE,
+                str(rootfs),
+                MIRROR,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        # A docker-style apt: no cache kept, no recommends; sources for later `apt-get update`.
+        (rootfs / "etc/apt/apt.conf.d/90ironserve-lab").write_text(
+            'APT::Install-Recommends "false";\nAcquire::Check-Valid-Until "false";\n'
+        )
+        shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
+        (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+        archive = scratch / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
+        repository, version = tag.split(":")
+        _log(f"docker import {tag}")
+        client.api.import_image_from_file(
+            str(archive),
+            repository=repository,
+            tag=version,
+            changes=[f"LABEL {IMAGE_LABEL}=base", 'CMD ["/bin/bash"]'],
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _context(base: str) -> io.BytesIO:
+    files: dict[str, tuple[bytes, int]] = {
+        "Dockerfile": (
+            NODE_DOCKERFILE.format(
+                base=base,
+                packages=" ".join(NODE_PACKAGES),
+                masked=" ".join(MASKED_UNITS),
+                sim_dest=SIM_DEST,
+            ).encode(),
+            0o644,
+        ),
+        "node-init": (NODE_INIT.encode(), 0o755),
+        "sshd_config": (SSHD_CONFIG.encode(), 0o644),
+        "sim/README": (b"ironserve hardware simulators (installed by provisioning)\n", 0o644),
+    }
+    for path, text in WRAPPERS.items():
+        files[f"wrappers{path}"] = (text.encode(), 0o755)
+    for name, data in _sim_files():
+        files[f"sim/{name}"] = (data, 0o755 if data.startswith(b"#!") else 0o644)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+def build_node(client: Any, base: str, tag: str) -> None:
+    """The legacy builder through the SDK, from an in-memory context (cached layers reused)."""
+    _log(f"building {tag} (docker.io, sshd) on {base}")
+    stream = client.api.build(
+        fileobj=_context(base),
+        custom_context=True,
+        tag=tag,
+        rm=True,
+        forcerm=True,
+        pull=False,
+        labels={IMAGE_LABEL: "node"},
+        decode=True,
+    )
+    for chunk in stream:
+        if "error" in chunk:
+            raise RuntimeError(f"building {tag} failed: {chunk['error']}")
+
+
+def ensure_images(client: Any) -> Images:
+    """The base and node images, built only when their content hash is not yet an image."""
+    base = base_tag()
+    if not _exists(client, base):
+        build_base(client, base)
+    node = node_tag(base)
+    if not _exists(client, node):
+        build_node(client, base, node)
+        _prune(client, keep={base, node})
+    return Images(base=base, node=node)
+
+
+def _prune(client: Any, keep: set[str]) -> None:
+    """Drop the lab's older node images (the simulators changed); ones in use stay."""
+    import docker.errors
+
+    for image in client.images.list(name=NODE_REPO):
+        for tag in image.tags:
+            if tag not in keep:  # one a container of a running lab still uses stays
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(tag)
+
+
+def remove_images(client: Any) -> list[str]:
+    """Every image the lab built (``lab down --images``)."""
+    removed = []
+    for image in client.images.list(filters={"label": IMAGE_LABEL}):
+        for tag in image.tags or [image.id]:
+            client.images.remove(tag, force=True)
+            removed.append(tag)
+    return removed

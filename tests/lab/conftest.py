@@ -1,0 +1,121 @@
+"""The lab for tests: brought up once per session, torn down at the end (only what it created).
+
+The session's lab lives in its own folder (IRONSERVE_LAB_DIR, set for the whole session so
+inventories/lab.py and the `ironserve`/`pyinfra` subprocesses find it), so a developer's own lab
+(.lab/) is left alone. Without a Docker engine the lab tests skip, except under CI (the `CI`
+environment variable), where they fail: CI must exercise the lab.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+
+from ironserve.lab import cluster
+from ironserve.lab import state as st
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+NODES = 3
+PROFILE = "h100x8"
+
+
+def _engine_or_skip() -> Any:
+    try:
+        return cluster.connect()
+    except cluster.LabError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI: the lab tests need a Docker engine and none answers: {error}")
+        pytest.skip(f"no Docker engine: {error}")
+    if os.geteuid() != 0 and not os.environ.get("CI"):
+        pytest.skip("the lab needs root (debootstrap, loop-mounted /data disks)")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    return _engine_or_skip()
+
+
+@pytest.fixture(scope="session")
+def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    directory = tmp_path_factory.mktemp("lab")
+    old = os.environ.get("IRONSERVE_LAB_DIR")
+    os.environ["IRONSERVE_LAB_DIR"] = str(directory)
+    yield directory
+    if old is None:
+        os.environ.pop("IRONSERVE_LAB_DIR", None)
+    else:
+        os.environ["IRONSERVE_LAB_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def lab(docker_client: Any, lab_dir: Path) -> Iterator[st.LabState]:
+    """A 3-node h100x8 lab (full nodes: nested dockerd, /data disk), up for the whole session."""
+    state = cluster.up(nodes=NODES, profile=PROFILE, light=False, directory=lab_dir)
+    try:
+        yield state
+    finally:
+        cluster.down(lab_dir)
+        left = _labelled(docker_client, state.lab_id)
+        assert not left, f"lab down left {left}"
+
+
+def _labelled(client: Any, lab_id: str) -> list[str]:
+    label = {"label": f"{st.LABEL_ID}={lab_id}"}
+    return (
+        [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
+        + [f"network {n.name}" for n in client.networks.list(filters=label)]
+        + [f"volume {v.name}" for v in client.volumes.list(filters=label)]
+    )
+
+
+class Node:
+    """One lab node over real SSH (paramiko), its host key checked against the lab's
+    known_hosts (unknown or changed keys are refused)."""
+
+    def __init__(self, state: st.LabState, node: st.NodeState) -> None:
+        self.state, self.node, self.name = state, node, node.name
+
+    def client(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        client.load_host_keys(self.state.known_hosts)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(
+            "127.0.0.1",
+            port=self.node.ssh_port,
+            username="root",
+            key_filename=self.state.ssh_key,
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=10,
+        )
+        return client
+
+    def run(self, command: str, check: bool = True) -> tuple[int, str]:
+        client = self.client()
+        try:
+            _, stdout, stderr = client.exec_command(command, timeout=120)
+            out = stdout.read().decode() + stderr.read().decode()
+            code = stdout.channel.recv_exit_status()
+        finally:
+            client.close()
+        if check and code != 0:
+            raise AssertionError(f"{self.name}: {command!r} exited {code}: {out}")
+        return code, out
+
+
+@pytest.fixture(scope="session")
+def labelled(docker_client: Any) -> Any:
+    """lab id -> the containers, networks and volumes carrying that lab's label."""
+    return lambda lab_id: _labelled(docker_client, lab_id)
+
+
+@pytest.fixture(scope="session")
+def nodes(lab: st.LabState) -> list[Node]:
+    return [Node(lab, n) for n in lab.nodes]
