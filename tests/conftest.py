@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# pyinfra's CLI package monkey-patches the process with gevent when imported; importing it later,
+# after the lab tests have started threads (paramiko, docker), can deadlock on the import lock.
+import pyinfra_cli  # noqa: F401
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -22,9 +24,23 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"lab: {message}", markup=False, highlight=False)
-    return typer.Exit(code)
+@contextmanager
+def _guard(what: str) -> Iterator[None]:
+    """LabError (bad input, no lab, no engine): exit 2; the engine or a tool failing: exit 1."""
+    import subprocess
+
+    import docker.errors
+
+    from ironserve.lab.cluster import LabError
+
+    try:
+        yield
+    except (LabError, ValueError) as error:
+        err.print(f"lab: {error}", markup=False, highlight=False)
+        raise typer.Exit(2) from error
+    except (docker.errors.DockerException, subprocess.CalledProcessError, RuntimeError) as error:
+        err.print(f"lab: {what} failed: {error}", markup=False, highlight=False)
+        raise typer.Exit(1) from error
 
 
 @lab_app.command()
@@ -34,29 +50,19 @@ def up(
         str, typer.Option(help="Hardware profile: h100x8, a100-40gx8, ascend910bx8, va16, gpu2")
     ] = "h100x8",
     light: Annotated[
-        bool, typer.Option("--light", help="sshd only (no nested dockerd, no /data disk)")
+        bool, typer.Option("--light", help="sshd only (no systemd, no nested dockerd, no /data)")
     ] = False,
 ) -> None:
     """Build the images (once, cached), then start the network, the apt repository and the nodes;
     wait until every node answers on SSH."""
-    import subprocess
-
-    import docker.errors
-
-    from ironserve.lab.cluster import LabError
     from ironserve.lab.cluster import up as lab_up
 
     started = time.monotonic()
-    try:
+    with _guard("lab up"):
         state = lab_up(nodes=nodes, profile=profile, light=light)
-    except (LabError, ValueError) as error:
-        raise _fail(str(error)) from error
-    except (docker.errors.DockerException, subprocess.CalledProcessError, RuntimeError) as error:
-        raise _fail(f"lab up failed: {error}", 1) from error
-    elapsed = time.monotonic() - started
     out.print(
         f"lab up: {len(state.nodes)} x {state.profile}{' (light)' if light else ''} in "
-        f"{elapsed:.1f}s; network {state.network_name} {state.subnet}"
+        f"{time.monotonic() - started:.1f}s; network {state.network_name} {state.subnet}"
     )
     out.print("next: .venv/bin/pyinfra -y inventories/lab.py exec -- hostname")
 
@@ -67,18 +73,16 @@ def status(
     memory: Annotated[bool, typer.Option("--memory", help="Measure each node's memory")] = False,
 ) -> None:
     """The lab's nodes (name, address, SSH port, profile, container state)."""
-    from ironserve.lab.cluster import LabError
     from ironserve.lab.cluster import status as lab_status
 
-    try:
+    with _guard("lab status"):
         doc = lab_status(memory=memory)
-    except LabError as error:
-        raise _fail(str(error)) from error
     if doc is None:
         if as_json:
-            print(json.dumps({"nodes": [], "up": False}))
+            print(json.dumps({"up": False, "nodes": []}))
             return
-        raise _fail("no lab is up", 1)
+        err.print("lab: no lab is up")
+        raise typer.Exit(1)
     if as_json:
         print(json.dumps({"up": True, **doc}, indent=2))
         return
@@ -111,17 +115,15 @@ def down(
     ] = False,
     images: Annotated[bool, typer.Option("--images", help="Also remove the lab's images")] = False,
 ) -> None:
-    """Remove the lab's containers, network and volumes (images stay: they are a cache)."""
-    from ironserve.lab.cluster import LabError, connect
+    """Remove the lab's containers, network, volumes and /data disks (images stay: a cache)."""
+    from ironserve.lab.cluster import connect
     from ironserve.lab.cluster import down as lab_down
     from ironserve.lab.images import remove_images
 
-    try:
+    with _guard("lab down"):
         removed = lab_down(everything=everything)
         if images:
             removed += [f"image {tag}" for tag in remove_images(connect())]
-    except LabError as error:
-        raise _fail(str(error)) from error
     out.print(f"lab down: removed {len(removed)} object(s)" if removed else "lab down: no lab")
 
 
@@ -130,26 +132,20 @@ def fault(
     node: Annotated[str, typer.Argument(help="Node name (see `lab status`)")],
     kind: Annotated[str, typer.Argument(help="gpu-missing, xid-79, disk-full, node-down, ...")],
     target: Annotated[
-        int | None, typer.Option(help="Device index for per-device faults (default: last)")
+        int | None, typer.Option(help="Device index for per-device faults (default: the last)")
     ] = None,
 ) -> None:
     """Inject a fault: simulated hardware (run on the node), a full /data, or the node down."""
-    from ironserve.lab.cluster import LabError
     from ironserve.lab.cluster import fault as lab_fault
 
-    try:
+    with _guard("lab fault"):
         out.print(lab_fault(node, kind, target), markup=False)
-    except LabError as error:
-        raise _fail(str(error)) from error
 
 
 @lab_app.command()
 def heal(node: Annotated[str, typer.Argument(help="Node name")]) -> None:
     """Undo every fault of a node (start it again if it was down)."""
-    from ironserve.lab.cluster import LabError
     from ironserve.lab.cluster import heal as lab_heal
 
-    try:
+    with _guard("lab heal"):
         out.print(lab_heal(node), markup=False)
-    except LabError as error:
-        raise _fail(str(error)) from error

@@ -1,10 +1,13 @@
 """Bring the lab up and down on the local Docker engine (through the docker SDK).
 
-A node is a container with its own hostname, address on the lab's bridge network, sshd published
-on 127.0.0.1:<port> (the lab's ed25519 key; its host key is generated here, so known_hosts is
-written before the node starts), a fake /sys/bus/pci/devices that the real ``lspci`` reads, the
-hardware description the simulators read, a /data filesystem of its own (a sparse ext4 image,
-full nodes) and its own dockerd (full nodes). Everything created carries the labels
+A node is a container with its own hostname, address on the lab's bridge network (its name
+resolves there too), sshd published on 127.0.0.1:<port> (the lab's ed25519 key; the node's host
+key is generated here, so known_hosts is written before the node starts), a fake
+/sys/bus/pci/devices that the real ``lspci`` reads, the hardware description the simulators read
+(/etc/ironserve-sim/hardware.json), and, on full nodes, systemd as PID 1 running sshd and a Docker
+engine of the node's own (/var/lib/docker on a volume) and a /data filesystem of its own (a sparse
+ext4 image, loop-mounted on the host). Light nodes run sshd alone. Beside the nodes, a container
+serves the lab apt repository over HTTP. Everything created carries the labels
 ``ironserve.lab=1`` and ``ironserve.lab.id=<lab id>``; ``down`` removes exactly those.
 """
 

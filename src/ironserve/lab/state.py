@@ -18,6 +18,10 @@ LABEL = "ironserve.lab"  # "1" on everything a lab creates (containers, network,
 LABEL_ID = "ironserve.lab.id"  # the lab's random id: `down` removes exactly its own objects
 LABEL_ROLE = "ironserve.lab.role"  # node | service
 LABEL_NODE = "ironserve.lab.node"
+# Set by whoever starts labs in bulk (CI): every object gets it, so that run removes exactly what
+# it created even when a test dies before its own teardown.
+LABEL_RUN = "ironserve.lab.run"
+RUN_ENV = "IRONSERVE_LAB_RUN"
 
 
 def project_root() -> Path:
@@ -92,6 +96,8 @@ class LabState(BaseModel):
         labels = {LABEL: "1", LABEL_ID: self.lab_id, LABEL_ROLE: role}
         if node is not None:
             labels[LABEL_NODE] = node
+        if os.environ.get(RUN_ENV):
+            labels[LABEL_RUN] = os.environ[RUN_ENV]
         return labels
 
 
