@@ -1,6 +1,7 @@
 """Cluster settings of the lab (every host of inventories/lab.py is in the group `lab`).
 
-An 8B model: 32 attention heads and 8 KV heads divide the TP of every lab profile (8, 2). The engine kind is per host in
+An 8B model: its 32 attention heads and 8 KV heads divide the TP of every lab profile
+(8 or 2). The engine kind is per host in
 inventories/lab.py (vllm on GPU profiles, mindie on Ascend, vllm_vacc on VA16).
 """
 
