@@ -50,6 +50,14 @@ def _hosts():
             "_lab_light": node["light"],
             "_lab_apt_repository": state.get("apt_repository"),
             "_lab_apt_source": state.get("apt_source"),
+            # Roles (deploys/provision.py): the lab's apt repository; nodes are containers, so
+            # no reboot, no kernel settings applied and no NTP client (host kernel and clock).
+            "nvidia_apt_source": state.get("apt_source"),
+            "ascend_installer_url": state.get("apt_repository"),
+            "vastai_installer_url": state.get("apt_repository"),
+            "nvidia_driver_reboot": False,
+            "base_sysctl_apply": False,
+            "base_time_sync": None,
         }
         if node.get("npu_device_ips"):
             data["npu_device_ips"] = node["npu_device_ips"]

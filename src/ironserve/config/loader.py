@@ -16,6 +16,7 @@ from ironserve.catalog.engines import ENGINES, check_flags, flag_table
 from ironserve.catalog.models import ModelSpec, UnknownModel, get_model
 from ironserve.config.engine_args import extra_args_problems
 from ironserve.config.inventory import HostRecord
+from ironserve.config.role_keys import role_keys
 from ironserve.config.schema import (
     SECRET_KEYS,
     SECTIONS,
@@ -28,7 +29,16 @@ from ironserve.errors import InputError, Problem, did_you_mean
 from ironserve.plan.sizing import fallback_formats
 
 # Keys pyinfra itself reads: connector settings and global operation arguments.
-_PYINFRA_PREFIXES = ("ssh_", "docker_", "podman_", "chroot_", "vagrant_", "terraform_", "winrm_")
+_PYINFRA_PREFIXES = (
+    "ssh_",
+    "docker_",
+    "podman_",
+    "chroot_",
+    "vagrant_",
+    "terraform_",
+    "winrm_",
+    "fake_",
+)
 _PYINFRA_KEYS = {"fake_responses", "name"}
 
 _SHARED = [prefix for prefix, (_, shared) in SECTIONS.items() if shared]
@@ -60,8 +70,8 @@ def _section(
         return None
 
 
-def _check_keys(record: HostRecord, problems: list[Problem]) -> None:
-    known = known_keys()
+def _check_keys(record: HostRecord, problems: list[Problem], roles: frozenset[str]) -> None:
+    known = known_keys() | roles
     for key in record.data:
         if _is_pyinfra_key(key) or key in known:
             continue
@@ -284,12 +294,15 @@ def _check_unique_addresses(groups: list[ServingGroup], problems: list[Problem])
                 seen_npu.setdefault(key, here)
 
 
-def build_cluster(records: list[HostRecord]) -> Cluster:
-    """Validate every host and every cross-host rule; raise InputError listing all problems."""
+def build_cluster(records: list[HostRecord], inventory: str | None = None) -> Cluster:
+    """Validate every host and every cross-host rule; raise InputError listing all problems.
+
+    Role data keys (``roles/*/defaults.py`` beside the inventory's folder) are known keys."""
     problems: list[Problem] = []
     members: dict[str, list[tuple[Node, dict[str, Any]]]] = defaultdict(list)
+    roles = role_keys(inventory)
     for record in records:
-        _check_keys(record, problems)
+        _check_keys(record, problems, roles)
         node, shared = _node(record, problems)
         if node is not None:
             members[shared["serving_"].group].append((node, shared))
@@ -319,4 +332,4 @@ def build_cluster(records: list[HostRecord]) -> Cluster:
 def load_cluster(inventory: str, cwd: str | None = None) -> Cluster:
     from ironserve.config.inventory import load_inventory
 
-    return build_cluster(load_inventory(inventory, cwd))
+    return build_cluster(load_inventory(inventory, cwd), inventory)

@@ -5,6 +5,7 @@ for the plan of the host they run on, computed once per pyinfra run from the liv
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,9 @@ class HostPlan:
     launch: NodeLaunch
 
 
-# Per pyinfra State (one run): every host's plan, computed on first use.
-_RUNS: dict[int, dict[str, HostPlan]] = {}
+# Per pyinfra State (one run): every host's plan, computed on first use. Keyed by the State
+# itself, weakly: an id() could be reused by a later State once this one is gone.
+_RUNS: weakref.WeakKeyDictionary[Any, dict[str, HostPlan]] = weakref.WeakKeyDictionary()
 
 
 def _records(inventory: Any) -> list[HostRecord]:
@@ -36,9 +38,16 @@ def _records(inventory: Any) -> list[HostRecord]:
     ]
 
 
+def run_state(state: Any) -> Any:
+    """The State object itself: roles get pyinfra's context proxy (``from pyinfra import
+    state``), one object for every run of the process, so it cannot key per-run caches."""
+    unwrap = getattr(type(state), "_get_module", None)
+    return unwrap(state) if unwrap is not None else state
+
+
 def host_plans(state: Any) -> dict[str, HostPlan]:
     """Every host's plan in this run, by host name (raises InputError for a bad inventory)."""
-    key = id(state)
+    key = run_state(state)
     if key not in _RUNS:
         plans: dict[str, HostPlan] = {}
         for group in build_cluster(_records(state.inventory)).groups:

@@ -212,11 +212,15 @@ class NpuHealth(FactBase[dict[int, NpuHealthState]]):
 
 
 def _hccn_loop(npu_count: int, args: str) -> str:
-    """Run ``hccn_tool -i N <args>`` for each NPU; print nothing when the tool is absent."""
+    """Run ``hccn_tool -i N <args>`` for each NPU; print nothing when the tool is absent.
+
+    The command always succeeds: ``hccn_tool`` exits non-zero for an unconfigured port
+    (``ipaddr is not configured.``), which is an answer to parse, not a failed fact.
+    """
     loop = _npu_loop(npu_count, f'"$HCCN" -i "$i" {args} 2>&1')
     return (
         f"HCCN=$(command -v hccn_tool || echo {HCCN_TOOL_FALLBACK});"
-        f' if [ -x "$HCCN" ]; then {loop}; fi'
+        f' if [ -x "$HCCN" ]; then {loop}; fi; true'
     )
 
 

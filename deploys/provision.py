@@ -1,0 +1,23 @@
+"""Provision: bare nodes in, nodes ready to serve out.
+
+    pyinfra -y inventories/lab.py deploys/provision.py
+
+1. validate the inventory and plan (the Plan is computed once per run; roles read it),
+2. preflight every node (facts only); one failure stops the run before any change anywhere,
+3. base OS, the accelerator vendor's role (nvidia / ascend / vastai), the container runtime
+   (after the vendor role: it needs nvidia-container-toolkit), the RDMA fabric.
+"""
+
+from pyinfra import host, state
+
+from roles import vendor_deploy, vendor_of
+from roles.base import deploy_base
+from roles.container_runtime import deploy_container_runtime
+from roles.fabric import deploy_fabric
+from roles.preflight import deploy_preflight
+
+deploy_preflight()
+deploy_base()
+vendor_deploy(vendor_of(state, host))()
+deploy_container_runtime()
+deploy_fabric()

@@ -1,0 +1,90 @@
+"""Golden files of everything roles/base, nvidia and container_runtime write on a node:
+daemon.json (merged into existing files), sysctl, limits.d, modprobe.d, the systemd drop-in and
+the apt source lines.
+
+Regenerate with ``IRONSERVE_UPDATE_GOLDEN=1 pytest tests/golden``, then read the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ironserve.operations.docker import merge_daemon_config, render_daemon_json
+from ironserve.operations.templates import render
+from roles.base.defaults import DEFAULTS as BASE
+from roles.base.deploy import sysctl_text
+from roles.container_runtime import daemon_settings
+from roles.container_runtime.defaults import DEFAULTS as RUNTIME
+from roles.nvidia.deploy import source_line
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).resolve().parent / "roles"
+FIXTURES = ROOT / "tests" / "fixtures" / "outputs"
+UPDATE_ENV = "IRONSERVE_UPDATE_GOLDEN"
+
+UBUNTU_2404 = {"name": "Ubuntu", "release_meta": {"ID": "ubuntu", "VERSION_ID": "24.04"}}
+DEBIAN_12 = {"name": "Debian", "release_meta": {"ID": "debian", "VERSION_ID": "12"}}
+
+
+def _data(**overrides: object) -> SimpleNamespace:
+    return SimpleNamespace(**{**RUNTIME, **overrides})
+
+
+def _daemon(existing: dict[str, object], **overrides: object) -> str:
+    return render_daemon_json(merge_daemon_config(existing, daemon_settings(_data(**overrides))))
+
+
+def _apt_line(setting: str, distro: dict[str, object], arch: str) -> str:
+    line, _ = source_line(setting, distro, arch)
+    return render("nvidia", "apt-source.list", line=line, description="NVIDIA packages")
+
+
+CASES = {
+    "daemon.json.empty": lambda: _daemon({}),
+    "daemon.json.nvidia-ctk-existing": lambda: _daemon(
+        json.loads((FIXTURES / "daemon.json.plain.json").read_text())
+    ),
+    "daemon.json.mirrors": lambda: _daemon(
+        {"insecure-registries": ["old.registry:5000"], "data-root": "/data/docker"},
+        container_runtime_registry_mirrors=["https://mirror.lab"],
+        container_runtime_insecure_registries=["registry.lab:5000"],
+    ),
+    "sysctl.conf": lambda: sysctl_text(BASE["base_sysctl"]),
+    "memlock.conf": lambda: render("base", "memlock.conf"),
+    "blacklist-nouveau.conf": lambda: render("base", "blacklist-nouveau.conf"),
+    "docker-limits.conf": lambda: render("container_runtime", "docker-limits.conf"),
+    "nvidia.list.cuda-ubuntu2404": lambda: _apt_line("cuda", UBUNTU_2404, "x86_64"),
+    "nvidia.list.cuda-debian12-arm64": lambda: _apt_line("cuda", DEBIAN_12, "aarch64"),
+    "nvidia.list.lab": lambda: _apt_line(
+        "deb [trusted=yes] http://172.30.100.2/ ./", DEBIAN_12, "x86_64"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rendered_file_matches_golden(name: str) -> None:
+    text = CASES[name]()
+    path = GOLDEN / name
+    if os.environ.get(UPDATE_ENV) == "1":
+        path.write_text(text, encoding="utf-8")
+    if not path.is_file():
+        pytest.fail(f"golden file {path} is missing; create it with {UPDATE_ENV}=1 and review it")
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{name} differs from {path}; regenerate with {UPDATE_ENV}=1 and review the diff"
+    )
+
+
+def test_merge_keeps_foreign_keys_and_list_items() -> None:
+    merged = json.loads(
+        _daemon(
+            {"insecure-registries": ["old.registry:5000"], "data-root": "/data/docker"},
+            container_runtime_insecure_registries=["registry.lab:5000"],
+        )
+    )
+    assert merged["data-root"] == "/data/docker"
+    assert merged["insecure-registries"] == ["old.registry:5000", "registry.lab:5000"]

@@ -1,0 +1,78 @@
+"""roles/vastai end to end on the lab: va16 installs once and then changes nothing; va16-iommu
+is refused with the remedy (by the installer on the first run, before any change after)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ironserve.lab import cluster
+from tests.lab.conftest import BIN, ROOT, Node
+
+pytestmark = pytest.mark.lab
+
+DEPLOY = "tests/lab/deploys/vastai.py"
+
+
+@pytest.fixture
+def lab_of(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    made: list[Path] = []
+
+    def up(profile: str) -> Any:
+        directory = tmp_path_factory.mktemp(profile)
+        made.append(directory)
+        return cluster.up(nodes=1, profile=profile, light=True, directory=directory), directory
+
+    yield up
+    for directory in made:
+        cluster.down(directory)
+
+
+def _pyinfra(state: Any, directory: Path) -> tuple[int, str]:
+    done = subprocess.run(
+        [
+            str(BIN / "pyinfra"),
+            "-y",
+            "inventories/lab.py",
+            DEPLOY,
+            "--data",
+            f"vastai_installer_url={state.apt_repository}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "IRONSERVE_LAB_DIR": str(directory)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_va16_installs_once(lab_of: Any) -> None:
+    state, directory = lab_of("va16")
+    code, first = _pyinfra(state, directory)
+    assert code == 0, first[-3000:]
+    assert "Install the Vastai driver" in first
+    assert "Check that the Vastai devices are present" in first
+    code, second = _pyinfra(state, directory)
+    assert code == 0, second[-3000:]
+    assert "Vastai driver" in second and "is installed, 8 cards" in second
+    assert "Install the Vastai driver" not in second
+    node = Node(state, state.nodes[0])
+    _, listing = node.run("vasmi list")
+    assert "VA16" in listing
+
+
+def test_va16_with_iommu_is_refused_with_the_remedy(lab_of: Any) -> None:
+    state, directory = lab_of("va16-iommu")
+    code, first = _pyinfra(state, directory)
+    assert code != 0
+    assert "intel_iommu=off" in first and "reboot" in first
+    code, second = _pyinfra(state, directory)
+    assert code != 0
+    assert "the IOMMU is enabled" in second and "intel_iommu=off" in second
+    assert "Starting operation" not in second  # stopped while preparing: nothing changed
