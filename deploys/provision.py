@@ -3,21 +3,26 @@
     pyinfra -y inventories/lab.py deploys/provision.py
 
 1. validate the inventory and plan (the Plan is computed once per run; roles read it),
+1b. a serving group with an unreachable node (SSH connect failed) fails as a whole: its other
+   nodes are taken out of the run before any change; the other groups go on; a summary per
+   group is printed at the end and the exit code is non-zero,
 2. preflight every node (facts only); one failure stops the run before any change anywhere,
 3. base OS, the accelerator vendor's role (nvidia / ascend / vastai), the container runtime
    (after the vendor role: it needs nvidia-container-toolkit), the RDMA fabric.
 """
 
-from pyinfra import host, state
+from pyinfra import host, logger, state
 
+from ironserve.deploy.reach import stop_if_group_unreachable
 from roles import vendor_deploy, vendor_of
 from roles.base import deploy_base
 from roles.container_runtime import deploy_container_runtime
 from roles.fabric import deploy_fabric
 from roles.preflight import deploy_preflight
 
-deploy_preflight()
-deploy_base()
-vendor_deploy(vendor_of(state, host))()
-deploy_container_runtime()
-deploy_fabric()
+if not stop_if_group_unreachable(state, host, logger):
+    deploy_preflight()
+    deploy_base()
+    vendor_deploy(vendor_of(state, host))()
+    deploy_container_runtime()
+    deploy_fabric()

@@ -9,6 +9,10 @@ engine kind, which follows the node's vendor) come from the state, here.
     ironserve lab up --nodes 3 --profile h100x8
     pyinfra -y inventories/lab.py exec -- hostname
     ironserve validate -i inventories/lab.py
+
+Serving groups: all nodes are one group, unless $IRONSERVE_LAB_GROUPS maps nodes to groups
+(``NODE=GROUP,...``; unlisted nodes stay in the default group); the first node of each group is
+its head. E.g. ``IRONSERVE_LAB_GROUPS=h100x8-3=b`` makes node 3 a group of its own.
 """
 
 import json as _json
@@ -22,6 +26,13 @@ def _lab_dir():
     return _Path(env).resolve() if env else _Path(__file__).resolve().parent.parent / ".lab"
 
 
+def _groups():
+    """$IRONSERVE_LAB_GROUPS (``NODE=GROUP,...``) as {node: group}."""
+    spec = _os.environ.get("IRONSERVE_LAB_GROUPS", "")
+    pairs = [item.split("=", 1) for item in spec.split(",") if "=" in item]
+    return {node.strip(): group.strip() for node, group in pairs}
+
+
 def _hosts():
     path = _lab_dir() / "state.json"
     try:
@@ -30,7 +41,9 @@ def _hosts():
         print(f"inventories/lab.py: no lab is up ({path} is missing); no hosts", file=_sys.stderr)
         return []
     hosts = []
-    for i, node in enumerate(state["nodes"]):
+    groups, heads = _groups(), set()
+    for node in state["nodes"]:
+        group = groups.get(node["name"])
         data = {
             "ssh_hostname": "127.0.0.1",
             "ssh_port": node["ssh_port"],
@@ -38,7 +51,7 @@ def _hosts():
             "ssh_key": state["ssh_key"],
             "ssh_known_hosts_file": state["known_hosts"],
             "ssh_strict_host_key_checking": "yes",
-            "node_role": "head" if i == 0 else "worker",
+            "node_role": "worker" if group in heads else "head",
             "node_ip": node["address"],
             "accelerator_kind": node["accelerator_kind"],
             "accelerator_count": node["accelerator_count"],
@@ -59,6 +72,9 @@ def _hosts():
             "base_sysctl_apply": False,
             "base_time_sync": None,
         }
+        heads.add(group)
+        if group is not None:
+            data["serving_group"] = group
         if node.get("npu_device_ips"):
             data["npu_device_ips"] = node["npu_device_ips"]
             data["npu_netmask"] = "255.255.0.0"

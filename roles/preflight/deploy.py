@@ -18,6 +18,7 @@ from pyinfra.context import host, state
 from pyinfra.facts.server import KernelVersion, LinuxDistribution
 
 from ironserve.catalog.accelerators import ACCELERATORS
+from ironserve.deploy.reach import group_block_reason
 from ironserve.facts.host import FreeDiskBytes, MemlockLimit, PciDevices, ShmSize, TimeSync
 from roles import plan_of, run_of
 from roles.preflight.checks import (
@@ -77,12 +78,15 @@ def host_findings(run: Any, h: Any) -> list[Finding]:
 
 
 def cluster_findings(run: Any) -> list[Finding]:
-    """Findings for every active host of the run, computed once per run."""
+    """Findings for every active host of the run, computed once per run (not for the nodes of
+    a serving group that has an unreachable node: that group is out of the run)."""
     run = run_of(run)
     with _LOCK:
         if run not in _RESULTS:
             findings: list[Finding] = []
             for h in run.inventory.get_active_hosts():
+                if group_block_reason(run, h.name) is not None:
+                    continue
                 findings += host_findings(run, h)
             _RESULTS[run] = findings
             for f in findings:

@@ -56,6 +56,10 @@ def iommu_problem(iommu: Any) -> str | None:
         return None
     flags = " ".join(iommu.get("cmdline_flags") or []) or "none"
     seen = "the driver logged 'iommu is enable'" if iommu.get("vastai_warning") else ""
+    kernel = [line.split("] ", 1)[-1] for line in iommu.get("dmesg") or []]
+    if kernel:
+        logged = f"the kernel logged {kernel[0]!r}"
+        seen = f"{seen}; {logged}" if seen else logged
     units = f"{iommu.get('sysfs_units', 0)} IOMMU units in /sys/class/iommu"
     return (
         f"{host.name}: the IOMMU is enabled ({units}; kernel flags: {flags}"

@@ -143,8 +143,44 @@ def test_iommu_states() -> None:
         "cmdline_flags": ["intel_iommu=on", "iommu=pt"],
         "sysfs_units": 8,
         "vastai_warning": False,
+        "dmesg": [],
     }
     off = IommuEnabled().process(["## cmdline ro intel_iommu=off", "## units 0", "## vastai 0"])
     assert off is not None and off["enabled"] is False
     vastai = IommuEnabled().process(["## cmdline ro", "## units 0", "## vastai 2"])
     assert vastai is not None and vastai["enabled"] is True and vastai["vastai_warning"] is True
+
+
+def _iommu(cmdline: str, units: int = 0, dmesg: tuple[str, ...] = ()) -> dict[str, object]:
+    state = IommuEnabled().process(
+        [f"## cmdline {cmdline}", f"## units {units}", "## vastai 0", "## dmesg", *dmesg]
+    )
+    assert state is not None
+    return dict(state)
+
+
+def test_iommu_enabled_from_the_kernel_log_alone() -> None:
+    intel = _iommu("ro quiet", dmesg=("[    0.012345] DMAR: IOMMU enabled",))
+    assert intel["enabled"] is True
+    assert intel["dmesg"] == ["[    0.012345] DMAR: IOMMU enabled"]
+    amd = _iommu(
+        "ro quiet",
+        dmesg=(
+            "[    0.9] AMD-Vi: Found IOMMU at 0000:00:00.2 cap 0x40",
+            "[    0.9] AMD-Vi: Interrupt remapping enabled",
+        ),
+    )
+    assert amd["enabled"] is True and len(amd["dmesg"]) == 2  # type: ignore[arg-type]
+
+
+def test_iommu_amd_vi_lines_of_a_machine_without_one_are_not_enabled() -> None:
+    state = _iommu("ro quiet", dmesg=("[    1.2] AMD-Vi: AMD IOMMUv2 functionality not available",))
+    assert state["enabled"] is False and state["dmesg"] == []
+
+
+def test_iommu_enabled_from_the_kernel_command_line() -> None:
+    for flag in ("intel_iommu=on", "amd_iommu=on", "iommu=pt"):
+        assert _iommu(f"ro {flag}")["enabled"] is True, flag
+    assert _iommu("ro intel_iommu=on intel_iommu=off")["enabled"] is False
+    assert _iommu("ro", units=4)["enabled"] is True  # /sys/class/iommu entries
+    assert _iommu("ro")["enabled"] is False

@@ -340,18 +340,34 @@ class IommuState(TypedDict):
     cmdline_flags: list[str]
     sysfs_units: int
     vastai_warning: bool
+    dmesg: list[str]
 
 
 _IOMMU_FLAG_RE = re.compile(r"^(intel_iommu|amd_iommu|iommu|iommu\.passthrough|iommu\.strict)=")
 _IOMMU_OFF = frozenset({"intel_iommu=off", "amd_iommu=off", "iommu=off"})
+_IOMMU_ON = frozenset({"intel_iommu=on", "amd_iommu=on", "iommu=pt", "iommu=on", "iommu=force"})
+# Kernel log lines of an IOMMU the kernel turned on: Intel VT-d ("DMAR: IOMMU enabled") and AMD
+# ("AMD-Vi: Found IOMMU ...", "AMD-Vi: Interrupt remapping enabled", ...); not the AMD-Vi lines of
+# a machine without one ("... not available on this system", "... disabled").
+_IOMMU_DMESG_RE = re.compile(r"DMAR: IOMMU enabled|AMD-Vi:")
+_IOMMU_DMESG_NOT = re.compile(r"not available|not found|disabled|unable|fail|error", re.IGNORECASE)
 
 
 def parse_iommu(lines: list[str]) -> IommuState:
-    """Parse the ``## cmdline`` / ``## units`` / ``## vastai`` lines printed by IommuEnabled."""
+    """Parse the ``## cmdline`` / ``## units`` / ``## vastai`` / ``## dmesg`` sections printed by
+    IommuEnabled (the kernel log lines follow ``## dmesg``)."""
     cmdline = ""
     units = 0
     vastai = 0
+    dmesg: list[str] = []
+    in_dmesg = False
     for line in lines:
+        if line.startswith("## "):
+            in_dmesg = line.strip() == "## dmesg"
+        elif in_dmesg:
+            if _IOMMU_DMESG_RE.search(line) and not _IOMMU_DMESG_NOT.search(line):
+                dmesg.append(line.strip())
+            continue
         if line.startswith("## cmdline"):
             cmdline = line[len("## cmdline") :].strip()
         elif line.startswith("## units"):
@@ -363,12 +379,15 @@ def parse_iommu(lines: list[str]) -> IommuState:
     flags = [token for token in cmdline.split() if _IOMMU_FLAG_RE.match(token)]
     disabled = any(flag in _IOMMU_OFF for flag in flags)
     passthrough = "iommu=pt" in flags or "iommu.passthrough=1" in flags
+    asked = any(flag in _IOMMU_ON for flag in flags)
     return IommuState(
-        enabled=vastai > 0 or (units > 0 and not disabled),
+        # What the kernel or the driver logged wins over the command line (it did turn it on).
+        enabled=vastai > 0 or bool(dmesg) or ((units > 0 or asked) and not disabled),
         passthrough=passthrough,
         cmdline_flags=flags,
         sysfs_units=units,
         vastai_warning=vastai > 0,
+        dmesg=dmesg,
     )
 
 
@@ -376,21 +395,25 @@ class IommuEnabled(FactBase[IommuState | None]):
     """Whether an IOMMU translates DMA on the node.
 
     Sources: IOMMU units registered under ``/sys/class/iommu`` (the kernel's own view), the
-    kernel command line flags (``intel_iommu=``, ``amd_iommu=``, ``iommu=pt``...), and the Vastai
-    driver's ``iommu is enable`` dmesg line (VA16 cards refuse to run with an IOMMU on; reading
-    dmesg needs root where ``dmesg_restrict=1``).
+    kernel command line flags (``intel_iommu=on``, ``amd_iommu=on``, ``iommu=pt``... turn it on,
+    ``*=off`` off), the kernel log's ``DMAR: IOMMU enabled`` (Intel) and ``AMD-Vi:`` lines (before
+    any Vastai driver ran), and the Vastai driver's ``iommu is enable`` line (VA16 cards refuse to
+    run with an IOMMU on; reading dmesg needs root where ``dmesg_restrict=1``).
 
     .. code:: python
 
         {"enabled": True, "passthrough": True, "cmdline_flags": ["intel_iommu=on", "iommu=pt"],
-         "sysfs_units": 8, "vastai_warning": False}
+         "sysfs_units": 8, "vastai_warning": False, "dmesg": ["[0.012345] DMAR: IOMMU enabled"]}
     """
 
     def command(self) -> str:
         return (
             'echo "## cmdline $(cat /proc/cmdline 2>/dev/null)";'
             ' echo "## units $(ls /sys/class/iommu 2>/dev/null | wc -l)";'
-            " echo \"## vastai $(dmesg 2>/dev/null | grep -c 'iommu is enable')\"; true"
+            " echo \"## vastai $(dmesg 2>/dev/null | grep -c 'iommu is enable')\";"
+            " echo '## dmesg';"
+            " dmesg 2>/dev/null | grep -E 'DMAR: IOMMU enabled|AMD-Vi:' | head -n 20;"
+            " true"
         )
 
     @staticmethod

@@ -250,7 +250,8 @@ def _pick_subnet(client: Any) -> ipaddress.IPv4Network:
 
 def _free_ports(client: Any, count: int) -> list[int]:
     taken: set[int] = set()
-    for container in client.containers.list(all=True):
+    # ignore_removed: another lab going down meanwhile removes containers between list and inspect.
+    for container in client.containers.list(all=True, ignore_removed=True):
         for bindings in (container.attrs.get("HostConfig", {}).get("PortBindings") or {}).values():
             for binding in bindings or []:
                 if binding.get("HostPort"):
