@@ -219,3 +219,37 @@ def check_host_limits(
             )
         )
     return findings
+
+
+def check_npu_tls(host: str, tls: dict[int, Any], wanted: bool) -> list[Finding]:
+    """Every NPU's HCCL TLS switch (``hccn_tool -i N -tls -g``) equals the group's npu_tls.
+
+    ``tls`` is the HccnTls fact: ``{}`` when hccn_tool is not installed yet (first provisioning:
+    roles/ascend configures TLS then), so that node passes. On a node whose driver is installed
+    a different switch is a fault to fix deliberately, not something a run flips silently.
+    """
+    want = 1 if wanted else 0
+    wrong = sorted(
+        npu
+        for npu, state in tls.items()
+        if (state or {}).get("enabled") is None or int(bool(state["enabled"])) != want
+    )
+    if not wrong:
+        return []
+    npus = ", ".join(str(n) for n in wrong)
+    seen = sorted(
+        {
+            "unknown" if (tls[n] or {}).get("enabled") is None else str(int(tls[n]["enabled"]))
+            for n in wrong
+        }
+    )
+    return [
+        Finding(
+            host,
+            "npu-tls",
+            f"HCCL TLS switch is {'/'.join(seen)} on NPU(s) {npus}, the group's npu_tls is "
+            f"{want} (HCCL TLS must be identical on every NPU of every node, EI0006 otherwise)",
+            "run `hccn_tool -i N -tls -s enable "
+            f"{want}` for N in {npus} on {host}, or set npu_tls to match every node",
+        )
+    ]

@@ -19,6 +19,7 @@ from pyinfra.facts.server import KernelVersion, LinuxDistribution
 
 from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.deploy.reach import group_block_reason
+from ironserve.facts.ascend import HccnTls
 from ironserve.facts.host import FreeDiskBytes, MemlockLimit, PciDevices, ShmSize, TimeSync
 from roles import plan_of, run_of
 from roles.preflight.checks import (
@@ -27,6 +28,7 @@ from roles.preflight.checks import (
     check_disk,
     check_host_limits,
     check_network,
+    check_npu_tls,
     check_os,
 )
 from roles.preflight.defaults import DEFAULTS
@@ -66,6 +68,9 @@ def host_findings(run: Any, h: Any) -> list[Finding]:
         _get(h, "preflight_distributions"),
         str(_get(h, "preflight_min_kernel")),
     )
+    if accel.vendor == "ascend":  # {} until the driver (hccn_tool) is installed: passes
+        tls = dict(h.get_fact(HccnTls, npu_count=node.accelerator.count))
+        findings += check_npu_tls(h.name, tls, bool(hp.plan.context.npu_tls))
     findings += check_host_limits(
         h.name,
         h.get_fact(MemlockLimit),

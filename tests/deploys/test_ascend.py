@@ -14,12 +14,15 @@ from pyinfra.api.exceptions import PyinfraError
 from ironserve.ascend.ranktable import RankTableError, build_rank_table, render_rank_table
 from ironserve.config.inventory import HostRecord
 from ironserve.config.loader import build_cluster
+from ironserve.deploy import context
 from ironserve.engines.mindie import rank_table, render_json
 from ironserve.plan.plan import plan_group
 from roles.ascend import deploy_ascend
 from roles.ascend.defaults import DRIVER_VERSION, FIRMWARE_VERSION
 from roles.ascend.deploy import installed_version
 from roles.ascend.render import port_specs, render_hccn_conf, server_npus
+from roles.preflight import deploy_preflight
+from roles.preflight.checks import check_npu_tls
 from tests.deploys.conftest import FakeRun
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "ascend"
@@ -277,3 +280,58 @@ def test_installed_version() -> None:
     assert installed_version(["Version=24.1.rc3", "ascendhal_version=7.35.23"]) == "24.1.rc3"
     assert installed_version(None) is None
     assert installed_version(["garbage"]) is None
+
+
+# --- preflight: HCCL TLS must match npu_tls before anything changes -----------------------
+
+
+def preflight_then_ascend() -> None:
+    deploy_preflight()
+    deploy_ascend()
+
+
+def preflight_message(responses: list[dict[str, Any]], **group: Any) -> tuple[FakeRun, str]:
+    context._RUNS.clear()  # plans are cached by id(state); ids are reused between tests
+    run = FakeRun(hosts(responses), {**GROUP_DATA, **group})
+    with pytest.raises(PyinfraError) as error:  # bare @fake nodes fail other checks too
+        run.prepare(preflight_then_ascend)
+    return run, str(error.value)
+
+
+def test_preflight_refuses_a_tls_mismatch_before_any_change() -> None:
+    # atlas-1's NPUs had HCCL TLS switched on by hand; the group says off
+    run, message = preflight_message([configured(device_ips(0)), configured(device_ips(1), tls=1)])
+    assert "nothing was changed" in message
+    assert (
+        "@fake/atlas-1: npu-tls: HCCL TLS switch is 1 on NPU(s) 0, 1, 2, 3, 4, 5, 6, 7, "
+        "the group's npu_tls is 0" in message
+    )
+    assert "EI0006" in message
+    assert (
+        "Remedy: run `hccn_tool -i N -tls -s enable 0` for N in 0, 1, 2, 3, 4, 5, 6, 7" in message
+    )
+    assert "@fake/atlas-0: npu-tls" not in message
+    for name in HOSTS:
+        assert hccn_sets(run.commands(name)) == []
+        assert run.changed_ops(name) == []
+
+
+def test_preflight_tls_passes_without_hccn_tool_and_when_it_matches() -> None:
+    # first provisioning: hccn_tool absent (no TLS facts), roles/ascend configures TLS then
+    _, message = preflight_message([unconfigured(), unconfigured()], npu_tls=True)
+    assert "npu-tls" not in message
+    _, message = preflight_message(
+        [configured(device_ips(0), tls=1), configured(device_ips(1), tls=1)], npu_tls=True
+    )
+    assert "npu-tls" not in message
+
+
+def test_check_npu_tls() -> None:
+    on = {"enabled": True, "preconfigured": True, "alarm_days": 60}
+    off = {**on, "enabled": False}
+    assert check_npu_tls("n", {}, wanted=False) == []
+    assert check_npu_tls("n", {0: off, 1: off}, wanted=False) == []
+    [finding] = check_npu_tls("n", {0: off, 1: on, 2: {**on, "enabled": None}}, wanted=False)
+    assert finding.fatal and finding.check == "npu-tls"
+    assert "is 1/unknown on NPU(s) 1, 2" in finding.message
+    assert "hccn_tool -i N -tls -s enable 0` for N in 1, 2 on n" in finding.remedy

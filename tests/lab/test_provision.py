@@ -1,7 +1,7 @@
 """deploys/provision.py end to end on a 2-node h100x8 lab of its own (real SSH, real apt, real
-dpkg, simulated GPUs): a preflight fault stops the run and changes nothing; provisioning
-converges; a second run changes nothing; --dry shows nothing to do; the GPUs and Docker's nvidia
-runtime answer."""
+dpkg, simulated GPUs): a preflight fault (disk-full, gpu-missing, a wrong NIC) stops the run and
+changes nothing; provisioning converges; a second run changes nothing; --dry shows nothing to do;
+the GPUs and Docker's nvidia runtime answer."""
 
 from __future__ import annotations
 
@@ -83,6 +83,20 @@ def test_preflight_fault_stops_the_run_and_changes_nothing(small_lab: Path) -> N
     finally:
         cluster.heal(first.name, directory=small_lab)
         cluster.heal(second.name, directory=small_lab)
+
+
+def test_wrong_nic_stops_the_run_and_changes_nothing(small_lab: Path) -> None:
+    nodes_ = nodes(small_lab)
+    before = [n.run(SNAPSHOT)[1] for n in nodes_]
+    result = pyinfra(small_lab, "-y", INVENTORY, DEPLOY, "--data", "network_socket_ifname=eth9")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "preflight failed on 2 node(s); nothing was changed" in output, output[-4000:]
+    for n in nodes_:
+        assert f"{n.name}: network: network_socket_ifname 'eth9' does not exist" in output
+    assert "Remedy: set network_socket_ifname to the NIC that carries node_ip" in output
+    assert "Starting operation" not in output
+    assert [n.run(SNAPSHOT)[1] for n in nodes_] == before
 
 
 def test_provision_converges_and_a_second_run_changes_nothing(small_lab: Path) -> None:

@@ -3,7 +3,9 @@
 The first run installs the driver and firmware from the lab's repository, configures every NPU
 port with the (simulated, stateful) hccn_tool and writes the rank table; the second run changes
 nothing. Afterwards npu-smi lists 8 NPUs, /etc/hccn.conf holds the inventory's addresses and
-the rank table is the MindIE builder's.
+the rank table is the MindIE builder's. Then an npu-tls-mismatch fault on node 2 (HCCL TLS
+switched on) stops the next run in preflight, naming node 2, TLS and the remedy, and nothing
+changes on either node.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ironserve.facts.ascend import parse_hccn_conf
+from ironserve.facts.ascend import HCCN_TOOL_FALLBACK, parse_hccn_conf
 from ironserve.lab import cluster
 from ironserve.lab import state as st
 from ironserve.operations.hccn import PortSpec
@@ -44,9 +46,9 @@ def ascend_lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> 
         cluster.down(directory)
 
 
-def _pyinfra(state: st.LabState, directory: Path, mode: str = "-y") -> str:
+def _run(state: st.LabState, directory: Path, mode: str = "-y") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "IRONSERVE_LAB_DIR": str(directory)}
-    done = subprocess.run(
+    return subprocess.run(
         [
             str(BIN / "pyinfra"),
             mode,
@@ -61,6 +63,10 @@ def _pyinfra(state: st.LabState, directory: Path, mode: str = "-y") -> str:
         text=True,
         timeout=600,
     )
+
+
+def _pyinfra(state: st.LabState, directory: Path, mode: str = "-y") -> str:
+    done = _run(state, directory, mode)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     return out
@@ -114,3 +120,31 @@ def test_provision_ascend_twice(ascend_lab: Any) -> None:
     assert [d["rank_id"] for s in doc["server_list"] for d in s["device"]] == [
         str(r) for r in range(16)
     ]
+
+
+HCCN_STATE = (
+    f"for i in 0 1 2 3 4 5 6 7; do {HCCN_TOOL_FALLBACK} -i $i -tls -g; done; md5sum /etc/hccn.conf"
+)
+
+
+def test_npu_tls_mismatch_stops_the_run_and_changes_nothing(ascend_lab: Any) -> None:
+    """Runs after test_provision_ascend_twice: both nodes have the driver (hccn_tool) and TLS 0."""
+    state, directory = ascend_lab
+    nodes = [Node(state, n) for n in state.nodes]
+    second = nodes[1]
+    cluster.fault(second.name, "npu-tls-mismatch", directory=directory)
+    try:
+        before = [n.run(HCCN_STATE)[1] for n in nodes]
+        assert before[1].count("tls switch[1]") == 8, before[1]
+        done = _run(state, directory)
+        out = done.stdout + done.stderr
+        assert done.returncode != 0, out[-4000:]
+        assert "preflight failed on 1 node(s); nothing was changed" in out, out[-4000:]
+        assert f"{second.name}: npu-tls: HCCL TLS switch is 1 on NPU(s) 0, 1, 2" in out
+        assert "EI0006" in out and "hccn_tool -i N -tls -s enable 0" in out
+        assert f"{nodes[0].name}: npu-tls" not in out
+        assert "Starting operation" not in out
+        assert [n.run(HCCN_STATE)[1] for n in nodes] == before
+    finally:
+        cluster.heal(second.name, directory=directory)
+    assert nodes[1].run(HCCN_STATE)[1].count("tls switch[0]") == 8
