@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,18 @@ def lab(docker_client: Any, lab_dir: Path) -> Iterator[st.LabState]:
         cluster.down(lab_dir)
         left = _labelled(docker_client, state.lab_id)
         assert not left, f"lab down left {left}"
+
+
+@contextmanager
+def lab_in(
+    directory: Path, nodes: int, profile: str, *, light: bool = False
+) -> Iterator[st.LabState]:
+    """A lab of its own in ``directory`` for one test module, removed afterwards."""
+    state = cluster.up(nodes=nodes, profile=profile, light=light, directory=directory)
+    try:
+        yield state
+    finally:
+        cluster.down(directory)
 
 
 def _labelled(client: Any, lab_id: str) -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 
 from ironserve.lab import cluster
 from ironserve.lab import state as st
-from tests.lab.conftest import BIN, ROOT, Node
+from tests.lab.conftest import BIN, ROOT, Node, lab_in
 
 pytestmark = pytest.mark.lab
 
@@ -34,11 +34,8 @@ SNAPSHOT = (
 @pytest.fixture(scope="module")
 def small_lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("provision-lab")
-    cluster.up(nodes=2, profile="h100x8", light=False, directory=directory)
-    try:
+    with lab_in(directory, 2, "h100x8"):
         yield directory
-    finally:
-        cluster.down(directory)
 
 
 def pyinfra(lab_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,7 @@ from ironserve.lab import cluster
 from ironserve.lab import state as st
 from ironserve.operations.hccn import PortSpec
 from roles.ascend.render import render_hccn_conf
-from tests.lab.conftest import BIN, ROOT, Node
+from tests.lab.conftest import BIN, ROOT, Node, lab_in
 
 pytestmark = pytest.mark.lab
 
@@ -39,11 +39,8 @@ RANK_TABLE = "/etc/ironserve/default/rank_table_file.json"
 @pytest.fixture(scope="module")
 def ascend_lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     directory = tmp_path_factory.mktemp("ascend-lab")
-    state = cluster.up(nodes=2, profile="ascend910bx8", light=True, directory=directory)
-    try:
+    with lab_in(directory, 2, "ascend910bx8", light=True) as state:
         yield state, directory
-    finally:
-        cluster.down(directory)
 
 
 def _run(state: st.LabState, directory: Path, mode: str = "-y") -> subprocess.CompletedProcess[str]:

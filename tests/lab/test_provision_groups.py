@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ironserve.lab import cluster
-from tests.lab.conftest import BIN, ROOT
+from tests.lab.conftest import BIN, ROOT, lab_in
 from tests.lab.test_provision import DEPLOY, INVENTORY, SNAPSHOT, grand_total_changed, nodes
 
 pytestmark = pytest.mark.lab
@@ -26,11 +26,8 @@ pytestmark = pytest.mark.lab
 @pytest.fixture
 def groups_lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("groups-lab")
-    cluster.up(nodes=3, profile="a100-40gx8", light=False, directory=directory)
-    try:
+    with lab_in(directory, 3, "a100-40gx8"):
         yield directory
-    finally:
-        cluster.down(directory)
 
 
 def _pyinfra(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
