@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from pyinfra import logger
 from pyinfra.api.exceptions import DeployError
 
 from ironserve.catalog.accelerators import ACCELERATORS
@@ -43,6 +44,17 @@ def run_of(state: Any) -> Any:
 
 def vendor_of(state: Any, host: Any) -> str:
     return ACCELERATORS[plan_of(state, host).node.accelerator.kind].vendor
+
+
+def plan_if_vendor(state: Any, host: Any, vendor: str) -> HostPlan | None:
+    """The host's plan when its accelerators are ``vendor``'s; else None (logged): a vendor role
+    run on another vendor's node does nothing."""
+    plan = plan_of(state, host)
+    kind = plan.node.accelerator.kind
+    if ACCELERATORS[kind].vendor == vendor:
+        return plan
+    logger.info(f"{host.name}: not a {vendor} node ({kind}); nothing to do")
+    return None
 
 
 def vendor_deploy(vendor: str) -> Any:

@@ -33,13 +33,12 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import files, server
 
 from ironserve.ascend.ranktable import RankTableError, build_rank_table, render_rank_table
-from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.deploy.context import HostPlan, run_state
 from ironserve.engines.base import RenderedFile
 from ironserve.engines.mindie import rank_table_path
 from ironserve.facts.ascend import HccnConf, HccnDeviceIps, HccnTls
 from ironserve.operations import hccn
-from roles import plan_of
+from roles import plan_if_vendor
 from roles.ascend.defaults import DEFAULTS
 from roles.ascend.render import port_specs, server_npus
 
@@ -168,11 +167,10 @@ def _rank_table(plan: HostPlan) -> None:
 
 @deploy("Ascend NPU driver, firmware and HCCN", data_defaults=DEFAULTS)
 def deploy_ascend() -> None:
-    plan = plan_of(state, host)
-    node = plan.node
-    if ACCELERATORS[node.accelerator.kind].vendor != "ascend":
-        logger.info(f"{host.name}: not an Ascend node ({node.accelerator.kind}); nothing to do")
+    plan = plan_if_vendor(state, host, "ascend")
+    if plan is None:
         return
+    node = plan.node
     user = host.data.get("ascend_user")
     server.group(name="Create the Ascend driver's group", group=user)
     server.user(

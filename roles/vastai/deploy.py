@@ -24,9 +24,8 @@ from pyinfra.context import host, state
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
-from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.facts.host import IommuEnabled
-from roles import plan_of
+from roles import plan_if_vendor
 from roles.vastai.defaults import DEFAULTS
 
 DRIVER_RUN = "vastai_driver_install_{version}.run"
@@ -70,11 +69,10 @@ def iommu_problem(iommu: Any) -> str | None:
 
 @deploy("Vastai VA16 driver", data_defaults=DEFAULTS)
 def deploy_vastai() -> None:
-    plan = plan_of(state, host)
-    node = plan.node
-    if ACCELERATORS[node.accelerator.kind].vendor != "vastai":
-        logger.info(f"{host.name}: not a Vastai node ({node.accelerator.kind}); nothing to do")
+    plan = plan_if_vendor(state, host, "vastai")
+    if plan is None:
         return
+    node = plan.node
     problem = iommu_problem(host.get_fact(IommuEnabled))
     if problem:
         raise DeployError(problem)
