@@ -38,7 +38,8 @@ class ServiceState(BaseModel):
     name: str
     container_id: str
     address: str
-    url: str
+    url: str  # as the lab's nodes reach it (the lab network)
+    host_url: str | None = None  # as this machine reaches it, where that differs (127.0.0.1:port)
 
 
 class NodeState(BaseModel):
