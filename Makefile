@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INVENTORIES := $(filter-out inventories/lab.py,$(wildcard inventories/*.py))
 
-.PHONY: demo test lint typecheck unit install clean
+.PHONY: demo demo-down plans test lint typecheck unit install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,29 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job until the lab exists: validate and plan every example inventory.
+# The main job on the lab: 3 nodes with 2 simulated GPUs each, provisioned, the weights fanned
+# out, vLLM on Ray serving with TP 2 x PP 3; then a chat completion and the endpoint's URL.
+# A lab already up with this shape is reused; `make demo-down` removes it.
+DEMO_NODES := 3
+DEMO_PROFILE := gpu2
+
 demo: $(STAMP)
+	@if $(BIN)/ironserve lab status --json 2>/dev/null | $(BIN)/python -c 'import json, sys; \
+		d = json.load(sys.stdin); \
+		sys.exit(0 if d["up"] and d["profile"] == "$(DEMO_PROFILE)" \
+		and len(d["nodes"]) == $(DEMO_NODES) else 1)'; then \
+		echo "== a $(DEMO_NODES) x $(DEMO_PROFILE) lab is up: reusing it"; \
+	else \
+		$(BIN)/ironserve lab up --nodes $(DEMO_NODES) --profile $(DEMO_PROFILE) || exit $$?; \
+	fi
+	$(BIN)/pyinfra -y inventories/lab.py deploys/site.py
+	@$(BIN)/ironserve lab chat "Say hello."
+
+demo-down: $(STAMP)
+	$(BIN)/ironserve lab down
+
+# Validate and plan every example inventory (no node needed).
+plans: $(STAMP)
 	@for inv in $(INVENTORIES); do \
 		echo "== $$inv"; \
 		$(BIN)/ironserve validate -i $$inv || exit $$?; \

@@ -2,12 +2,15 @@
 
     pyinfra -y inventories/lab.py deploys/site.py
 
-Today: provisioning. Weights (download, verify, fan-out) and serve (engine containers from the
-Plan) come next, as deploys/weights.py and deploys/serve.py, included here in that order.
+Provisioning, then the weights (one download from the hub, verified, fanned out to every node:
+deploys/weights.py), then serve (the engine containers from the Plan, the endpoint proven with a
+chat completion: deploys/serve.py), then monitoring when the inventory turns it on
+(deploys/monitoring.py).
 """
 
 from pyinfra import local
 
 local.include("deploys/provision.py")
-# local.include("deploys/weights.py")  # next: weights on every node, verified
-# local.include("deploys/serve.py")    # then: the engine containers the Plan describes
+local.include("deploys/weights.py")  # weights on every node, verified (issue 5)
+local.include("deploys/serve.py")  # the engine containers the Plan describes (issue 6)
+local.include("deploys/monitoring.py")  # exporters, Prometheus, alerts (monitoring_enabled)

@@ -33,6 +33,24 @@ def _groups():
     return {node.strip(): group.strip() for node, group in pairs}
 
 
+def _memlock_settings():
+    import resource as _resource
+
+    hard = _resource.getrlimit(_resource.RLIMIT_MEMLOCK)[1]
+    limit = -1 if hard == _resource.RLIM_INFINITY else hard
+    return {"default-ulimits": {"memlock": {"Name": "memlock", "Hard": limit, "Soft": limit}}}
+
+
+def _lab_engine_image(registry, kind):
+    """``<registry>/vllm/vllm-openai:v<default version>`` for the engines the lab registry holds."""
+    from ironserve.catalog.engines import ENGINES, EngineKind
+
+    if kind not in ("vllm", "sglang"):
+        return None
+    engine = ENGINES[EngineKind(kind)]
+    return f"{registry}/{engine.image(engine.default_version)}"
+
+
 def _hosts():
     path = _lab_dir() / "state.json"
     try:
@@ -71,7 +89,36 @@ def _hosts():
             "nvidia_driver_reboot": False,
             "base_sysctl_apply": False,
             "base_time_sync": None,
+            # Nodes are containers on a machine without CAP_SYS_RESOURCE: a container asking
+            # for more locked memory than this machine's hard limit fails to start (runc:
+            # "error setting rlimit type 8"), so dockerd's default memlock is that limit.
+            "container_runtime_daemon_settings": _memlock_settings(),
         }
+        registry = state.get("services", {}).get("registry")
+        if registry:  # the lab registry speaks plain HTTP: dockerd must be told so
+            data["container_runtime_insecure_registries"] = [f"{registry['address']}:5000"]
+            # ...and as a mirror of Docker Hub: `docker pull vllm/vllm-openai:v0.11.0` (the
+            # builders' names, unchanged) is served by the lab registry.
+            data["container_runtime_registry_mirrors"] = [registry["url"]]
+            data["_lab_registry"] = f"{registry['address']}:5000"
+            # Serving pins the image by digest from the lab registry itself (a name without a
+            # registry would fall back to Docker Hub when the mirror lacks it): the builders'
+            # name for the node's engine at its default version, under <registry>:5000/.
+            image = _lab_engine_image(f"{registry['address']}:5000", node["engine_kind"])
+            if image:
+                data["engine_image"] = image
+        key_file = _lab_dir() / "api_key"  # written by `lab up` (0600): the endpoint's key
+        if key_file.is_file():
+            data["serving_api_key_file"] = str(key_file)
+        hub = state.get("services", {}).get("hub")
+        if hub:  # the lab model hub (HF and ModelScope APIs) on the lab network
+            data["hub_endpoint"] = hub["url"]
+            # Tests pull through the ModelScope API of the same hub with IRONSERVE_LAB_HUB.
+            if _os.environ.get("IRONSERVE_LAB_HUB") == "modelscope":
+                data["hub_kind"] = "modelscope"
+            # ...and with the lab's accepted token (<lab dir>/hub-token, 0600) for gated repos.
+            if _os.environ.get("IRONSERVE_LAB_HUB_TOKEN") == "1":
+                data["hub_token_file"] = str(_lab_dir() / "hub-token")
         heads.add(group)
         if group is not None:
             data["serving_group"] = group

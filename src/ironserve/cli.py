@@ -12,10 +12,14 @@ import typer
 from rich.console import Console
 
 from ironserve import __version__
+from ironserve.bench.cli import bench as bench_cmd
 from ironserve.catalog.engines import EngineKind
 from ironserve.catalog.formats import WeightFormat
 from ironserve.errors import InputError, Problem
+from ironserve.health.cli import health as health_cmd
 from ironserve.lab.cli import lab_app
+from ironserve.runbooks.cli import runbook as runbook_cmd
+from ironserve.weights.cli import weights_app
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -177,6 +181,10 @@ catalog_app = typer.Typer(
 )
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(lab_app, name="lab")
+app.add_typer(weights_app, name="weights")
+app.command("bench")(bench_cmd)
+app.command("runbook")(runbook_cmd)
+app.command("health")(health_cmd)
 
 
 @catalog_app.command("models")

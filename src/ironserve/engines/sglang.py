@@ -72,6 +72,7 @@ def launch_options(ctx: LaunchContext, rank: int) -> list[str]:
         ]
     args += [
         "--trust-remote-code",
+        "--enable-metrics",  # /metrics for `ironserve health` and Prometheus (off by default)
         "--host",
         "0.0.0.0",
         "--port",

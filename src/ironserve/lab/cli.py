@@ -106,6 +106,8 @@ def status(
     out.print(table)
     if doc["apt_repository"]:
         out.print(f"apt repository: {doc['apt_repository']}")
+    if doc.get("endpoint"):
+        out.print(f"endpoint: {doc['endpoint']} (API key in {doc['api_key_file']})")
 
 
 @lab_app.command()
@@ -149,3 +151,27 @@ def heal(node: Annotated[str, typer.Argument(help="Node name")]) -> None:
 
     with _guard("lab heal"):
         out.print(lab_heal(node), markup=False)
+
+
+@lab_app.command()
+def chat(
+    prompt: Annotated[str, typer.Argument(help="What to ask")] = "Say hello.",
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens")] = 16,
+) -> None:
+    """One chat completion from the lab's endpoint (after deploys/serve.py), with its API key;
+    prints the endpoint, the model and the answer."""
+    from ironserve.lab import serving
+    from ironserve.lab.state import lab_dir
+
+    try:
+        url, model, text = serving.chat(lab_dir(), prompt, max_tokens)
+    except serving.ChatError as error:
+        err.print(f"lab chat: {error}", markup=False, highlight=False)
+        raise typer.Exit(1) from error
+    out.print(f"endpoint: {url}  (API key: {serving.api_key_path(lab_dir())})", markup=False)
+    out.print(f"{model}: {text}", markup=False, highlight=False)
+
+
+from ironserve.lab.hub.cli import hub_app  # noqa: E402  (the lab model hub's sub-commands)
+
+lab_app.add_typer(hub_app, name="hub")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import ipaddress
 import json
 import os
@@ -24,7 +23,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -119,13 +117,7 @@ def write_known_hosts(state: LabState) -> None:
 
 
 def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, (data, mode) in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return img.tar_context(files, mtime=int(time.time())).getvalue()
 
 
 def _hexid(text: str) -> int:
@@ -445,6 +437,9 @@ def up(
     client = connect()
     images = img.ensure_images(client)
     key, client_pub = ensure_lab_key(directory)
+    from ironserve.lab.serving import ensure_api_key
+
+    ensure_api_key(directory)  # the endpoint's API key (0600): serving_api_key_file of the lab
     state = LabState(
         lab_id=secrets.token_hex(4),
         prefix=_default_prefix(directory),
@@ -494,6 +489,9 @@ def _up(client: Any, state: LabState, count: int, directory: Path, client_pub: s
 
     _start_apt_repository(client, state, directory, str(hosts[1]))
     st.save(state, directory)
+    _start_hub(client, state, directory, str(hosts[2]))
+    if not state.light:  # only full nodes have a dockerd to pull with
+        _start_registry(client, state, directory, str(hosts[3]))
 
     ports = _free_ports(client, count)
     plans = [
@@ -555,6 +553,41 @@ def _start_apt_repository(client: Any, state: LabState, directory: Path, address
     )
     state.apt_repository = url
     state.apt_source = f"deb [trusted=yes] {url} ./"
+
+
+def _start_hub(client: Any, state: LabState, directory: Path, address: str) -> None:
+    """The lab model hub at <.3>:80 (HF and ModelScope APIs; ironserve.lab.hub)."""
+    from ironserve.lab.hub import service as hub
+
+    started = time.monotonic()
+    state.services["hub"] = hub.start(client, state, directory, address, _free_ports(client, 1)[0])
+    st.save(state, directory)
+    _log(f"hub up in {time.monotonic() - started:.1f}s")
+
+
+def _start_registry(client: Any, state: LabState, directory: Path, address: str) -> None:
+    """The lab registry at <.4>:5000 (and 127.0.0.1:<port>), holding the lab engine images."""
+    from ironserve.lab import registry
+
+    started = time.monotonic()
+    port = _free_ports(client, 1)[0]
+    name = f"{state.prefix}-registry"
+    labels = state.labels("service")
+    cid = registry.start(
+        client, name, state.images["base"], state.network_name, address, port, labels
+    )
+    state.services["registry"] = ServiceState(
+        name=name,
+        container_id=cid,
+        address=address,
+        url=f"http://{address}:{registry.PORT}",
+        host_url=f"http://127.0.0.1:{port}",
+    )
+    st.save(state, directory)
+    registry.wait_ready(f"http://127.0.0.1:{port}")
+    state.engine_images = registry.publish_engines(client, state.images["base"], address, port)
+    st.save(state, directory)
+    _log(f"registry up with engine images in {time.monotonic() - started:.1f}s")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -620,6 +653,8 @@ def down(directory: Path | None = None, everything: bool = False) -> list[str]:
         _parallel(list(nodes_dir.iterdir()), remove_folder, workers=8)
         shutil.rmtree(nodes_dir, ignore_errors=True)
     (directory / "known_hosts").unlink(missing_ok=True)
+    (directory / "api_key").unlink(missing_ok=True)  # the endpoint's key dies with the lab
+    shutil.rmtree(directory / "hub", ignore_errors=True)  # generated lab models (up to GBs)
     st.remove(directory)
     return removed
 
@@ -661,6 +696,7 @@ def status(directory: Path | None = None, memory: bool = False) -> dict[str, Any
     state = st.load(directory)
     if state is None:
         return None
+    serving = _serving(directory)  # before the Docker client: pyinfra's loader patches ssl
     client = connect()
     nodes = []
     measure: list[tuple[dict[str, Any], Any]] = []
@@ -704,6 +740,18 @@ def status(directory: Path | None = None, memory: bool = False) -> dict[str, Any
         "services": {k: v.model_dump() for k, v in state.services.items()},
         "images": state.images,
         "nodes": nodes,
+        **serving,
+    }
+
+
+def _serving(directory: Path) -> dict[str, Any]:
+    """``endpoint`` (the OpenAI base URL, from the Plan) and ``api_key_file`` (0600)."""
+    from ironserve.lab import serving
+
+    key = serving.api_key_path(directory)
+    return {
+        "endpoint": serving.endpoint(directory),
+        "api_key_file": str(key) if key.is_file() else None,
     }
 
 

@@ -56,7 +56,14 @@ NODE_PACKAGES = (
     "e2fsprogs",
     "util-linux",
     "xz-utils",
+    # weights (issue 5): fan-out between nodes and the venv of the hub clients
+    "rsync",
+    "python3-venv",
 )
+# The hub clients a node downloads weights with (roles/weights installs them when missing; the
+# lab bakes them so no test needs PyPI): the versions of the project's own .venv.
+HUB_CLIENT_VENV = "/opt/ironserve/hub-client"
+HUB_CLIENT_PINS = "huggingface_hub==2.4.0 modelscope==1.40.2"
 # Timers a real server has that only make noise (and CPU spikes) on 16 nodes sharing 2 cores.
 MASKED_UNITS = (
     "apt-daily.timer",
@@ -119,6 +126,10 @@ RUN apt-get -o Acquire::Check-Valid-Until=false update -qq \\
  && systemctl enable ssh.service docker.service >/dev/null 2>&1 \\
  && : > /etc/machine-id \\
  && echo LANG=C.UTF-8 > /etc/default/locale
+COPY wheels /tmp/hub-wheels
+RUN python3 -m venv {hub_venv} \\
+ && {hub_venv}/bin/pip install -q --no-index --find-links /tmp/hub-wheels {hub_pins} >/dev/null \\
+ && rm -rf /tmp/hub-wheels
 COPY sshd_config /etc/ssh/sshd_config.d/ironserve-lab.conf
 COPY node-init /usr/local/sbin/ironserve-node-init
 COPY sim {sim_dest}
@@ -170,6 +181,7 @@ def node_tag(base: str) -> str:
         base,
         NODE_DOCKERFILE,
         " ".join(NODE_PACKAGES + MASKED_UNITS),
+        HUB_CLIENT_VENV + " " + HUB_CLIENT_PINS,
         NODE_INIT,
         SSHD_CONFIG,
         json.dumps(WRAPPERS, sort_keys=True),
@@ -227,6 +239,24 @@ def build_base(client: Any, tag: str) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _hub_wheels() -> Iterator[tuple[str, bytes]]:
+    """Wheels of the hub clients for the node's Python (bookworm: 3.11), fetched on this machine
+    by its own pip (its index, proxy and CA settings): the image build itself needs no network."""
+    folder = Path(tempfile.gettempdir()) / f"ironserve-hub-wheels-{_digest(HUB_CLIENT_PINS)}"
+    if not any(folder.glob("huggingface_hub-*.whl")):
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "pip", "download", "-q", "-d", str(folder)),
+                *("--only-binary=:all:", "--python-version", "3.11"),
+                *("--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64"),
+                *HUB_CLIENT_PINS.split(),
+            ],
+            check=True,
+        )
+    for wheel in sorted(folder.glob("*.whl")):
+        yield wheel.name, wheel.read_bytes()
+
+
 def _context(base: str) -> io.BytesIO:
     files: dict[str, tuple[bytes, int]] = {
         "Dockerfile": (
@@ -235,6 +265,8 @@ def _context(base: str) -> io.BytesIO:
                 packages=" ".join(NODE_PACKAGES),
                 masked=" ".join(MASKED_UNITS),
                 sim_dest=SIM_DEST,
+                hub_venv=HUB_CLIENT_VENV,
+                hub_pins=HUB_CLIENT_PINS,
             ).encode(),
             0o644,
         ),
@@ -246,11 +278,19 @@ def _context(base: str) -> io.BytesIO:
         files[f"wrappers{path}"] = (text.encode(), 0o755)
     for name, data in _sim_files():
         files[f"sim/{name}"] = (data, 0o755 if data.startswith(b"#!") else 0o644)
+    for name, data in _hub_wheels():
+        files[f"wheels/{name}"] = (data, 0o644)
+    return tar_context(files)
+
+
+def tar_context(files: dict[str, tuple[bytes, int]], mtime: int = 0) -> io.BytesIO:
+    """A tar archive in memory (a build context, or files for put_archive): name -> (content,
+    mode). A build context keeps mtime 0, so the same files give the same cached layers."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, (data, mode) in files.items():
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
+            info.size, info.mode, info.mtime = len(data), mode, mtime
             tar.addfile(info, io.BytesIO(data))
     buffer.seek(0)
     return buffer

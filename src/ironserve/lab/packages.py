@@ -198,6 +198,12 @@ def _packages() -> list[Package]:
                 "/usr/bin/nvidia-ctk": (_script("nvidia_ctk"), 0o755),
                 # No GPUs to inject: the runtime hands the container to runc unchanged.
                 "/usr/bin/nvidia-container-runtime": (b'#!/bin/sh\nexec runc "$@"\n', 0o755),
+                # Docker's `--gpus` adds this as an OCI prestart hook (dockerd looks for it on the
+                # PATH when it starts); with no devices to inject it only has to succeed.
+                "/usr/bin/nvidia-container-runtime-hook": (
+                    b"#!/bin/sh\n# ironserve lab: no GPUs to inject\ncat >/dev/null\nexit 0\n",
+                    0o755,
+                ),
             },
         ),
         Package(

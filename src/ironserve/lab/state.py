@@ -84,6 +84,8 @@ class LabState(BaseModel):
     apt_repository: str | None = None  # base URL of the flat repository (and .run installers)
     apt_source: str | None = None  # the sources.list line provisioning writes on nodes
     services: dict[str, ServiceState] = Field(default_factory=dict)
+    # Engine images in the lab registry, as nodes name them -> manifest digest (lab/registry.py)
+    engine_images: dict[str, str] = Field(default_factory=dict)
     nodes: list[NodeState] = Field(default_factory=list)
 
     def node(self, name: str) -> NodeState:

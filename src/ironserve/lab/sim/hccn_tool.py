@@ -53,11 +53,11 @@ def _link_up(state: JSON, dev: int, count: int) -> bool:
     return dev not in fl.targets(state, "npu-link-down", count)
 
 
-def _same_24(a: str, b: str) -> bool:
+def _same_net(cfg: JSON, b: str) -> bool:
+    """``b`` is on the port's subnet (its address and netmask; /24 when no netmask is set)."""
+    mask = cfg.get("netmask") or "255.255.255.0"
     try:
-        return (
-            ipaddress.ip_interface(f"{a}/24").network == ipaddress.ip_interface(f"{b}/24").network
-        )
+        return ipaddress.ip_address(b) in ipaddress.ip_interface(f"{cfg['address']}/{mask}").network
     except ValueError:
         return False
 
@@ -108,14 +108,14 @@ def run(args: list[str], hw: JSON, state: JSON) -> tuple[int, str]:
     if cmd == "-net_health" and rest[:1] == ["-g"]:
         if "netdetect" not in cfg or "address" not in cfg:
             status = "Init"
-        elif _link_up(state, dev, count) and _same_24(cfg["address"], cfg["netdetect"]):
+        elif _link_up(state, dev, count) and _same_net(cfg, cfg["netdetect"]):
             status = "Success"
         else:
             status = "Fault"
         return 0, f"net health status: {status}\n"
     if cmd == "-ping" and rest[:1] == ["-g"]:
         target = _kv(rest[1:]).get("address", "")
-        ok = "address" in cfg and _link_up(state, dev, count) and _same_24(cfg["address"], target)
+        ok = "address" in cfg and _link_up(state, dev, count) and _same_net(cfg, target)
         out = f"device {dev} PING {target}\n"
         if ok:
             out += "".join(f"recv seq={n},time=0.0{40 + n}000ms\n" for n in range(3))

@@ -1,0 +1,22 @@
+"""Serve: the Plan's engine containers on every node, the endpoint proven with a completion.
+
+    pyinfra -y inventories/lab.py deploys/serve.py
+
+Before any operation: the engine image resolved once on this machine to a digest (a missing
+image stops here, nothing changed), the API key read from serving_api_key_file (or generated
+into a 0600 file here, and said where), each node's containers read. Then, per serving group:
+the 0600 env file, the image pulled by digest on every node in parallel, the head's container,
+the workers', the Ray wait and `vllm serve` in the head (vLLM on Ray), the readiness wait on
+/health and a real chat completion. Only containers whose spec changed are replaced; a second
+run changes nothing and restarts nothing. Open WebUI follows when webui_enabled is set.
+"""
+
+from pyinfra import host, state
+
+from roles import plan_of
+from roles.engine import deploy_engine
+from roles.webui import deploy_webui
+
+plan_of(state, host)  # a bad inventory stops here, listing every problem
+deploy_engine()
+deploy_webui()

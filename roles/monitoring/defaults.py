@@ -1,0 +1,26 @@
+"""Data keys of roles/monitoring (role-prefixed; None = must be given or derived)."""
+
+DEFAULTS = {
+    # Off by default: a site turns it on in its group data.
+    "monitoring_enabled": False,
+    # Inventory host running Prometheus; None = the head of the first serving group.
+    "monitoring_server": None,
+    # Images (pinned tags; mirror them for offline sites).
+    "monitoring_prometheus_image": "prom/prometheus:v3.5.0",
+    "monitoring_node_exporter_image": "prom/node-exporter:v1.9.1",
+    "monitoring_dcgm_exporter_image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04",
+    "monitoring_npu_exporter_image": (
+        "swr.cn-south-1.myhuaweicloud.com/ascendhub/npu-exporter:v6.0.0"
+    ),
+    "monitoring_prometheus_port": 9090,
+    "monitoring_node_exporter_port": 9100,
+    "monitoring_dcgm_exporter_port": 9400,
+    "monitoring_npu_exporter_port": 8082,
+    "monitoring_scrape_interval": "15s",
+    "monitoring_retention": "15d",
+    # Folder on the nodes for the rendered configuration.
+    "monitoring_dir": "/etc/ironserve/monitoring",
+    # Alert thresholds.
+    "monitoring_kv_cache_alert": 0.95,
+    "monitoring_disk_free_alert": 0.05,
+}

@@ -1,0 +1,13 @@
+"""Data keys of roles/webui (role-prefixed; None = must be given when the role is enabled)."""
+
+DEFAULTS = {
+    # Open WebUI in front of the group's endpoint; off unless the inventory turns it on.
+    "webui_enabled": False,
+    # A release that creates the admin headlessly from WEBUI_ADMIN_EMAIL/PASSWORD on first start.
+    "webui_image": "ghcr.io/open-webui/open-webui:v0.6.36",
+    "webui_port": 3000,
+    "webui_admin_email": "admin@ironserve.local",
+    "webui_admin_name": "ironserve admin",
+    # A 0600 file on this machine holding the admin password: required, there is no default.
+    "webui_admin_password_file": None,
+}

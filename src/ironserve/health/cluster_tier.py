@@ -1,0 +1,560 @@
+"""Cluster tier: the serving groups as the Plan wants them, read over SSH from every node at once.
+
+- ``cluster.engine_containers`` (per node): the Plan's container exists and runs, its restart
+  count (a count above 0 is WARN: it crashed and came back; ``restarting`` is FAIL: a crash
+  loop); on a Ray head, the serve command inside it is alive;
+- ``cluster.ray_nodes`` (per node, vLLM on Ray): ``ray status`` in the head shows every planned
+  node and GPU; when short, the head's ``ray.nodes()`` probe names the missing nodes, and only
+  those FAIL;
+- ``cluster.weights`` (per node): the cheap check a deploy makes (ironserve-manifest.json present,
+  every file it lists on disk with the size and mtime recorded at verification; a file rewritten
+  since, say a flipped byte, has a new mtime). ``ironserve weights verify`` re-hashes;
+- ``cluster.npu_ping`` (per Ascend node with NPU addresses): ``hccn_tool -ping`` from each NPU to
+  the same-index NPU of every peer of its group.
+
+A group whose head has no engine container is *not deployed*: one ``cluster.deployed`` WARN for
+the group (first-deploy) and none of its engine checks; NPU peer pings (the fabric) still run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent  # type: ignore[import-untyped]
+
+from ironserve.config.schema import Cluster, ServingGroup
+from ironserve.facts.npu_ping import NpuPeerPings, PingResult
+from ironserve.health.model import CheckResult, Status
+from ironserve.plan.plan import Plan, plan_group
+from ironserve.serving import ray_status, spec
+from ironserve.weights.facts import WeightsState
+
+TIER = "cluster"
+CHECK_TIMEOUT_S = 40  # `ray status` in the head is bounded by 30 s inside the fact
+RESTARTS_FAIL = 5  # a container restarted this often is crash-looping, even if up right now
+
+
+@dataclass
+class GroupPlan:
+    group: ServingGroup
+    plan: Plan
+
+    @property
+    def name(self) -> str:
+        return self.group.name
+
+    @property
+    def ray(self) -> bool:
+        return any(n.serve_exec is not None for n in self.plan.nodes)
+
+    @property
+    def head(self) -> str:
+        return self.plan.nodes[0].node
+
+
+def group_plans(cluster: Cluster) -> list[GroupPlan]:
+    return [GroupPlan(g, plan_group(g)) for g in cluster.groups]
+
+
+# --- verdicts (pure) ---------------------------------------------------------------------------
+
+
+def _r(
+    check: str,
+    node: str,
+    status: Status,
+    observed: str,
+    expected: str,
+    action: str = "",
+    runbook: str = "",
+) -> CheckResult:
+    return CheckResult(f"cluster.{check}", TIER, node, status, observed, expected, action, runbook)
+
+
+def not_deployed(gp: GroupPlan) -> CheckResult:
+    name = gp.plan.nodes[0].container.name
+    return _r(
+        "deployed",
+        gp.head,
+        Status.WARN,
+        f"group {gp.name}: no engine container {name} on the head",
+        f"{name} deployed (group {gp.name})",
+        "deploy: pyinfra -y INVENTORY deploys/site.py (or deploys/serve.py)",
+        "first-deploy",
+    )
+
+
+def engine_container(
+    node: str,
+    container: str,
+    fact: dict[str, Any] | None,
+    serve_expected: str | None = None,
+    error: str | None = None,
+) -> CheckResult:
+    """``fact``: facts/engine.py's EngineContainer; ``serve_expected``: the Plan's serve spec
+    (Ray head only: the serve command must be alive inside the container)."""
+    expected = f"{container} running, 0 restarts" + (
+        ", serve command alive" if serve_expected else ""
+    )
+    action = "pyinfra -y INVENTORY deploys/restart.py; read `docker logs` first"
+    if fact is None:
+        return _r(
+            "engine_containers",
+            node,
+            Status.UNKNOWN,
+            error or "node unreachable over SSH",
+            expected,
+            "check the node first",
+            "engine-container" if error else "node-down",
+        )
+    if not fact.get("docker"):
+        return _r(
+            "engine_containers",
+            node,
+            Status.FAIL,
+            "docker is not installed",
+            expected,
+            "provision the node (deploys/provision.py)",
+            "container-runtime",
+        )
+    restarts = int(fact.get("restart_count") or 0)
+    status = str(fact.get("status"))
+    if not fact.get("exists"):
+        return _r(
+            "engine_containers",
+            node,
+            Status.FAIL,
+            f"{container} absent",
+            expected,
+            action,
+            "engine-container",
+        )
+    if status == "restarting" or restarts >= RESTARTS_FAIL:
+        return _r(
+            "engine_containers",
+            node,
+            Status.FAIL,
+            f"{container} {status}, {restarts} restarts (crash loop)",
+            expected,
+            action,
+            "engine-container",
+        )
+    if not fact.get("running"):
+        return _r(
+            "engine_containers",
+            node,
+            Status.FAIL,
+            f"{container} {status}",
+            expected,
+            action,
+            "engine-container",
+        )
+    if serve_expected is not None and fact.get("serve_spec") is None:
+        return _r(
+            "engine_containers",
+            node,
+            Status.FAIL,
+            f"{container} running, the serve command in it has exited",
+            expected,
+            action,
+            "engine-container",
+        )
+    if serve_expected is not None and fact.get("serve_spec") != serve_expected:
+        return _r(
+            "engine_containers",
+            node,
+            Status.WARN,
+            f"{container} serves spec {fact.get('serve_spec')}, not the Plan's",
+            expected,
+            "pyinfra -y INVENTORY deploys/serve.py",
+            "engine-container",
+        )
+    if restarts:
+        return _r(
+            "engine_containers",
+            node,
+            Status.WARN,
+            f"{container} running, restarted {restarts} times",
+            expected,
+            "read `docker logs`; it crashed and was restarted",
+            "engine-container",
+        )
+    return _r("engine_containers", node, Status.OK, f"{container} running, 0 restarts", expected)
+
+
+def ray_nodes(
+    plan: Plan, status_text: str | None, alive: dict[str, float] | None, head_running: bool
+) -> list[CheckResult]:
+    """One result per planned node. ``alive``: the nodes probe ({address: GPUs}), read only when
+    ``ray status`` is short (None: not read or unreadable)."""
+    want = _planned_gpus(plan)
+    nodes, gpus = len(want), sum(g for _, g in want.values())
+    head = plan.nodes[0].node
+    expected = f"{nodes} nodes, {gpus:g} GPUs in Ray"
+    action = "pyinfra -y INVENTORY deploys/restart.py"
+    if not head_running or status_text is None:
+        why = "head container not running" if not head_running else "`ray status` unreadable"
+        return [_r("ray_nodes", head, Status.UNKNOWN, why, expected, action, "ray-nodes")]
+    seen = ray_status.parse(status_text)
+    if seen.layout == "none":
+        line = status_text.strip().splitlines()[-1:] or ["(empty)"]
+        return [
+            _r(
+                "ray_nodes",
+                head,
+                Status.FAIL,
+                f"no Ray cluster: {line[0][:120]}",
+                expected,
+                action,
+                "ray-nodes",
+            )
+        ]
+    observed = f"Ray: {seen.nodes}/{nodes} nodes, {seen.gpus:g}/{gpus:g} GPUs"
+    if seen.nodes >= nodes and seen.gpus >= gpus:
+        return [_r("ray_nodes", name, Status.OK, observed, expected) for name in want]
+    if alive is None:
+        return [
+            _r(
+                "ray_nodes",
+                head,
+                Status.FAIL,
+                observed + " (missing nodes not named)",
+                expected,
+                action,
+                "ray-nodes",
+            )
+        ]
+    gaps = {name: why for name, _, why in ray_status.missing(want, alive)}
+    if not gaps:  # short in total, but every planned node is there: say so on the head
+        return [_r("ray_nodes", head, Status.FAIL, observed, expected, action, "ray-nodes")]
+    return [
+        _r(
+            "ray_nodes",
+            name,
+            Status.FAIL,
+            f"{observed}; {address}: {gaps[name]}",
+            f"{address} in Ray with {g:g} GPUs",
+            action,
+            "ray-nodes",
+        )
+        if name in gaps
+        else _r("ray_nodes", name, Status.OK, f"{address} in Ray", f"{address} in Ray")
+        for name, (address, g) in want.items()
+    ]
+
+
+def weights(node: str, path: str, state: dict[str, Any] | None) -> CheckResult:
+    """The manifest and the files it lists (size and mtime as recorded at verification)."""
+    expected = f"{path}: manifest, every listed file unchanged"
+    action = "pyinfra -y INVENTORY deploys/weights.py, then deploys/restart.py"
+    if state is None:
+        return _r(
+            "weights",
+            node,
+            Status.UNKNOWN,
+            "weights state unreadable",
+            expected,
+            "check the node (python3 present?)",
+            "weights-corrupt",
+        )
+    manifest = state.get("manifest")
+    if not manifest:
+        return _r(
+            "weights",
+            node,
+            Status.FAIL,
+            "no ironserve-manifest.json",
+            expected,
+            action,
+            "weights-corrupt",
+        )
+    listed = manifest.get("files") or {}
+    stats = state.get("stat") or {}
+    missing = sorted(p for p in listed if p not in stats)
+    changed = sorted(
+        p
+        for p, entry in listed.items()
+        if p in stats and stats[p] != [entry.get("size"), entry.get("mtime_ns")]
+    )
+    if missing or changed or not listed:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
+        if changed:
+            parts.append(
+                f"changed since verified {', '.join(changed[:3])}"
+                + (" ..." if len(changed) > 3 else "")
+            )
+        return _r(
+            "weights",
+            node,
+            Status.FAIL,
+            "; ".join(parts) or "manifest lists no files",
+            expected,
+            action,
+            "weights-corrupt",
+        )
+    size = sum(int(e.get("size") or 0) for e in listed.values())
+    return _r(
+        "weights",
+        node,
+        Status.OK,
+        f"{manifest.get('repo_id')}: {len(listed)} files, {size / 2**20:.0f} MiB",
+        expected,
+    )
+
+
+def npu_pings(
+    node: str, targets: list[tuple[int, str]], found: dict[tuple[int, str], PingResult] | None
+) -> CheckResult:
+    expected = f"{len(targets)} peer NPU addresses answer"
+    if found is None:
+        return _r(
+            "npu_ping",
+            node,
+            Status.UNKNOWN,
+            "pings did not run (timeout)",
+            expected,
+            "",
+            "npu-link",
+        )
+    if not found:
+        return _r(
+            "npu_ping",
+            node,
+            Status.UNKNOWN,
+            "hccn_tool missing",
+            expected,
+            "install the Ascend driver (deploys/provision.py)",
+            "npu-link",
+        )
+    lost = []
+    for device, address in targets:
+        result = found.get((device, address))
+        if result is None or not result["received"]:
+            lost.append(f"npu{device}->{address}")
+    if lost:
+        return _r(
+            "npu_ping",
+            node,
+            Status.FAIL,
+            f"no answer: {', '.join(lost[:4])}" + (" ..." if len(lost) > 4 else ""),
+            expected,
+            "check the NPU links (hccn_tool -link -g), cables, switch ports",
+            "npu-link",
+        )
+    return _r("npu_ping", node, Status.OK, f"{len(targets)} peers answer", expected)
+
+
+def ping_targets(group: ServingGroup, node: str) -> list[tuple[int, str]]:
+    """(local device, peer address): device i pings device i of every other node of the group."""
+    me = next(n for n in group.nodes if n.name == node)
+    targets = []
+    for peer in group.nodes:
+        if peer.name == node:
+            continue
+        for device, address in enumerate(peer.npu.device_ips):
+            if device < len(me.npu.device_ips):
+                targets.append((device, str(address)))
+    return targets
+
+
+def _planned_gpus(plan: Plan) -> dict[str, tuple[str, float]]:
+    ctx = plan.context
+    units = ctx.accelerator.units_per_device
+    return {n.name: (n.address, float(n.device_count * units)) for n in ctx.nodes}
+
+
+# --- gathering (SSH, all nodes at once) --------------------------------------------------------
+
+
+@dataclass
+class NodeFacts:
+    reachable: bool = False
+    container: dict[str, Any] | None = None
+    weights: dict[str, Any] | None = None
+    pings: dict[tuple[int, str], PingResult] | None = None
+    ray_alive: dict[str, float] | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def inventory_state(inventory_path: str) -> Any:
+    """A pyinfra State over the inventory (hosts not connected yet)."""
+    from pyinfra.api.config import Config
+    from pyinfra.api.state import State
+    from pyinfra.context import ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    with ctx_state.use(State()), contextlib.redirect_stdout(io.StringIO()):
+        inventory = make_inventory(os.fspath(Path(inventory_path)), cwd=str(Path.cwd()))
+    return State(inventory, Config(CONNECT_TIMEOUT=10))  # type: ignore[no-untyped-call]
+
+
+def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
+    from pyinfra.context import ctx_host, ctx_state
+
+    from ironserve.facts.engine import EngineContainer
+
+    facts = NodeFacts()
+    launch = gp.plan.node(host.name)
+    head_ray = gp.ray and launch.serve_exec is not None
+    with ctx_state.use(state), ctx_host.use(host):
+        host.connect(show_errors=False)
+        if not host.connected:
+            return facts
+        facts.reachable = True
+        try:
+            facts.container = host.get_fact(
+                EngineContainer,
+                container=launch.container.name,
+                serve=head_ray,
+                ray=head_ray,
+                _timeout=CHECK_TIMEOUT_S,
+            )
+        except Exception as error:  # a timeout: UNKNOWN, never OK
+            facts.errors.append(f"container: {error}")
+        try:
+            facts.weights = host.get_fact(
+                WeightsState,
+                dest=gp.plan.context.weights_path,
+                venv="/nonexistent",
+                _timeout=CHECK_TIMEOUT_S,
+            )
+        except Exception as error:
+            facts.errors.append(f"weights: {error}")
+        targets = tuple(ping_targets(gp.group, host.name))
+        if targets:
+            try:
+                facts.pings = host.get_fact(NpuPeerPings, targets=targets, _timeout=CHECK_TIMEOUT_S)
+            except Exception as error:
+                facts.errors.append(f"pings: {error}")
+        status_text = (facts.container or {}).get("ray_status")
+        if head_ray and status_text and _ray_short(gp.plan, status_text):
+            facts.ray_alive = _probe_ray(host, launch.container.name)
+    return facts
+
+
+def _ray_short(plan: Plan, text: str) -> bool:
+    seen = ray_status.parse(text)
+    want = _planned_gpus(plan)
+    return seen.layout != "none" and (
+        seen.nodes < len(want) or seen.gpus < sum(g for _, g in want.values())
+    )
+
+
+def _probe_ray(host: Any, container: str) -> dict[str, float] | None:
+    import shlex
+
+    from pyinfra.api.command import StringCommand
+
+    command = (
+        f"timeout 30 docker exec {shlex.quote(container)} python3 -c "
+        f"{shlex.quote(ray_status.NODES_PROBE)}"
+    )
+    try:
+        ok, output = host.run_shell_command(StringCommand(command), _timeout=CHECK_TIMEOUT_S)
+        return ray_status.parse_nodes_probe(str(output.stdout)) if ok else None
+    except Exception:
+        return None
+
+
+def judge_group(gp: GroupPlan, facts: dict[str, NodeFacts]) -> list[CheckResult]:
+    """Every cluster-tier result of one group from its nodes' facts (nodes not in ``facts`` were
+    left out by ``--node``)."""
+    head = gp.plan.nodes[0]
+    head_facts = facts.get(head.node)
+    head_container = head_facts.container if head_facts is not None else None
+    # NPU peer pings judge the fabric, not the engine: they run deployed or not.
+    pings = [
+        npu_pings(name, targets, f.pings)
+        for name, f in facts.items()
+        if f.reachable and (targets := ping_targets(gp.group, name))
+    ]
+    if head_container and head_container.get("docker") and not head_container.get("exists"):
+        return [not_deployed(gp), *pings]
+    results: list[CheckResult] = list(pings)
+    for launch in gp.plan.nodes:
+        f = facts.get(launch.node)
+        if f is None:
+            continue
+        serve = spec.serve_hash(launch) if gp.ray else None
+        why = "; ".join(f.errors) or "container state unreadable" if f.reachable else None
+        results.append(
+            engine_container(launch.node, launch.container.name, f.container, serve, why)
+        )
+        if f.reachable:
+            results.append(weights(launch.node, gp.plan.context.weights_path, f.weights))
+    if gp.ray and head_facts is not None and head_facts.reachable:
+        container = head_facts.container or {}
+        rows = ray_nodes(
+            gp.plan,
+            container.get("ray_status"),
+            head_facts.ray_alive,
+            bool(container.get("running")),
+        )
+        results.extend(r for r in rows if r.node in facts)
+    return results
+
+
+def run_cluster_tier(
+    inventory_path: str, plans: list[GroupPlan], node: str | None = None, state: Any = None
+) -> list[CheckResult]:
+    state = state if state is not None else inventory_state(inventory_path)
+    jobs: dict[tuple[str, str], Any] = {}
+    for gp in plans:
+        for launch in gp.plan.nodes:
+            # --node: that node, plus its group's head (whether the group is deployed, Ray)
+            if node is not None and launch.node not in (node, gp.head):
+                continue
+            host = state.inventory.get_host(launch.node)
+            jobs[(gp.name, launch.node)] = gevent.spawn(_gather, state, host, gp)
+    gevent.joinall(list(jobs.values()))
+    results: list[CheckResult] = []
+    for gp in plans:
+        facts = {
+            name: job.value if job.successful() else NodeFacts()
+            for (group, name), job in jobs.items()
+            if group == gp.name
+        }
+        if not facts:
+            continue
+        rows = judge_group(gp, facts)
+        results.extend(
+            r for r in rows if node is None or r.node == node or r.check == "cluster.deployed"
+        )
+    return results
+
+
+def _head_container(state: Any, gp: GroupPlan) -> dict[str, Any] | None:
+    from pyinfra.context import ctx_host, ctx_state
+
+    from ironserve.facts.engine import EngineContainer
+
+    host = state.inventory.get_host(gp.head)
+    with ctx_state.use(state), ctx_host.use(host):
+        host.connect(show_errors=False)
+        if not host.connected:
+            return None
+        fact: dict[str, Any] = host.get_fact(
+            EngineContainer, container=gp.plan.nodes[0].container.name, _timeout=CHECK_TIMEOUT_S
+        )
+        return fact
+
+
+def deployed(state: Any, plans: list[GroupPlan]) -> list[CheckResult]:
+    """Only the ``cluster.deployed`` WARNs (groups whose head has no engine container)."""
+    jobs = [(gp, gevent.spawn(_head_container, state, gp)) for gp in plans]
+    gevent.joinall([j for _, j in jobs])
+    return [
+        not_deployed(gp)
+        for gp, job in jobs
+        if job.successful()
+        and job.value is not None
+        and job.value.get("docker")
+        and not job.value.get("exists")
+    ]

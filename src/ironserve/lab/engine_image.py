@@ -1,0 +1,267 @@
+"""The lab engine images: what a node pulls as ``vllm/vllm-openai:vX`` or ``lmsysorg/sglang:vX``.
+
+Three layers of images, each cached by a content hash of what goes into it (as lab/images.py):
+
+- ray: the lab base image + python3-venv + a pinned Ray from PyPI (the slow part, ~1-2 min);
+- engine: ray + the lab engine package (ironserve.lab.engine, stdlib only) and the engines' flag
+  tables, with ``vllm`` on the PATH and ``python3 -m sglang.launch_server`` importable;
+- one per (engine, version): engine + ENV naming them (a metadata-only layer), so the same
+  program refuses the flags of the version its tag claims.
+
+Nothing here touches a running lab; lab/registry.py pushes these to the lab registry.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ironserve.lab import images as img
+
+RAY_VERSION = os.environ.get("IRONSERVE_LAB_RAY_VERSION", "2.60.0")
+RAY_REPO = "ironserve-lab-ray"
+ENGINE_REPO = "ironserve-lab-engine"
+PREFIX = "/opt/ironserve-engine"
+VENV = f"{PREFIX}/venv"
+PYTHONPATH = f"{PREFIX}/python"
+ENGINE_SOURCE = Path(__file__).resolve().parent / "engine"
+FLAG_TABLES = Path(__file__).resolve().parent.parent / "catalog" / "data" / "engines"
+
+# The Ray layer is made by running this in a container of the base image with the wheels
+# (downloaded on this machine by its own pip, whose proxy and CA settings the build lacks)
+# mounted read-only, then committing it: one layer, no wheel files left in the image.
+RAY_SCRIPT = """set -e
+export DEBIAN_FRONTEND=noninteractive
+apt-get -o Acquire::Check-Valid-Until=false update -qq
+apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+rm -rf /var/lib/apt/lists/*
+python3 -m venv {venv}
+{venv}/bin/pip install -q --no-index --find-links /wheels --disable-pip-version-check ray=={ray}
+find {venv} -name __pycache__ -prune -exec rm -rf {{}} +
+rm -rf /root/.cache
+"""
+PIP_PLATFORMS = (
+    "manylinux_2_36_x86_64",
+    "manylinux_2_28_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "any",
+)
+
+# Ray: no usage reports (the lab reaches nothing outside), no warning about container CPUs.
+ENGINE_DOCKERFILE = """FROM {ray}
+ENV PATH={venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+    PYTHONPATH={pythonpath} \\
+    PYTHONDONTWRITEBYTECODE=1 \\
+    IRONSERVE_LAB_LOG_TO_PID1=1 \\
+    RAY_USAGE_STATS_ENABLED=0 \\
+    RAY_DISABLE_DOCKER_CPU_WARNING=1
+COPY python {pythonpath}
+COPY vllm /usr/local/bin/vllm
+RUN chmod 0755 /usr/local/bin/vllm
+WORKDIR /
+"""
+
+TAG_DOCKERFILE = """FROM {engine}
+ENV IRONSERVE_LAB_ENGINE={kind} IRONSERVE_LAB_ENGINE_VERSION={version}
+{entrypoint}
+"""
+
+VLLM_SCRIPT = f"""#!/bin/sh
+# ironserve lab engine: the `vllm` command line (serve only)
+exec {VENV}/bin/python3 -m ironserve.lab.engine.vllm_cli "$@"
+"""
+
+SGLANG_SHIM = '''"""ironserve lab engine: `python3 -m sglang.launch_server`."""
+
+from ironserve.lab.engine.sglang_cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+'''
+
+# Where each engine's image lives (the builders' names, catalog/engines.py image()).
+REPOSITORIES = {"vllm": "vllm/vllm-openai", "sglang": "lmsysorg/sglang"}
+
+
+@dataclass(frozen=True)
+class EngineImage:
+    kind: str  # vllm | sglang
+    version: str
+    local: str  # the content-hashed local tag
+    repository: str  # vllm/vllm-openai
+
+    @property
+    def reference(self) -> str:
+        """``vllm/vllm-openai:v0.11.0``: the name under a registry."""
+        return f"{self.repository}:v{self.version}"
+
+
+def _log(message: str) -> None:
+    print(f"lab: {message}", file=sys.stderr, flush=True)
+
+
+def _engine_files() -> dict[str, tuple[bytes, int]]:
+    """The build context of the engine layer (also what its hash covers)."""
+    files: dict[str, tuple[bytes, int]] = {
+        "python/ironserve/__init__.py": (b"", 0o644),
+        "python/ironserve/lab/__init__.py": (b"", 0o644),
+        "python/sglang/__init__.py": (b"", 0o644),
+        "python/sglang/launch_server.py": (SGLANG_SHIM.encode(), 0o644),
+        "vllm": (VLLM_SCRIPT.encode(), 0o755),
+    }
+    for path in sorted(ENGINE_SOURCE.glob("*.py")):
+        files[f"python/ironserve/lab/engine/{path.name}"] = (path.read_bytes(), 0o644)
+    for name in ("vllm.json", "sglang.json"):
+        data = (FLAG_TABLES / name).read_bytes()
+        files[f"python/ironserve/catalog/data/engines/{name}"] = (data, 0o644)
+    return files
+
+
+def cache_dir() -> Path:
+    """What outlives labs: the Ray wheels, the registry's storage."""
+    return Path(os.environ.get("IRONSERVE_LAB_CACHE_DIR", "/var/lib/ironserve-lab"))
+
+
+def _ray_script() -> str:
+    return RAY_SCRIPT.format(venv=VENV, ray=RAY_VERSION)
+
+
+def ray_tag(base: str) -> str:
+    return f"{RAY_REPO}:{img._digest(base, _ray_script())}"
+
+
+def download_wheels() -> Path:
+    """Ray and its dependencies as CPython 3.11 (bookworm's) Linux wheels, by this machine's pip."""
+    import subprocess
+
+    folder = cache_dir() / "wheels" / f"ray-{RAY_VERSION}-cp311"
+    if (folder / ".complete").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    platforms = [arg for p in PIP_PLATFORMS for arg in ("--platform", p)]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--only-binary",
+            ":all:",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            *platforms,
+            "-d",
+            str(folder),
+            f"ray=={RAY_VERSION}",
+        ],
+        check=True,
+    )
+    (folder / ".complete").write_text(RAY_VERSION + "\n")
+    return folder
+
+
+def build_ray(client: Any, base: str, tag: str) -> None:
+    wheels = download_wheels()
+    container = client.containers.run(
+        base,
+        ["/bin/sh", "-c", _ray_script()],
+        detach=True,
+        volumes={str(wheels): {"bind": "/wheels", "mode": "ro"}},
+        labels={img.IMAGE_LABEL: "ray-build"},
+    )
+    try:
+        result = container.wait()
+        if result.get("StatusCode") != 0:
+            logs = container.logs(tail=20).decode(errors="replace")
+            raise RuntimeError(f"building {tag} failed:\n{logs}")
+        repository, version = tag.split(":")
+        container.commit(
+            repository=repository,
+            tag=version,
+            changes=[f"LABEL {img.IMAGE_LABEL}=ray", 'CMD ["/bin/bash"]'],
+        )
+    finally:
+        container.remove(force=True)
+
+
+def engine_tag(ray: str) -> str:
+    dockerfile = _engine_dockerfile(ray)
+    parts = [part for name, (data, mode) in _engine_files().items() for part in (name, data)]
+    return f"{ENGINE_REPO}:{img._digest(dockerfile, *parts)}"
+
+
+def _engine_dockerfile(ray: str) -> str:
+    return ENGINE_DOCKERFILE.format(ray=ray, venv=VENV, pythonpath=PYTHONPATH)
+
+
+def _tag_dockerfile(engine: str, kind: str, version: str) -> str:
+    # vLLM's image starts `vllm serve` by default; SGLang's has no entrypoint of its own.
+    entrypoint = 'ENTRYPOINT ["vllm", "serve"]' if kind == "vllm" else ""
+    return TAG_DOCKERFILE.format(engine=engine, kind=kind, version=version, entrypoint=entrypoint)
+
+
+def _build(client: Any, tag: str, files: dict[str, tuple[bytes, int]], role: str) -> None:
+    stream = client.api.build(
+        fileobj=img.tar_context(files),
+        custom_context=True,
+        tag=tag,
+        rm=True,
+        forcerm=True,
+        pull=False,
+        labels={img.IMAGE_LABEL: role},
+        decode=True,
+    )
+    for chunk in stream:
+        if "error" in chunk:
+            raise RuntimeError(f"building {tag} failed: {chunk['error']}")
+
+
+def ensure_engine(client: Any, base: str) -> str:
+    """The engine image (ray + lab engine), built only when its content hash is not an image."""
+    ray = ray_tag(base)
+    if not img._exists(client, ray):
+        started = time.monotonic()
+        _log(f"building {ray} (python3-venv, ray=={RAY_VERSION} from PyPI; a minute or two)")
+        build_ray(client, base, ray)
+        _log(f"{ray} built in {time.monotonic() - started:.1f}s")
+    engine = engine_tag(ray)
+    if not img._exists(client, engine):
+        files = {"Dockerfile": (_engine_dockerfile(ray).encode(), 0o644), **_engine_files()}
+        _build(client, engine, files, "engine")
+        _log(f"built {engine}")
+    return engine
+
+
+def ensure_tagged(client: Any, engine: str, kind: str, version: str) -> EngineImage:
+    """The image of one engine version: ``engine`` plus the ENV naming kind and version."""
+    if kind not in REPOSITORIES:
+        raise ValueError(f"no lab engine image for {kind!r}; known: {', '.join(REPOSITORIES)}")
+    dockerfile = _tag_dockerfile(engine, kind, version)
+    local = f"{ENGINE_REPO}-{kind}:{img._digest(dockerfile)}"
+    if not img._exists(client, local):
+        _build(client, local, {"Dockerfile": (dockerfile.encode(), 0o644)}, f"engine-{kind}")
+    return EngineImage(kind=kind, version=version, local=local, repository=REPOSITORIES[kind])
+
+
+def wanted_versions() -> list[tuple[str, str]]:
+    """(kind, version) of every engine image a lab offers: the catalog's defaults of vLLM and
+    SGLang, plus ``$IRONSERVE_LAB_ENGINE_VERSIONS`` (``vllm=0.10.2,sglang=0.5.4``)."""
+    from ironserve.catalog.engines import ENGINES, EngineKind
+
+    wanted = [
+        ("vllm", ENGINES[EngineKind.VLLM].default_version),
+        ("sglang", ENGINES[EngineKind.SGLANG].default_version),
+    ]
+    for item in os.environ.get("IRONSERVE_LAB_ENGINE_VERSIONS", "").split(","):
+        kind, _, version = item.strip().partition("=")
+        if kind and version and (kind, version.lstrip("v")) not in wanted:
+            wanted.append((kind, version.lstrip("v")))
+    return wanted

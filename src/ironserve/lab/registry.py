@@ -1,0 +1,168 @@
+"""The lab's container registry: Debian's ``docker-registry`` (distribution v2) on the lab network.
+
+Started by ``lab up`` at the network's 4th address (``<ip>:5000``, what nodes pull from; plain
+HTTP, so provisioning lists it in ``insecure-registries``), its port also published on
+127.0.0.1 for this machine's dockerd to push to (127.0.0.0/8 is insecure by default). Its
+storage is a folder that outlives labs, so a second lab pushes nothing new.
+
+Then the lab engine images go in under the real repository names, so the builders' image names
+map 1:1: ``<ip>:5000/vllm/vllm-openai:v0.11.0``, ``<ip>:5000/lmsysorg/sglang:v0.5.4``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ironserve.lab import engine_image as ei
+from ironserve.lab import images as img
+from ironserve.lab.waits import wait_http_ok
+
+REPO = "ironserve-lab-registry"
+PORT = 5000
+STORAGE = "/var/lib/docker-registry"
+SKIP_ENV = "IRONSERVE_LAB_ENGINE_IMAGES"  # "0": start the registry but push no engine image
+STORAGE_ENV = "IRONSERVE_LAB_REGISTRY_DIR"
+
+CONFIG = f"""# ironserve lab registry (distribution v2)
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {STORAGE}
+  delete:
+    enabled: true
+http:
+  addr: 0.0.0.0:{PORT}
+"""
+
+# policy-rc.d: the package's postinst must not try to start a service inside the build.
+DOCKERFILE = """FROM {base}
+ENV DEBIAN_FRONTEND=noninteractive
+RUN printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d \\
+ && apt-get -o Acquire::Check-Valid-Until=false update -qq \\
+ && apt-get install -y -qq --no-install-recommends docker-registry >/dev/null \\
+ && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d
+COPY config.yml /etc/docker/registry/ironserve-lab.yml
+EXPOSE 5000
+ENTRYPOINT ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/ironserve-lab.yml"]
+"""
+
+
+def _log(message: str) -> None:
+    print(f"lab: {message}", file=sys.stderr, flush=True)
+
+
+def storage_dir() -> Path:
+    env = os.environ.get(STORAGE_ENV)
+    return Path(env) if env else ei.cache_dir() / "registry"
+
+
+def image_tag(base: str) -> str:
+    return f"{REPO}:{img._digest(base, DOCKERFILE, CONFIG)}"
+
+
+def ensure_image(client: Any, base: str) -> str:
+    tag = image_tag(base)
+    if img._exists(client, tag):
+        return tag
+    buffer = img.tar_context(
+        {
+            "Dockerfile": (DOCKERFILE.format(base=base).encode(), 0o644),
+            "config.yml": (CONFIG.encode(), 0o644),
+        }
+    )
+    _log(f"building {tag} (Debian's docker-registry)")
+    for chunk in client.api.build(
+        fileobj=buffer,
+        custom_context=True,
+        tag=tag,
+        rm=True,
+        forcerm=True,
+        pull=False,
+        labels={img.IMAGE_LABEL: "registry"},
+        decode=True,
+    ):
+        if "error" in chunk:
+            raise RuntimeError(f"building {tag} failed: {chunk['error']}")
+    return tag
+
+
+def wait_ready(host_url: str, timeout: float = 30.0) -> None:
+    """Until ``GET /v2/`` answers 200 (the registry API's version check)."""
+    wait_http_ok(f"{host_url}/v2/", "the lab registry", timeout)
+
+
+def start(
+    client: Any,
+    name: str,
+    base: str,
+    network: str,
+    address: str,
+    host_port: int,
+    labels: dict[str, str],
+) -> str:
+    """Start the registry container; its id."""
+    tag = ensure_image(client, base)
+    storage = storage_dir()
+    storage.mkdir(parents=True, exist_ok=True)
+    api = client.api
+    container = api.create_container(
+        tag,
+        hostname="registry",
+        name=name,
+        labels=labels,
+        ports=[PORT],
+        host_config=api.create_host_config(
+            binds={str(storage): {"bind": STORAGE, "mode": "rw"}},
+            port_bindings={PORT: ("127.0.0.1", host_port)},
+            restart_policy={"Name": "unless-stopped"},
+        ),
+        networking_config=api.create_networking_config(
+            {network: api.create_endpoint_config(ipv4_address=address, aliases=["registry"])}
+        ),
+    )
+    api.start(container["Id"])
+    return str(container["Id"])
+
+
+def push(client: Any, image: ei.EngineImage, host_port: int) -> str:
+    """Push one engine image through 127.0.0.1:<port>; its manifest digest."""
+    repository = f"127.0.0.1:{host_port}/{image.repository}"
+    tag = f"v{image.version}"
+    client.images.get(image.local).tag(repository, tag=tag)
+    digest = ""
+    try:
+        for chunk in client.images.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in chunk:
+                raise RuntimeError(f"pushing {image.reference} failed: {chunk['error']}")
+            digest = chunk.get("aux", {}).get("Digest", digest)
+    finally:
+        # The 127.0.0.1:<port> name means nothing once this lab is gone.
+        client.images.remove(f"{repository}:{tag}", noprune=True)
+    return digest
+
+
+def publish_engines(client: Any, base: str, address: str, host_port: int) -> dict[str, str]:
+    """Build (cached) and push every engine image a lab offers; {node-side reference: digest}."""
+    if os.environ.get(SKIP_ENV, "1") == "0":
+        _log(f"{SKIP_ENV}=0: no engine image pushed")
+        return {}
+    started = time.monotonic()
+    engine = ei.ensure_engine(client, base)
+    built = time.monotonic()
+    published: dict[str, str] = {}
+    for kind, version in ei.wanted_versions():
+        image = ei.ensure_tagged(client, engine, kind, version)
+        published[f"{address}:{PORT}/{image.reference}"] = push(client, image, host_port)
+    _log(
+        f"engine images: built/checked in {built - started:.1f}s, pushed in "
+        f"{time.monotonic() - built:.1f}s: {', '.join(published)}"
+    )
+    return published

@@ -1,0 +1,222 @@
+"""Operator runbooks (docs/runbooks/*.md): parse them, and fill their placeholders with a site's
+hosts and paths from its inventory and Plan.
+
+A runbook is markdown with a fixed front matter (``id``, ``title``, ``kind`` failure|procedure,
+``applies_to``, ``checks``: the health check ids that point here, ``lab_faults``, ``lab_profile``,
+``lab_heal``: yes when the Fix starts with a hardware repair, done in the lab by
+``ironserve lab heal``), the sections Symptoms, Diagnosis, Fix and Verification, and its commands in
+```` ```console ```` blocks as ``$ command`` lines. A trailing ``# exits N`` on a command says the
+exit code it has at that step (a diagnosis run while the fault is present); otherwise 0.
+Placeholders (``{inventory}``, ``{node}``, ...) are filled by :func:`fill`; the lab test runs
+every command of every runbook (tests/lab/test_runbooks.py), so a runbook cannot rot.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ironserve.config.schema import Cluster
+from ironserve.errors import InputError, Problem, did_you_mean
+from ironserve.plan.plan import plan_group
+
+SECTIONS = ("Symptoms", "Diagnosis", "Fix", "Verification")
+KINDS = ("failure", "procedure")
+VENDORS = ("all", "nvidia", "ascend", "vastai")
+PLACEHOLDERS = (
+    "inventory",
+    "group",
+    "node",
+    "head",
+    "container",
+    "model",
+    "served_name",
+    "weights_path",
+    "endpoint",
+    "health_url",
+    "metrics_url",
+    "api_key_file",
+    "npu_tls",
+)
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_EXITS = re.compile(r"#\s*exits\s+(\d+)")
+_FENCE = re.compile(r"^```console\n(.*?)^```", re.S | re.M)
+
+
+class RunbookError(ValueError):
+    """A runbook file that does not follow the format (the project's bug: names the file)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    section: str  # the section it appears in
+    text: str  # as written, placeholders unfilled, without the "$ "
+    exit_code: int  # what it exits with at that step
+
+
+@dataclass(frozen=True)
+class Runbook:
+    id: str
+    title: str
+    kind: str
+    applies_to: str
+    checks: tuple[str, ...]
+    lab_faults: tuple[str, ...]
+    lab_profile: str
+    lab_heal: bool
+    body: str  # markdown after the front matter
+    commands: tuple[Command, ...] = field(default=())
+
+
+def runbook_dir() -> Path:
+    """docs/runbooks of this checkout (beside src/), else of the working directory."""
+    here = Path(__file__).resolve().parents[3] / "docs" / "runbooks"
+    return here if here.is_dir() else Path.cwd() / "docs" / "runbooks"
+
+
+def _front_matter(path: Path, text: str) -> tuple[dict[str, str], str]:
+    if not text.startswith("---\n"):
+        raise RunbookError(f"{path}: must start with a '---' front matter block")
+    head, sep, body = text[4:].partition("\n---\n")
+    if not sep:
+        raise RunbookError(f"{path}: front matter is not closed by '---'")
+    meta = {}
+    for line in head.splitlines():
+        key, colon, value = line.partition(":")
+        if not colon:
+            raise RunbookError(f"{path}: front matter line {line!r} is not 'key: value'")
+        meta[key.strip()] = value.strip()
+    return meta, body
+
+
+def _list(value: str) -> tuple[str, ...]:
+    inner = value.strip().removeprefix("[").removesuffix("]")
+    return tuple(item.strip() for item in inner.split(",") if item.strip())
+
+
+def _commands(path: Path, body: str) -> tuple[Command, ...]:
+    commands = []
+    # Split by level-2 headings so each command knows its section.
+    for chunk in re.split(r"^## ", body, flags=re.M)[1:]:
+        section = chunk.splitlines()[0].strip()
+        for block in _FENCE.findall(chunk):
+            for line in block.splitlines():
+                if not line.startswith("$ "):
+                    continue  # output shown to the reader
+                text = line[2:].strip()
+                match = _EXITS.search(text)
+                command = _EXITS.sub("", text).rstrip() if match else text
+                if not command:
+                    raise RunbookError(f"{path}: an empty command in {section}")
+                commands.append(Command(section, command, int(match.group(1)) if match else 0))
+    return tuple(commands)
+
+
+def parse(path: Path) -> Runbook:
+    text = path.read_text()
+    meta, body = _front_matter(path, text)
+    missing = [k for k in ("id", "title", "kind", "applies_to") if not meta.get(k)]
+    if missing:
+        raise RunbookError(f"{path}: front matter lacks {', '.join(missing)}")
+    if meta["id"] != path.stem:
+        raise RunbookError(f"{path}: id {meta['id']!r} differs from the file name")
+    if meta["kind"] not in KINDS or meta["applies_to"] not in VENDORS:
+        raise RunbookError(f"{path}: kind must be one of {KINDS}, applies_to one of {VENDORS}")
+    headings = re.findall(r"^## (.+)$", body, flags=re.M)
+    absent = [s for s in SECTIONS if s not in headings]
+    if absent:
+        raise RunbookError(f"{path}: sections missing: {', '.join(absent)}")
+    commands = _commands(path, body)
+    if not commands:
+        raise RunbookError(f"{path}: no commands (```console blocks with '$ ' lines)")
+    unknown = {
+        name for c in commands for name in _PLACEHOLDER.findall(c.text) if name not in PLACEHOLDERS
+    }
+    if unknown:
+        raise RunbookError(f"{path}: unknown placeholders {sorted(unknown)}")
+    return Runbook(
+        id=meta["id"],
+        title=meta["title"],
+        kind=meta["kind"],
+        applies_to=meta["applies_to"],
+        checks=_list(meta.get("checks", "")),
+        lab_faults=_list(meta.get("lab_faults", "")),
+        lab_profile=meta.get("lab_profile", "h100x8"),
+        lab_heal=meta.get("lab_heal", "no") == "yes",
+        body=body,
+        commands=commands,
+    )
+
+
+def load_all(directory: Path | None = None) -> dict[str, Runbook]:
+    """Every runbook by id (raises RunbookError on the first malformed file)."""
+    folder = directory or runbook_dir()
+    paths = sorted(p for p in folder.glob("*.md") if p.name != "README.md")  # the index
+    return {book.id: book for book in (parse(p) for p in paths)}
+
+
+def lookup(runbooks: dict[str, Runbook], runbook_id: str) -> Runbook:
+    if runbook_id not in runbooks:
+        raise InputError(
+            [
+                Problem(
+                    "cli",
+                    "ID",
+                    f"no runbook {runbook_id!r}{did_you_mean(runbook_id, runbooks)}; "
+                    f"known: {', '.join(sorted(runbooks))}",
+                )
+            ]
+        )
+    return runbooks[runbook_id]
+
+
+def site_values(
+    cluster: Cluster,
+    inventory: str,
+    node: str | None = None,
+    group: str | None = None,
+) -> dict[str, str]:
+    """Placeholder values for one serving group of the site (the group of ``node`` if given,
+    else ``group``, else the first); ``{node}`` defaults to the group's head."""
+    chosen = cluster.groups[0]
+    if node is not None:
+        names = [n.name for g in cluster.groups for n in g.nodes]
+        found = [g for g in cluster.groups if any(n.name == node for n in g.nodes)]
+        if not found:
+            raise InputError(
+                [Problem(node, "--node", f"not in the inventory{did_you_mean(node, names)}")]
+            )
+        chosen = found[0]
+    elif group is not None:
+        groups = {g.name: g for g in cluster.groups}
+        if group not in groups:
+            raise InputError(
+                [Problem("cluster", "--group", f"no group {group!r}{did_you_mean(group, groups)}")]
+            )
+        chosen = groups[group]
+    plan = plan_group(chosen)
+    head = next(n for n in plan.nodes if n.serves_api)
+    target = plan.node(node) if node is not None else head
+    root = f"http://{head.address}:{plan.context.port}"
+    key_file = chosen.serving.api_key_file
+    return {
+        "inventory": inventory,
+        "group": chosen.name,
+        "node": target.node,
+        "head": head.node,
+        "container": target.container.name,
+        "model": plan.context.model.id,
+        "served_name": plan.context.served_name,
+        "weights_path": plan.context.weights_path,
+        "endpoint": f"{root}/v1",
+        "health_url": f"{root}/health",
+        "metrics_url": f"{root}/metrics",
+        "api_key_file": str(key_file) if key_file is not None else "<serving_api_key_file>",
+        "npu_tls": "1" if plan.context.npu_tls else "0",
+    }
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """``text`` with every known placeholder replaced (unknown braces are left alone)."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)

@@ -1,0 +1,162 @@
+"""roles/weights on @fake hosts (pyinfra API mode), with the hub's metadata read by the real
+client from the lab hub on loopback: fresh nodes get one download on the seed and a doubling tree
+of verified pulls; complete nodes get no operation at all; a short disk anywhere stops the run
+before any operation; a partly complete group only fills its gaps."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyinfra
+import pytest
+from pyinfra.api.exceptions import DeployError
+from pyinfra.api.state import StateStage
+from pyinfra.context import ctx_host, ctx_state
+
+from ironserve.lab.hub import repos as hub_repos
+from ironserve.lab.hub.server import Hub, serve_in_thread
+from ironserve.weights.metadata import hub_metadata
+from roles.weights import deploy_weights
+from tests.deploys.conftest import FakeRun
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG = ROOT / "src" / "ironserve" / "catalog" / "data" / "models"
+REPO = "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"
+DEST = f"/weights/{REPO}"
+PROBE = re.compile(r"statvfs")  # the WeightsState fact's command
+NAMES = ["@fake/n1", "@fake/n2", "@fake/n3", "@fake/n4"]
+
+
+@pytest.fixture(scope="module")
+def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    state = Hub(tmp_path_factory.mktemp("hub"), CATALOG)
+    for spec in hub_repos.default_specs("hf_token"):
+        state.add_repo(spec)
+    server = serve_in_thread(state)
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def prepare_as_cli(run: FakeRun) -> None:
+    """Add the deploy the way the pyinfra CLI does (`pyinfra ... deploys/weights.py`, `ironserve
+    weights pull`): operations ordered by their place in the code, so a host without the seed's
+    download still lines its fan-out rounds up after it. (API mode numbers each host's
+    operations instead, pairing unrelated operations of different hosts.)"""
+    saved = pyinfra.is_cli
+    run.state.set_stage(StateStage.Prepare)
+    pyinfra.is_cli = True
+    try:
+        with ctx_state.use(run.state):
+            for h in run.state.inventory.get_active_hosts():
+                with ctx_host.use(h):
+                    deploy_weights()
+    finally:
+        pyinfra.is_cli = saved
+
+
+def node_state(hub_url: str, complete: bool, free: int = 10 << 30) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "manifest": None,
+        "stat": {},
+        "staging_bytes": 0,
+        "client": True,
+        "free_path": "/weights",
+        "free_bytes": free,
+        "host_key": "ssh-ed25519 AAAAhostkey",
+    }
+    if complete:
+        meta = hub_metadata("huggingface", hub_url, REPO, "main", None)
+        files = {
+            f.path: {"size": f.size, "sha256": f.sha256 or "0" * 64, "mtime_ns": 5}
+            for f in meta.files
+        }
+        state["manifest"] = {"repo_id": REPO, "files": files}
+        state["stat"] = {p: [e["size"], 5] for p, e in files.items()}
+    return state
+
+
+def fake(hub_url: str, tmp_path: Path, states: list[dict[str, Any]]) -> FakeRun:
+    hosts = [
+        (
+            name,
+            {
+                "node_role": "head" if i == 0 else "worker",
+                "node_ip": f"10.9.0.{i + 1}",
+                "network_socket_ifname": "eth0",
+                "fake_responses": {PROBE: json.dumps(states[i])},
+            },
+        )
+        for i, name in enumerate(NAMES)
+    ]
+    group_data = {
+        "model_id": REPO,
+        "model_weights_dir": "/weights",
+        "engine_kind": "vllm",
+        "accelerator_kind": "h100-80g",
+        "accelerator_count": 8,
+        "hub_endpoint": hub_url,
+        "weights_fanout_key_dir": str(tmp_path / "keys"),
+        "fake_delay": 0,
+        "fake_delay_jitter": 0,
+    }
+    run = FakeRun(hosts, group_data)
+    prepare_as_cli(run)
+    return run
+
+
+def test_fresh_group_one_download_then_a_doubling_tree(hub_url: str, tmp_path: Path) -> None:
+    run = fake(hub_url, tmp_path, [node_state(hub_url, False) for _ in NAMES])
+    seed_ops = run.changed_ops(NAMES[0])
+    assert any("download" in op and REPO in op for op in seed_ops)
+    assert "Weights | Install the hub client" not in seed_ops  # present on the node
+    for name in NAMES[1:]:
+        assert not any("download" in op for op in run.changed_ops(name))
+    rounds = {n: [op for op in run.changed_ops(n) if "fan-out round" in op] for n in NAMES}
+    assert {n: [op.split("round ")[1][0] for op in ops] for n, ops in rounds.items()} == {
+        NAMES[0]: [],
+        NAMES[1]: ["1"],
+        NAMES[2]: ["2"],
+        NAMES[3]: ["2"],
+    }
+    run.execute()
+    assert run.failed() == []
+    pulls = [c for c in run.commands(NAMES[3]) if "rsync" in c]
+    assert len(pulls) == 1 and "root@10.9.0.2:" in pulls[0] and "sha256sum -c" in pulls[0]
+    sources = {n: [c for c in run.commands(n) if "rsync" in c] for n in NAMES[1:3]}
+    assert "root@10.9.0.1:" in sources[NAMES[1]][0] and "root@10.9.0.1:" in sources[NAMES[2]][0]
+    seed = " ".join(run.commands(NAMES[0]))
+    assert "weights-pull.py seed" in seed and "hf_token" not in seed
+    key = next(tmp_path.joinpath("keys").rglob("id_ed25519"))
+    assert key.stat().st_mode & 0o077 == 0
+
+
+def test_complete_group_has_no_operation(hub_url: str, tmp_path: Path) -> None:
+    run = fake(hub_url, tmp_path, [node_state(hub_url, True) for _ in NAMES])
+    assert all(run.changed_ops(n) == [] for n in NAMES)
+    assert not (tmp_path / "keys").exists()  # no fan-out, no key made
+
+
+def test_short_disk_anywhere_stops_before_any_operation(hub_url: str, tmp_path: Path) -> None:
+    states = [node_state(hub_url, False) for _ in NAMES]
+    states[2] = node_state(hub_url, False, free=1 << 20)
+    with pytest.raises(DeployError) as error:
+        fake(hub_url, tmp_path, states)
+    message = str(error.value)
+    assert "@fake/n3: disk: /weights has 1048576 bytes free" in message
+    assert f"for {DEST}" in message and "@fake/n1" not in message
+
+
+def test_partly_complete_group_only_fills_its_gaps(hub_url: str, tmp_path: Path) -> None:
+    states = [node_state(hub_url, i < 3) for i in range(len(NAMES))]
+    run = fake(hub_url, tmp_path, states)
+    assert not any("download" in op for n in NAMES for op in run.changed_ops(n))
+    assert [op for op in run.changed_ops(NAMES[3]) if "round" in op] == [
+        "Weights | Weights: fan-out round 1 (each receiver pulls from a holder)"
+    ]
+    for holder in NAMES[:3]:  # holders only get the fan-out key set up, to serve n4
+        assert all("Fan-out" in op for op in run.changed_ops(holder))

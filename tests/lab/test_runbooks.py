@@ -1,0 +1,229 @@
+"""Every command of every runbook (docs/runbooks/*.md) runs on a lab, in the runbook's order, so
+a runbook cannot rot.
+
+For each runbook: its ``lab_faults`` are injected on the node concerned (the last node, or the
+head for faults on the head), the Diagnosis commands run and must exit as annotated
+(``# exits N``; 0 otherwise); ``lab_heal: yes`` runbooks' Fix starts with a hardware repair
+(reseat, cable, power-cycle), which in the lab is ``ironserve lab heal``; then the Fix commands
+run, and Verification must exit 0. A command's usage error (exit 2 with "Usage:") never counts.
+The commands are those `ironserve runbook -i inventories/lab.py ID --node NODE --json` prints,
+placeholders filled from the lab's inventory and Plan (so the CLI's filling is tested too).
+
+One lab per profile named by the runbooks (``lab_profile``): a 2-node gpu2 lab that serves
+(TP 2 x PP 2: the lab engine on Ray), deployed by the ``first-deploy`` runbook itself, for the
+serving and most NVIDIA runbooks; and, provisioned only (deploys/provision.py), a 1-node h100x8
+lab (NVSwitch fabric manager, IB HCAs), a 1-node ascend910bx8 and a 1-node va16 lab (the lab
+runs no MindIE or vllm_vacc engine). The provisioned-only labs' runbooks run in one background
+thread while the serving lab's run in the test's, each lab's in the runbooks' order; a runbook's
+test reports its own commands either way.
+
+Commands that cannot run in the lab must be listed in ALLOWLIST with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from ironserve.lab import cluster
+from ironserve.lab import state as st
+from ironserve.runbooks import Runbook, fill, load_all
+from tests.lab.conftest import BIN, ROOT, Node, lab_in
+
+pytestmark = pytest.mark.lab
+INVENTORY = "inventories/lab.py"
+# command template (as written in the runbook) -> why the lab cannot run it. Keep it tiny.
+ALLOWLIST: dict[str, str] = {}
+# profile -> nodes. gpu2 serves; the others are provisioned only.
+PROFILES = {"gpu2": 2, "h100x8": 1, "ascend910bx8": 1, "va16": 1}
+SERVING = "gpu2"
+# Developers: IRONSERVE_RUNBOOK_LABS=DIR keeps the labs in DIR/<profile> between runs (reused
+# when already up, left up at the end: `IRONSERVE_LAB_DIR=DIR/<profile> ironserve lab down`).
+KEEP = os.environ.get("IRONSERVE_RUNBOOK_LABS")
+HEAD_FAULTS = {"engine-stopped-head"}
+# Faults the lab CLI does not have: done here, on the node, as the failure would leave it.
+CORRUPT_SHARD = (
+    "f=$(ls {weights_path}/*.safetensors | head -1) && "
+    "printf 'X' | dd of=\"$f\" bs=1 seek=64 conv=notrunc status=none"
+)
+COMMAND_TIMEOUT = 600
+BOOKS = load_all()
+# first-deploy first: it brings the serving site up for every runbook after it.
+ORDER = sorted(BOOKS, key=lambda i: (i != "first-deploy", BOOKS[i].lab_profile != SERVING, i))
+ASIDE = [i for i in ORDER if BOOKS[i].lab_profile != SERVING]
+
+
+def _log(message: str) -> None:
+    print(f"[runbooks] {message}", flush=True)
+
+
+def _sh(command: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    """``command`` in bash at the project root, on the lab in ``directory``."""
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        "IRONSERVE_LAB_DIR": str(directory),
+        "COLUMNS": "200",  # rich tables readable in a failure's output
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    _log(f"{directory.name}: {time.monotonic() - started:5.1f}s rc {done.returncode}: {command}")
+    return done
+
+
+# A CLI's usage error (unknown command or option, a missing argument) also exits 2; typer and
+# click print it in an "Error" box or as "Error: ...". It is never the result a runbook means.
+USAGE = re.compile(r"^(Usage: |Error: |\u256d\u2500 Error \u2500)", re.M)
+
+
+def _check(done: subprocess.CompletedProcess[str], expected: int, what: str) -> str | None:
+    out = done.stdout + done.stderr
+    if done.returncode == expected and not USAGE.search(out):
+        return None
+    return f"{what}: exited {done.returncode}, expected {expected}\n{out[-3000:]}"
+
+
+class Labs:
+    """One lab per profile, brought up on first use, all taken down at the end; the runbooks of
+    the provisioned-only labs run in a background thread (``aside``)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.up: dict[str, tuple[Path, st.LabState]] = {}
+        self.stack = ExitStack()
+        self.lock = threading.Lock()  # one lab made at a time (images, subnets)
+        self.stopping = threading.Event()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="runbooks-aside")
+        self.aside: dict[str, Future[list[str]]] = {}
+
+    def start_aside(self, ids: list[str]) -> None:
+        """Queue ``ids`` on the background thread, run one after the other."""
+        for runbook_id in ids:
+            self.aside[runbook_id] = self.pool.submit(self.run, runbook_id)
+
+    def get(self, profile: str) -> tuple[Path, st.LabState]:
+        with self.lock:
+            if profile not in self.up:
+                directory = self.base / profile
+                directory.mkdir(parents=True, exist_ok=True)
+                state = st.load(directory) if KEEP else None
+                if state is None:
+                    started = time.monotonic()
+                    if KEEP:
+                        state = cluster.up(PROFILES[profile], profile, directory=directory)
+                    else:
+                        lab = lab_in(directory, PROFILES[profile], profile)
+                        state = self.stack.enter_context(lab)
+                    _log(f"{profile}: lab up in {time.monotonic() - started:.1f}s")
+                self.up[profile] = (directory, state)
+        directory, state = self.up[profile]
+        # The serving site is deployed by the first-deploy runbook; the others: provisioned.
+        marker = directory / "provisioned"
+        if profile != SERVING and not marker.exists():
+            done = _sh(f"pyinfra -y {INVENTORY} deploys/provision.py", directory)
+            problem = _check(done, 0, f"provisioning the {profile} lab")
+            assert problem is None, problem
+            marker.touch()
+        return directory, state
+
+    def run(self, runbook_id: str) -> list[str]:
+        """Run every command of the runbook on its lab; the problems found (none: it passed)."""
+        book = BOOKS[runbook_id]
+        directory, state = self.get(book.lab_profile)
+        on_head = set(book.lab_faults) & HEAD_FAULTS
+        node = Node(state, state.nodes[0 if on_head or not book.lab_faults else -1])
+        shown = _sh(
+            f"ironserve runbook -i {INVENTORY} {runbook_id} --node {node.name} --json", directory
+        )
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        doc = json.loads(shown.stdout)
+        values, filled = doc["values"], doc["commands"]
+        assert [(c["section"], c["exit_code"]) for c in filled] == [
+            (c.section, c.exit_code) for c in book.commands
+        ]
+        assert not [c["command"] for c in filled if re.search(r"\{[a-z_]+\}", c["command"])]
+        problems: list[str] = []
+        try:
+            _inject(book, node, values, directory)
+            for section in ("Diagnosis", "Fix", "Verification"):
+                if section == "Fix" and book.lab_heal:
+                    done = _sh(f"ironserve lab heal {node.name}", directory)
+                    problems.append(_check(done, 0, "lab heal") or "")
+                for command, shown_command in zip(book.commands, filled, strict=True):
+                    if command.section != section or command.text in ALLOWLIST:
+                        continue
+                    if self.stopping.is_set():
+                        return [*problems, "stopped: the test session is ending"]
+                    line = shown_command["command"]
+                    done = _sh(line, directory)
+                    problems.append(_check(done, command.exit_code, f"{section}: $ {line}") or "")
+        finally:
+            _sh(f"ironserve lab heal {node.name}", directory)  # the next one starts healthy
+        return [p for p in problems if p]
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.stack.close()
+
+
+def _inject(book: Runbook, node: Node, values: dict[str, str], directory: Path) -> None:
+    for fault in book.lab_faults:
+        started = time.monotonic()
+        if fault in ("engine-stopped", "engine-stopped-head"):
+            node.run(f"docker stop {values['container']}")
+        elif fault == "weights-corrupt":
+            node.run(fill(CORRUPT_SHARD, values))
+        else:
+            done = _sh(f"ironserve lab fault {node.name} {fault}", directory)
+            assert done.returncode == 0, done.stdout + done.stderr
+        _log(f"{node.name}: fault {fault} in {time.monotonic() - started:.1f}s")
+
+
+@pytest.fixture(scope="module")
+def labs(docker_client: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Labs]:
+    labs = Labs(Path(KEEP) if KEEP else tmp_path_factory.mktemp("lab-runbooks"))
+    try:
+        yield labs
+    finally:
+        labs.close()
+
+
+def test_allowlist_names_real_commands() -> None:
+    written = {c.text for b in BOOKS.values() for c in b.commands}
+    assert set(ALLOWLIST) <= written, "ALLOWLIST entries no runbook contains any more"
+    assert len(ALLOWLIST) <= 3, "keep the list of commands the lab cannot run tiny"
+
+
+@pytest.mark.parametrize("runbook_id", ORDER)
+def test_runbook_commands_run_on_the_lab(
+    labs: Labs, runbook_id: str, request: pytest.FixtureRequest
+) -> None:
+    if not labs.aside:  # the first runbook: start the others' labs beside the serving one
+        items = request.session.items
+        selected = {
+            getattr(i, "callspec", None) and i.callspec.params.get("runbook_id") for i in items
+        }
+        labs.start_aside([i for i in ASIDE if i in selected])
+    if runbook_id in labs.aside:
+        problems = labs.aside[runbook_id].result(timeout=len(ASIDE) * COMMAND_TIMEOUT)
+    else:
+        problems = labs.run(runbook_id)
+    assert not problems, f"runbook {runbook_id}:\n" + "\n\n".join(problems)

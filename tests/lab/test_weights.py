@@ -1,0 +1,218 @@
+"""Weights end to end on a 3-node gpu2 lab of its own (full nodes, provisioned first with
+deploys/provision.py): `ironserve weights pull` downloads once from the lab hub (HF API and
+ModelScope API) with the real clients on the seed, fans out over the lab network with rsync over
+SSH, and every node verifies; the hub counts exactly one copy; a second run changes nothing; a
+drop mid-shard and a corrupted byte are survived without re-downloading finished files or
+accepting bad bytes; a full disk and a gated model without a token are refused before any byte;
+no case leaves a half-written file at the final path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ironserve.lab import cluster
+from ironserve.lab import state as st
+from ironserve.lab.hub.control import HubControl
+from tests.lab.conftest import BIN, ROOT, Node, lab_in
+
+pytestmark = pytest.mark.lab
+
+INVENTORY = "inventories/lab.py"
+REPO = "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"
+DEST = f"/data/models/{REPO}"
+SHARDS = [f"model-0000{i}-of-00004.safetensors" for i in range(1, 5)]
+
+
+@pytest.fixture(scope="module")
+def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    directory = tmp_path_factory.mktemp("weights-lab")
+    with lab_in(directory, 3, "gpu2"):
+        result = run(directory, "pyinfra", "-y", INVENTORY, "deploys/provision.py")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        yield directory
+
+
+def run(lab_dir: Path, tool: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / tool), *args],
+        cwd=ROOT,
+        env={**os.environ, "IRONSERVE_LAB_DIR": str(lab_dir), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def nodes(lab_dir: Path) -> list[Node]:
+    state = st.load(lab_dir)
+    assert state is not None
+    return [Node(state, n) for n in state.nodes]
+
+
+def hub(lab_dir: Path) -> HubControl:
+    state = st.load(lab_dir)
+    assert state is not None
+    service = state.services["hub"]
+    return HubControl(service.host_url or service.url)
+
+
+@pytest.fixture
+def fresh(lab: Path) -> Iterator[tuple[Path, HubControl]]:
+    """No weights on any node, hub counters at zero, no faults."""
+    for node in nodes(lab):
+        node.run(f"rm -rf /data/models {DEST}.incoming")
+    control = hub(lab)
+    control.clear_faults()
+    control.reset()
+    yield lab, control
+    control.clear_faults()
+
+
+def pull(lab_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return run(lab_dir, "ironserve", "weights", "pull", "-i", INVENTORY, **env)
+
+
+def verify(lab_dir: Path, **env: str) -> tuple[int, dict[str, Any]]:
+    result = run(lab_dir, "ironserve", "weights", "verify", "-i", INVENTORY, "--json", **env)
+    return result.returncode, json.loads(result.stdout)
+
+
+def changed(output: str) -> str:
+    """The Success column of pyinfra's Grand total row ("-" when nothing ran)."""
+    line = next(line for line in output.splitlines() if line.strip().startswith("Grand total"))
+    return line.split()[3]
+
+
+def no_bad_file_at_final_path(lab_dir: Path, control: HubControl) -> None:
+    """Whatever sits at the final path is a complete, verified file."""
+    expected = {p: f["sha256"] for p, f in control.repos()[REPO]["files"].items()}
+    for node in nodes(lab_dir):
+        _, out = node.run(f"cd {DEST} 2>/dev/null && sha256sum * || true")
+        for line in out.splitlines():
+            digest, _, name = line.partition("  ")
+            if name in expected:
+                assert digest == expected[name], f"{node.name}: {name} at the final path is bad"
+
+
+def assert_all_complete(lab_dir: Path, **env: str) -> None:
+    code, report = verify(lab_dir, **env)
+    assert code == 0, report
+    assert [n["status"] for n in report["nodes"]] == ["complete"] * 3
+
+
+def test_pull_from_the_hf_api_once_then_nothing(fresh: tuple[Path, HubControl]) -> None:
+    lab_dir, control = fresh
+    total = control.repos()[REPO]["total_bytes"]
+    first = pull(lab_dir)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert_all_complete(lab_dir)
+    stats = control.stats()
+    assert stats["total_bytes"] == total  # one copy for the whole cluster
+    seed = st.load(lab_dir).nodes[0].address  # type: ignore[union-attr]
+    assert stats["clients"] == {seed: total}
+    for node in nodes(lab_dir):  # the manifest, usable by sha256sum -c
+        node.run(f"cd {DEST} && sha256sum -c --quiet SHA256SUMS")
+        assert (
+            node.run(
+                f"test ! -e {DEST}.incoming && stat -c %a /etc/ironserve/weights/default/fanout_key"
+            )[1].strip()
+            == "600"
+        )
+
+    control.reset()
+    second = pull(lab_dir)
+    assert second.returncode == 0
+    assert changed(second.stdout) in ("-", "0")
+    assert second.stdout.count("verified") == 3
+    assert control.stats()["total_bytes"] == 0
+    dry = run(lab_dir, "pyinfra", "-y", "--dry", INVENTORY, "deploys/weights.py")
+    assert dry.returncode == 0 and "Starting operation" not in dry.stdout
+
+
+def test_pull_from_the_modelscope_api(fresh: tuple[Path, HubControl]) -> None:
+    lab_dir, control = fresh
+    result = pull(lab_dir, IRONSERVE_LAB_HUB="modelscope")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_all_complete(lab_dir, IRONSERVE_LAB_HUB="modelscope")
+    assert control.stats()["total_bytes"] == control.repos()[REPO]["total_bytes"]
+
+
+def test_drop_resumes_and_a_corrupt_byte_is_refetched(fresh: tuple[Path, HubControl]) -> None:
+    lab_dir, control = fresh
+    size = control.repos()[REPO]["files"][SHARDS[1]]["size"]
+    control.fault("drop", SHARDS[1], after_bytes=size // 3)
+    control.fault("corrupt", SHARDS[2], after_bytes=size // 2)
+    result = pull(lab_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stats = control.stats()
+    assert stats["faults_fired"]["drop"] == 1 and stats["faults_fired"]["corrupt"] == 1
+    served = {path.rsplit("/", 1)[1]: n for path, n in stats["files"].items()}
+    # finished files are never fetched again; the corrupt one twice, the dropped one < twice
+    assert served[SHARDS[0]] == served[SHARDS[3]] == size
+    assert served[SHARDS[2]] == 2 * size
+    assert size < served[SHARDS[1]] < 2 * size
+    assert_all_complete(lab_dir)
+    no_bad_file_at_final_path(lab_dir, control)
+
+
+def test_a_corrupt_file_is_never_accepted(fresh: tuple[Path, HubControl]) -> None:
+    lab_dir, control = fresh
+    control.fault("corrupt", SHARDS[0], count=10)  # more than the seed's attempts
+    result = pull(lab_dir)
+    assert result.returncode != 0
+    for node in nodes(lab_dir):
+        assert node.run(f"test -e {DEST}/{SHARDS[0]}", check=False)[0] != 0
+        assert node.run(f"test -e {DEST}/ironserve-manifest.json", check=False)[0] != 0
+    no_bad_file_at_final_path(lab_dir, control)
+    code, report = verify(lab_dir)
+    assert code == 1 and SHARDS[0] in report["nodes"][0]["missing"]
+
+
+def test_full_disk_is_refused_before_the_download(fresh: tuple[Path, HubControl]) -> None:
+    lab_dir, control = fresh
+    victim = nodes(lab_dir)[2]
+    cluster.fault(victim.name, "disk-full", directory=lab_dir)
+    try:
+        result = pull(lab_dir)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert f"{victim.name}: disk: /data" in output and "bytes free" in output
+        assert control.stats()["total_bytes"] == 0
+        for node in nodes(lab_dir):
+            assert node.run(f"test -e {DEST}", check=False)[0] != 0
+    finally:
+        cluster.heal(victim.name, directory=lab_dir)
+
+
+def test_gated_model_needs_the_token(fresh: tuple[Path, HubControl]) -> None:
+    lab_dir, control = fresh
+    spec = control.repos()[REPO]
+    token = (lab_dir / "hub-token").read_text().strip()
+    control.add_repo(REPO, total_bytes=spec["total_bytes"], shards=4, gated=True, token=token)
+    try:
+        result = pull(lab_dir)
+        output = result.stdout + result.stderr
+        assert result.returncode == 1
+        assert "is gated: set hub_token_file" in output and "HF_TOKEN" in output
+        assert control.stats()["total_bytes"] == 0
+        for node in nodes(lab_dir):
+            assert node.run(f"test -e {DEST}", check=False)[0] != 0
+
+        # with the lab's token file (0600): pulled, the token only in a 0600 file on the seed
+        result = pull(lab_dir, IRONSERVE_LAB_HUB_TOKEN="1")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert token not in result.stdout + result.stderr
+        assert_all_complete(lab_dir, IRONSERVE_LAB_HUB_TOKEN="1")
+        seed = nodes(lab_dir)[0]
+        mode = seed.run("stat -c %a /etc/ironserve/weights/default/hub-token")[1].strip()
+        assert mode == "600"
+        assert token not in seed.run("cat /etc/ironserve/weights/default/weights.json")[1]
+    finally:
+        control.add_repo(REPO, total_bytes=spec["total_bytes"], shards=4, gated=False)

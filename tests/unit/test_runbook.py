@@ -1,0 +1,189 @@
+"""The runbooks: every file parses, every health check's runbook id exists, every lab fault has a
+runbook, and `ironserve runbook` fills a site's hosts and paths (unknown id: the list, exit 2)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ironserve.cli import app
+from ironserve.lab.sim.faults import KINDS as LAB_FAULTS
+from ironserve.runbooks import (
+    PLACEHOLDERS,
+    RunbookError,
+    fill,
+    load_all,
+    parse,
+    runbook_dir,
+)
+from tests.conftest import ROOT
+
+HEALTH = ROOT / "src" / "ironserve" / "health"
+PROCEDURES = {
+    "first-deploy",
+    "add-node",
+    "replace-node",
+    "upgrade-driver",
+    "change-model",
+    "rollback",
+    "drain-node",
+    "nccl-oom",
+}
+# Faults the lab test makes itself (not `ironserve lab fault` kinds): see tests/lab/test_runbooks.py
+LAB_TEST_FAULTS = {
+    "engine-stopped",
+    "engine-stopped-head",
+    "weights-corrupt",
+    "disk-full",
+    "node-down",
+}
+
+
+def test_every_runbook_parses_and_has_its_sections() -> None:
+    books = load_all()
+    assert runbook_dir() == ROOT / "docs" / "runbooks"
+    assert len(books) == len(list(runbook_dir().glob("*.md"))) - 1  # README.md: the index
+    assert {b.id for b in books.values() if b.kind == "procedure"} >= PROCEDURES
+    for book in books.values():
+        sections = {c.section for c in book.commands}
+        assert {"Diagnosis", "Verification"} <= sections, book.id
+        # Verification runs with the fault gone: it must succeed.
+        assert all(c.exit_code == 0 for c in book.commands if c.section == "Verification")
+        for fault in book.lab_faults:
+            assert fault in LAB_FAULTS or fault in LAB_TEST_FAULTS, (book.id, fault)
+
+
+def test_the_index_lists_every_runbook() -> None:
+    index = (runbook_dir() / "README.md").read_text()
+    listed = set(re.findall(r"\]\(([a-z0-9-]+)\.md\)", index))
+    assert listed == set(load_all())
+
+
+def test_every_lab_fault_has_a_runbook() -> None:
+    covered = {f for b in load_all().values() for f in b.lab_faults}
+    assert set(LAB_FAULTS) | {"disk-full", "node-down", "engine-stopped"} <= covered
+
+
+def _health_runbook_ids() -> set[str]:
+    """String constants the health code gives as runbook ids (``runbook=...`` keywords,
+    ``"runbook": ...`` dict entries, ``RUNBOOK...`` assignments)."""
+    ids: set[str] = set()
+    for path in HEALTH.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            values: list[ast.expr] = []
+            if isinstance(node, ast.keyword) and node.arg in ("runbook", "runbook_id"):
+                values.append(node.value)
+            elif isinstance(node, ast.Dict):
+                values += [
+                    v
+                    for k, v in zip(node.keys, node.values, strict=True)
+                    if isinstance(k, ast.Constant) and k.value in ("runbook", "runbook_id")
+                ]
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                named = any(isinstance(t, ast.Name) and "RUNBOOK" in t.id for t in targets)
+                if isinstance(node.value, ast.Dict):  # RUNBOOKS = {id: meaning}: the keys
+                    values += [k for k in node.value.keys if k is not None] if named else []
+                elif named and node.value is not None:
+                    values.append(node.value)
+            for value in values:
+                for const in ast.walk(value):
+                    if isinstance(const, ast.Constant) and isinstance(const.value, str):
+                        ids.add(const.value)
+    return ids
+
+
+def test_every_runbook_the_health_checks_name_exists() -> None:
+    if not HEALTH.is_dir():
+        pytest.skip("src/ironserve/health (issue 7, `ironserve health`) is not in this checkout")
+    named = {i for i in _health_runbook_ids() if i and "{" not in i}
+    assert named, "the health checks name no runbook ids (runbook=... on each result)"
+    missing = sorted(i for i in named if not (runbook_dir() / f"{i}.md").is_file())
+    assert not missing, f"health checks name runbooks that do not exist: {missing}"
+
+
+def test_malformed_runbooks_are_refused(tmp_path: Path) -> None:
+    good = (runbook_dir() / "gpu-ecc.md").read_text()
+    cases = {
+        "no-front.md": good.split("---\n", 2)[2],
+        "wrong-id.md": good,
+        "no-fix.md": good.replace("## Fix", "## Repair"),
+        "bad-ph.md": good.replace("{node}", "{nodename}"),
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        text = text.replace("id: gpu-ecc", f"id: {path.stem}") if name != "wrong-id.md" else text
+        path.write_text(text)
+        with pytest.raises(RunbookError, match=name):
+            parse(path)
+
+
+def test_fill_from_a_site(tmp_path: Path) -> None:
+    inventory = ROOT / "inventories" / "h100x8_2node_r1_vllm.py"
+    result = CliRunner().invoke(
+        app, ["runbook", "-i", str(inventory), "gpu-xid", "--node", "h100-b", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    values = doc["values"]
+    assert set(values) == set(PLACEHOLDERS)
+    assert values["node"] == "h100-b" and values["head"] == "h100-a"
+    assert values["endpoint"].endswith(":8000/v1") and values["weights_path"].startswith("/data/")
+    commands = [c["command"] for c in doc["commands"]]
+    assert f"pyinfra -y --limit h100-b {inventory} exec -- nvidia-smi -L" in commands
+    assert not any("{" in c.replace("{{", "") for c in commands)
+    assert "nvidia.xid" in doc["checks"]
+    assert "{node}" not in doc["markdown"] and "h100-b" in doc["markdown"]
+
+
+def test_unknown_id_lists_the_runbooks_and_exits_2() -> None:
+    result = CliRunner().invoke(app, ["runbook", "gpu-xd"])
+    assert result.exit_code == 2
+    assert "did you mean 'gpu-xid'" in result.stderr and "first-deploy" in result.stderr
+    listing = CliRunner().invoke(app, ["runbook", "--list"])
+    assert listing.exit_code == 0 and "nccl-oom" in listing.stdout
+    bad_node = CliRunner().invoke(
+        app,
+        [
+            "runbook",
+            "-i",
+            str(ROOT / "inventories" / "h200x8_r1_vllm.py"),
+            "gpu-ecc",
+            "--node",
+            "x",
+        ],
+    )
+    assert bad_node.exit_code == 2 and "x: --node: not in the inventory" in bad_node.stderr
+
+
+def test_fill_leaves_docker_templates_alone() -> None:
+    text = "docker inspect --format '{{.State.Status}}' {container} {unknown}"
+    assert (
+        fill(text, {"container": "c"}) == "docker inspect --format '{{.State.Status}}' c {unknown}"
+    )
+
+
+def test_remote_commands_keep_their_quoting() -> None:
+    """`pyinfra ... exec -- ARGS` joins ARGS with spaces on the node: an argument holding spaces,
+    or a pipe/`;` outside quotes (run by the local shell), breaks the command. Such commands must
+    pass the whole remote command as one quoted argument."""
+    bad = []
+    for book in load_all().values():
+        for command in book.commands:
+            if " exec -- " not in command.text:
+                continue
+            remote = command.text.split(" exec -- ", 1)[1]
+            lexer = shlex.shlex(remote, posix=True, punctuation_chars=True)
+            lexer.whitespace_split, lexer.commenters = True, "#"
+            tokens = list(lexer)
+            split = len(tokens) > 1 and any(" " in t or t in ("|", ";", "&&", "||") for t in tokens)
+            if split:
+                bad.append(f"{book.id}: {command.text}")
+    assert not bad, "\n".join(bad)
