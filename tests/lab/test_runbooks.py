@@ -9,13 +9,14 @@ run, and Verification must exit 0. A command's usage error (exit 2 with "Usage:"
 The commands are those `ironserve runbook -i inventories/lab.py ID --node NODE --json` prints,
 placeholders filled from the lab's inventory and Plan (so the CLI's filling is tested too).
 
-One lab per profile named by the runbooks (``lab_profile``): a 2-node gpu2 lab that serves
-(TP 2 x PP 2: the lab engine on Ray), deployed by the ``first-deploy`` runbook itself, for the
-serving and most NVIDIA runbooks; and, provisioned only (deploys/provision.py), a 1-node h100x8
-lab (NVSwitch fabric manager, IB HCAs), a 1-node ascend910bx8 and a 1-node va16 lab (the lab
-runs no MindIE or vllm_vacc engine). The provisioned-only labs' runbooks run in one background
-thread while the serving lab's run in the test's, each lab's in the runbooks' order; a runbook's
-test reports its own commands either way.
+Labs (LABS), by the runbooks' ``lab_profile``: two 2-node gpu2 labs that serve (TP 2 x PP 2:
+the lab engine on Ray) for the serving and most NVIDIA runbooks -- the first deployed by the
+``first-deploy`` runbook itself, the second by deploys/site.py for the runbooks in
+SECOND_SERVING -- and, provisioned only (deploys/provision.py), a 1-node h100x8 lab (NVSwitch
+fabric manager, IB HCAs), a 1-node ascend910bx8 and a 1-node va16 lab (the lab runs no MindIE or
+vllm_vacc engine). The first serving lab's runbooks run in the test's thread, all the others in
+one background thread beside it (halving the wall time on two cores), each lab's in order; a
+runbook's test reports its own commands either way.
 
 Commands that cannot run in the lab must be listed in ALLOWLIST with the reason.
 """
@@ -44,11 +45,20 @@ pytestmark = pytest.mark.lab
 INVENTORY = "inventories/lab.py"
 # command template (as written in the runbook) -> why the lab cannot run it. Keep it tiny.
 ALLOWLIST: dict[str, str] = {}
-# profile -> nodes. gpu2 serves; the others are provisioned only.
-PROFILES = {"gpu2": 2, "h100x8": 1, "ascend910bx8": 1, "va16": 1}
 SERVING = "gpu2"
-# Developers: IRONSERVE_RUNBOOK_LABS=DIR keeps the labs in DIR/<profile> between runs (reused
-# when already up, left up at the end: `IRONSERVE_LAB_DIR=DIR/<profile> ironserve lab down`).
+# lab -> (profile, nodes, the deploy that readies it). The serving lab is deployed by the
+# first-deploy runbook itself; a second serving lab (deploys/site.py) takes the runbooks in
+# SECOND_SERVING beside it, in the background thread, with the provisioned-only labs.
+LABS: dict[str, tuple[str, int, str | None]] = {
+    "gpu2": (SERVING, 2, None),
+    "gpu2-b": (SERVING, 2, "deploys/site.py"),
+    "h100x8": ("h100x8", 1, "deploys/provision.py"),
+    "ascend910bx8": ("ascend910bx8", 1, "deploys/provision.py"),
+    "va16": ("va16", 1, "deploys/provision.py"),
+}
+SECOND_SERVING = {"gpu-ecc", "gpu-row-remap", "gpu-xid", "ray-nodes", "weights-corrupt"}
+# Developers: IRONSERVE_RUNBOOK_LABS=DIR keeps the labs in DIR/<lab> between runs (reused when
+# already up, left up at the end: `IRONSERVE_LAB_DIR=DIR/<lab> ironserve lab down`).
 KEEP = os.environ.get("IRONSERVE_RUNBOOK_LABS")
 HEAD_FAULTS = {"engine-stopped-head"}
 # Faults the lab CLI does not have: done here, on the node, as the failure would leave it.
@@ -59,8 +69,23 @@ CORRUPT_SHARD = (
 COMMAND_TIMEOUT = 600
 BOOKS = load_all()
 # first-deploy first: it brings the serving site up for every runbook after it.
-ORDER = sorted(BOOKS, key=lambda i: (i != "first-deploy", BOOKS[i].lab_profile != SERVING, i))
-ASIDE = [i for i in ORDER if BOOKS[i].lab_profile != SERVING]
+
+
+def lab_of(book: Runbook) -> str:
+    if book.lab_profile != SERVING:
+        return book.lab_profile
+    return "gpu2-b" if book.id in SECOND_SERVING else "gpu2"
+
+
+# The background thread's runbooks: the provisioned-only labs', then the second serving lab's.
+ASIDE = sorted(
+    (i for i in BOOKS if lab_of(BOOKS[i]) != "gpu2"),
+    key=lambda i: (lab_of(BOOKS[i]) == "gpu2-b", lab_of(BOOKS[i]), i),
+)
+ORDER = [
+    *sorted((i for i in BOOKS if i not in ASIDE), key=lambda i: (i != "first-deploy", i)),
+    *ASIDE,
+]
 
 
 def _log(message: str) -> None:
@@ -118,35 +143,33 @@ class Labs:
         for runbook_id in ids:
             self.aside[runbook_id] = self.pool.submit(self.run, runbook_id)
 
-    def get(self, profile: str) -> tuple[Path, st.LabState]:
+    def get(self, name: str) -> tuple[Path, st.LabState]:
+        profile, nodes, deploy = LABS[name]
         with self.lock:
-            if profile not in self.up:
-                directory = self.base / profile
+            if name not in self.up:
+                directory = self.base / name
                 directory.mkdir(parents=True, exist_ok=True)
                 state = st.load(directory) if KEEP else None
                 if state is None:
                     started = time.monotonic()
                     if KEEP:
-                        state = cluster.up(PROFILES[profile], profile, directory=directory)
+                        state = cluster.up(nodes, profile, directory=directory)
                     else:
-                        lab = lab_in(directory, PROFILES[profile], profile)
-                        state = self.stack.enter_context(lab)
-                    _log(f"{profile}: lab up in {time.monotonic() - started:.1f}s")
-                self.up[profile] = (directory, state)
-        directory, state = self.up[profile]
-        # The serving site is deployed by the first-deploy runbook; the others: provisioned.
-        marker = directory / "provisioned"
-        if profile != SERVING and not marker.exists():
-            done = _sh(f"pyinfra -y {INVENTORY} deploys/provision.py", directory)
-            problem = _check(done, 0, f"provisioning the {profile} lab")
-            assert problem is None, problem
+                        state = self.stack.enter_context(lab_in(directory, nodes, profile))
+                    _log(f"{name}: lab up in {time.monotonic() - started:.1f}s")
+                self.up[name] = (directory, state)
+        directory, state = self.up[name]
+        marker = directory / "deployed"
+        if deploy is not None and not marker.exists():
+            problem = _check(_sh(f"pyinfra -y {INVENTORY} {deploy}", directory), 0, deploy)
+            assert problem is None, f"readying the {name} lab: {problem}"
             marker.touch()
         return directory, state
 
     def run(self, runbook_id: str) -> list[str]:
         """Run every command of the runbook on its lab; the problems found (none: it passed)."""
         book = BOOKS[runbook_id]
-        directory, state = self.get(book.lab_profile)
+        directory, state = self.get(lab_of(book))
         on_head = set(book.lab_faults) & HEAD_FAULTS
         node = Node(state, state.nodes[0 if on_head or not book.lab_faults else -1])
         shown = _sh(
@@ -175,7 +198,8 @@ class Labs:
                     done = _sh(line, directory)
                     problems.append(_check(done, command.exit_code, f"{section}: $ {line}") or "")
         finally:
-            _sh(f"ironserve lab heal {node.name}", directory)  # the next one starts healthy
+            if book.lab_faults:  # the next runbook starts from a healthy node
+                _sh(f"ironserve lab heal {node.name}", directory)
         return [p for p in problems if p]
 
     def close(self) -> None:
@@ -188,7 +212,7 @@ def _inject(book: Runbook, node: Node, values: dict[str, str], directory: Path) 
     for fault in book.lab_faults:
         started = time.monotonic()
         if fault in ("engine-stopped", "engine-stopped-head"):
-            node.run(f"docker stop {values['container']}")
+            node.run(f"docker kill {values['container']}")  # as a crash leaves it
         elif fault == "weights-corrupt":
             node.run(fill(CORRUPT_SHARD, values))
         else:

@@ -59,6 +59,14 @@ def test_every_runbook_parses_and_has_its_sections() -> None:
             assert fault in LAB_FAULTS or fault in LAB_TEST_FAULTS, (book.id, fault)
 
 
+def test_every_runbook_names_a_lab_profile() -> None:
+    """``lab_profile`` is the lab the lab test runs it on: a profile `ironserve lab up` has."""
+    from ironserve.lab.hardware import PROFILES
+
+    for book in load_all().values():
+        assert book.lab_profile in PROFILES, (book.id, book.lab_profile)
+
+
 def test_the_index_lists_every_runbook() -> None:
     index = (runbook_dir() / "README.md").read_text()
     listed = set(re.findall(r"\]\(([a-z0-9-]+)\.md\)", index))

@@ -142,7 +142,7 @@ def parse(path: Path) -> Runbook:
         applies_to=meta["applies_to"],
         checks=_list(meta.get("checks", "")),
         lab_faults=_list(meta.get("lab_faults", "")),
-        lab_profile=meta.get("lab_profile", "h100x8"),
+        lab_profile=meta.get("lab_profile", "gpu2"),
         lab_heal=meta.get("lab_heal", "no") == "yes",
         body=body,
         commands=commands,
