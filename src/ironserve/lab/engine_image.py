@@ -227,16 +227,19 @@ def _build(client: Any, tag: str, files: dict[str, tuple[bytes, int]], role: str
 def ensure_engine(client: Any, base: str) -> str:
     """The engine image (ray + lab engine), built only when its content hash is not an image."""
     ray = ray_tag(base)
-    if not img._exists(client, ray):
-        started = time.monotonic()
-        _log(f"building {ray} (python3-venv, ray=={RAY_VERSION} from PyPI; a minute or two)")
-        build_ray(client, base, ray)
-        _log(f"{ray} built in {time.monotonic() - started:.1f}s")
     engine = engine_tag(ray)
-    if not img._exists(client, engine):
-        files = {"Dockerfile": (_engine_dockerfile(ray).encode(), 0o644), **_engine_files()}
-        _build(client, engine, files, "engine")
-        _log(f"built {engine}")
+    if img._exists(client, engine):
+        return engine
+    with img.build_lock():
+        if not img._exists(client, ray):
+            started = time.monotonic()
+            _log(f"building {ray} (python3-venv, ray=={RAY_VERSION} from PyPI; a minute or two)")
+            build_ray(client, base, ray)
+            _log(f"{ray} built in {time.monotonic() - started:.1f}s")
+        if not img._exists(client, engine):
+            files = {"Dockerfile": (_engine_dockerfile(ray).encode(), 0o644), **_engine_files()}
+            _build(client, engine, files, "engine")
+            _log(f"built {engine}")
     return engine
 
 

@@ -14,6 +14,7 @@ Nothing here touches a running lab; ``cluster`` does.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -314,15 +315,31 @@ def build_node(client: Any, base: str, tag: str) -> None:
             raise RuntimeError(f"building {tag} failed: {chunk['error']}")
 
 
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """One image build at a time on this machine: labs brought up side by side (parallel test
+    workers, two shells) wait for the first build instead of repeating it."""
+    path = Path(tempfile.gettempdir()) / "ironserve-lab-build.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_images(client: Any) -> Images:
     """The base and node images, built only when their content hash is not yet an image."""
     base = base_tag()
-    if not _exists(client, base):
-        build_base(client, base)
     node = node_tag(base)
-    if not _exists(client, node):
-        build_node(client, base, node)
-        _prune(client, keep={base, node})
+    if _exists(client, base) and _exists(client, node):
+        return Images(base=base, node=node)
+    with build_lock():
+        if not _exists(client, base):
+            build_base(client, base)
+        if not _exists(client, node):
+            build_node(client, base, node)
+            _prune(client, keep={base, node})
     return Images(base=base, node=node)
 
 
