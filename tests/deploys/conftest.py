@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pyinfra
 import pytest
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.deploy import add_deploy
 from pyinfra.api.operations import run_ops
+from pyinfra.api.state import StateStage
+from pyinfra.context import ctx_host, ctx_state
 
 
 class Stateful(dict[str, Any]):
@@ -43,6 +46,22 @@ class FakeRun:
 
     def prepare(self, deploy: Callable[..., Any]) -> None:
         add_deploy(self.state, deploy)
+
+    def prepare_as_cli(self, deploy: Callable[[], None]) -> None:
+        """Add the deploy the way the pyinfra CLI does (`pyinfra INV deploys/x.py`): operations
+        ordered by their place in the code, so a host that skips an operation still lines up
+        with the others after it. (API mode numbers each host's operations instead, pairing
+        unrelated operations of different hosts.)"""
+        saved = pyinfra.is_cli
+        self.state.set_stage(StateStage.Prepare)
+        pyinfra.is_cli = True
+        try:
+            with ctx_state.use(self.state):
+                for host in self.state.inventory.get_active_hosts():
+                    with ctx_host.use(host):
+                        deploy()
+        finally:
+            pyinfra.is_cli = saved
 
     def execute(self) -> None:
         run_ops(self.state)

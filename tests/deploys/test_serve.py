@@ -13,11 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pyinfra
 import pytest
 from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringCommand
 from pyinfra.api.exceptions import DeployError
-from pyinfra.api.state import StateStage
 from pyinfra.context import ctx_host, ctx_state
 
 from roles.engine import deploy_engine, deploy_engine_restart, deploy_engine_stop
@@ -55,20 +53,6 @@ def registry_host(reg: Registry) -> str:
     return reg.url.removeprefix("http://")
 
 
-def prepare(run: FakeRun, deploy: Callable[[], None]) -> None:
-    """Add the deploy as the pyinfra CLI does (operations ordered by their place in the code)."""
-    saved = pyinfra.is_cli
-    run.state.set_stage(StateStage.Prepare)
-    pyinfra.is_cli = True
-    try:
-        with ctx_state.use(run.state):
-            for h in run.state.inventory.get_active_hosts():
-                with ctx_host.use(h):
-                    deploy()
-    finally:
-        pyinfra.is_cli = saved
-
-
 def vllm_group(
     reg: Registry, key_file: Path | None, tmp_path: Path, **extra: Any
 ) -> dict[str, Any]:
@@ -99,7 +83,7 @@ def fake(
     for name, data in hosts:
         data.setdefault("fake_responses", (responses or {}).get(name, {}))
     run = FakeRun(hosts, group_data)
-    prepare(run, deploy)
+    run.prepare_as_cli(deploy)
     return run
 
 

@@ -11,11 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyinfra
 import pytest
 from pyinfra.api.exceptions import DeployError
-from pyinfra.api.state import StateStage
-from pyinfra.context import ctx_host, ctx_state
 
 from ironserve.lab.hub import repos as hub_repos
 from ironserve.lab.hub.server import Hub, serve_in_thread
@@ -40,23 +37,6 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-def prepare_as_cli(run: FakeRun) -> None:
-    """Add the deploy the way the pyinfra CLI does (`pyinfra ... deploys/weights.py`, `ironserve
-    weights pull`): operations ordered by their place in the code, so a host without the seed's
-    download still lines its fan-out rounds up after it. (API mode numbers each host's
-    operations instead, pairing unrelated operations of different hosts.)"""
-    saved = pyinfra.is_cli
-    run.state.set_stage(StateStage.Prepare)
-    pyinfra.is_cli = True
-    try:
-        with ctx_state.use(run.state):
-            for h in run.state.inventory.get_active_hosts():
-                with ctx_host.use(h):
-                    deploy_weights()
-    finally:
-        pyinfra.is_cli = saved
 
 
 def node_state(hub_url: str, complete: bool, free: int = 10 << 30) -> dict[str, Any]:
@@ -105,7 +85,7 @@ def fake(hub_url: str, tmp_path: Path, states: list[dict[str, Any]]) -> FakeRun:
         "fake_delay_jitter": 0,
     }
     run = FakeRun(hosts, group_data)
-    prepare_as_cli(run)
+    run.prepare_as_cli(deploy_weights)
     return run
 
 

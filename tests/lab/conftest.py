@@ -132,3 +132,10 @@ def labelled(docker_client: Any) -> Any:
 @pytest.fixture(scope="session")
 def nodes(lab: st.LabState) -> list[Node]:
     return [Node(lab, n) for n in lab.nodes]
+
+
+def nodes_of(lab_dir: Path) -> list[Node]:
+    """The nodes of the lab recorded in ``lab_dir`` (a module's own lab)."""
+    state = st.load(lab_dir)
+    assert state is not None, f"no lab in {lab_dir}"
+    return [Node(state, n) for n in state.nodes]

@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 
-from ironserve.lab import state as st
-from tests.lab.conftest import BIN, ROOT, Node, lab_in
+from tests.lab.conftest import BIN, ROOT, lab_in, nodes_of
 
 pytestmark = pytest.mark.lab
 
@@ -76,12 +75,6 @@ def served(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield directory
 
 
-def _nodes(lab_dir: Path) -> list[Node]:
-    state = st.load(lab_dir)
-    assert state is not None
-    return [Node(state, n) for n in state.nodes]
-
-
 def test_a_served_lab_is_ok_in_every_tier(served: Path) -> None:
     code, report, took = _health(served)  # the default tier: node + cluster + serving
     _print(f"health (default tier, 3 nodes) {took:.1f}s: {report['summary']}")
@@ -97,7 +90,7 @@ def test_a_served_lab_is_ok_in_every_tier(served: Path) -> None:
         "serving.metrics",
     } <= checks
     assert any(c.startswith("nvidia.") for c in checks)  # the node tier ran alongside
-    names = [n.name for n in _nodes(served)]
+    names = [n.name for n in nodes_of(served)]
     for check in ("cluster.engine_containers", "cluster.ray_nodes", "cluster.weights"):
         assert sorted(r["node"] for r in report["results"] if r["check"] == check) == names
     metrics = next(r for r in report["results"] if r["check"] == "serving.metrics")
@@ -110,7 +103,7 @@ def test_a_served_lab_is_ok_in_every_tier(served: Path) -> None:
 
 
 def test_a_stopped_worker_container_fails_exactly_that_node(served: Path) -> None:
-    worker = _nodes(served)[2]
+    worker = nodes_of(served)[2]
     worker.run(f"docker stop {CONTAINER}")
     try:
         code, report, _ = _health(served)
@@ -144,7 +137,7 @@ def test_a_stopped_worker_container_fails_exactly_that_node(served: Path) -> Non
 
 
 def test_a_stopped_head_container_takes_the_endpoint_down(served: Path) -> None:
-    head = _nodes(served)[0]
+    head = nodes_of(served)[0]
     head.run(f"docker stop {CONTAINER}")
     try:
         code, report, _ = _health(served)
@@ -166,7 +159,7 @@ def test_a_stopped_head_container_takes_the_endpoint_down(served: Path) -> None:
 def test_a_changed_shard_fails_the_weights_of_exactly_that_node(served: Path) -> None:
     """A flipped byte (as tests/lab/test_runbooks.py corrupts a shard) gives the file a new mtime:
     the cheap check FAILs it; the original copied back with its mtime is OK again."""
-    node = _nodes(served)[1]
+    node = nodes_of(served)[1]
     _, report, _ = _health(served, "--tier", "cluster")
     row = next(
         r for r in report["results"] if (r["node"], r["check"]) == (node.name, "cluster.weights")
@@ -192,7 +185,7 @@ def test_a_changed_shard_fails_the_weights_of_exactly_that_node(served: Path) ->
 def test_a_stopped_group_is_not_deployed(served: Path) -> None:
     """Runs last: it removes the serving group's containers."""
     _pyinfra(served, "deploys/stop.py")
-    head = _nodes(served)[0]
+    head = nodes_of(served)[0]
     for tier in ([], ["--tier", "serving"], ["--tier", "cluster"]):
         code, report, _ = _health(served, *tier)
         assert code == 1, tier

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from ironserve.lab import cluster
-from ironserve.lab import state as st
-from tests.lab.conftest import BIN, ROOT, Node, lab_in
+from tests.lab.conftest import BIN, ROOT, lab_in, nodes_of
 
 pytestmark = pytest.mark.lab
 
@@ -50,12 +49,6 @@ def pyinfra(lab_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def nodes(lab_dir: Path) -> list[Node]:
-    state = st.load(lab_dir)
-    assert state is not None
-    return [Node(state, n) for n in state.nodes]
-
-
 def grand_total_changed(output: str) -> str:
     """The Success column of pyinfra's "Grand total" row (what /work/shared/checks reads)."""
     line = next(line for line in output.splitlines() if re.match(r"^\s+Grand total", line))
@@ -63,7 +56,7 @@ def grand_total_changed(output: str) -> str:
 
 
 def test_preflight_fault_stops_the_run_and_changes_nothing(small_lab: Path) -> None:
-    first, second = nodes(small_lab)
+    first, second = nodes_of(small_lab)
     cluster.fault(first.name, "disk-full", directory=small_lab)
     cluster.fault(second.name, "gpu-missing", directory=small_lab)
     try:
@@ -83,7 +76,7 @@ def test_preflight_fault_stops_the_run_and_changes_nothing(small_lab: Path) -> N
 
 
 def test_wrong_nic_stops_the_run_and_changes_nothing(small_lab: Path) -> None:
-    nodes_ = nodes(small_lab)
+    nodes_ = nodes_of(small_lab)
     before = [n.run(SNAPSHOT)[1] for n in nodes_]
     result = pyinfra(small_lab, "-y", INVENTORY, DEPLOY, "--data", "network_socket_ifname=eth9")
     output = result.stdout + result.stderr
@@ -114,7 +107,7 @@ def test_provision_converges_and_a_second_run_changes_nothing(small_lab: Path) -
     changes = [row for row in rows if row.split()[-2:] != ["-", "-"]]
     assert changes == [], output
 
-    for node in nodes(small_lab):
+    for node in nodes_of(small_lab):
         _, listed = node.run("nvidia-smi -L")
         assert len([line for line in listed.splitlines() if line.startswith("GPU ")]) == 8
         _, runtime = node.run("docker info --format '{{.DefaultRuntime}}'")
@@ -124,7 +117,7 @@ def test_provision_converges_and_a_second_run_changes_nothing(small_lab: Path) -
 
 
 def test_ib_port_down_fails_that_node_with_a_remedy(small_lab: Path) -> None:
-    first, second = nodes(small_lab)
+    first, second = nodes_of(small_lab)
     cluster.fault(second.name, "ib-port-down", directory=small_lab)
     try:
         result = pyinfra(small_lab, "-y", INVENTORY, DEPLOY)

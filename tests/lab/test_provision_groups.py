@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from ironserve.lab import cluster
-from tests.lab.conftest import BIN, ROOT, lab_in
-from tests.lab.test_provision import DEPLOY, INVENTORY, SNAPSHOT, grand_total_changed, nodes
+from tests.lab.conftest import BIN, ROOT, lab_in, nodes_of
+from tests.lab.test_provision import DEPLOY, INVENTORY, SNAPSHOT, grand_total_changed
 
 pytestmark = pytest.mark.lab
 
@@ -44,7 +44,7 @@ def _pyinfra(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 def test_unreachable_node_fails_its_group_and_the_other_group_converges(
     groups_lab: Path,
 ) -> None:
-    first, second, third = nodes(groups_lab)
+    first, second, third = nodes_of(groups_lab)
     before = first.run(SNAPSHOT)[1]
     cluster.fault(second.name, "node-down", directory=groups_lab)
     env = {

@@ -23,8 +23,7 @@ import openai
 import pytest
 
 from ironserve.lab import cluster
-from ironserve.lab import state as st
-from tests.lab.conftest import BIN, ROOT, Node, lab_in
+from tests.lab.conftest import BIN, ROOT, Node, lab_in, nodes_of
 
 pytestmark = pytest.mark.lab
 
@@ -61,12 +60,6 @@ def changed(output: str) -> str:
     """The Success column of pyinfra's "Grand total" row."""
     line = next(line for line in output.splitlines() if re.match(r"^\s+Grand total", line))
     return line.split()[3]
-
-
-def lab_nodes(lab_dir: Path) -> list[Node]:
-    state = st.load(lab_dir)
-    assert state is not None
-    return [Node(state, n) for n in state.nodes]
 
 
 def containers(nodes: list[Node]) -> dict[str, list[tuple[str, str, str, str]]]:
@@ -123,7 +116,7 @@ def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def test_site_serves_the_plan_and_the_key_is_required(lab: Path) -> None:
-    head = lab_nodes(lab)[0]
+    head = nodes_of(lab)[0]
     _, ray = head.run(f"docker exec {CONTAINER} ray status")
     assert re.search(r"^Active:\n( 1 node_[0-9a-f]+\n){3}Pending:", ray, re.M), ray
     # All 6 GPUs declared, and reserved by vLLM's placement group (TP 2 x PP 3 bundles).
@@ -149,7 +142,7 @@ def test_site_serves_the_plan_and_the_key_is_required(lab: Path) -> None:
     assert httpx.get(f"{status(lab)['endpoint']}/models", timeout=10).status_code == 401
     key = Path(status(lab)["api_key_file"])
     assert key.stat().st_mode & 0o777 == 0o600
-    for node in lab_nodes(lab):
+    for node in nodes_of(lab):
         _, mode = node.run("stat -c %a /etc/ironserve/default/secrets.env")
         assert mode.strip() == "600"
         _, logs = node.run(f"docker logs {CONTAINER} 2>&1")
@@ -157,7 +150,7 @@ def test_site_serves_the_plan_and_the_key_is_required(lab: Path) -> None:
 
 
 def test_a_second_run_changes_nothing_and_restarts_nothing(lab: Path) -> None:
-    nodes = lab_nodes(lab)
+    nodes = nodes_of(lab)
     before = containers(nodes)
     code, out, took = pyinfra(lab, "deploys/site.py", *FAST)
     assert code == 0, out[-4000:]
@@ -168,7 +161,7 @@ def test_a_second_run_changes_nothing_and_restarts_nothing(lab: Path) -> None:
 
 
 def test_a_changed_flag_reruns_only_the_serve_command(lab: Path) -> None:
-    nodes = lab_nodes(lab)
+    nodes = nodes_of(lab)
     before = containers(nodes)
     code, out, _ = pyinfra(lab, "deploys/serve.py", *FAST, "--data", "model_max_len=4096")
     assert code == 0, out[-4000:]
@@ -185,7 +178,7 @@ def test_a_changed_flag_reruns_only_the_serve_command(lab: Path) -> None:
 
 
 def test_an_image_missing_in_the_registry_changes_nothing(lab: Path) -> None:
-    nodes = lab_nodes(lab)
+    nodes = nodes_of(lab)
     before = containers(nodes)
     registry = status(lab)["services"]["registry"]["address"]
     image = f"{registry}:5000/vllm/vllm-openai:v9.9.9"
@@ -197,7 +190,7 @@ def test_an_image_missing_in_the_registry_changes_nothing(lab: Path) -> None:
 
 
 def test_a_killed_worker_container_is_brought_back_by_restart(lab: Path) -> None:
-    nodes = lab_nodes(lab)
+    nodes = nodes_of(lab)
     nodes[2].run(f"docker kill {CONTAINER}")
     _, state_ = nodes[2].run(f"docker inspect -f '{{{{.State.Status}}}}' {CONTAINER}")
     assert state_.strip() == "exited"  # `docker kill` is not restarted by unless-stopped
@@ -212,7 +205,7 @@ def test_a_killed_worker_container_is_brought_back_by_restart(lab: Path) -> None
 def test_stop_leaves_nothing_running_then_a_node_down_fails_the_ray_wait_naming_it(
     lab: Path,
 ) -> None:
-    nodes = lab_nodes(lab)
+    nodes = nodes_of(lab)
     code, out, _ = pyinfra(lab, "deploys/stop.py")
     assert code == 0, out[-3000:]
     for node in nodes:

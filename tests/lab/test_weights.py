@@ -20,7 +20,7 @@ import pytest
 from ironserve.lab import cluster
 from ironserve.lab import state as st
 from ironserve.lab.hub.control import HubControl
-from tests.lab.conftest import BIN, ROOT, Node, lab_in
+from tests.lab.conftest import BIN, ROOT, lab_in, nodes_of
 
 pytestmark = pytest.mark.lab
 
@@ -50,12 +50,6 @@ def run(lab_dir: Path, tool: str, *args: str, **env: str) -> subprocess.Complete
     )
 
 
-def nodes(lab_dir: Path) -> list[Node]:
-    state = st.load(lab_dir)
-    assert state is not None
-    return [Node(state, n) for n in state.nodes]
-
-
 def hub(lab_dir: Path) -> HubControl:
     state = st.load(lab_dir)
     assert state is not None
@@ -66,7 +60,7 @@ def hub(lab_dir: Path) -> HubControl:
 @pytest.fixture
 def fresh(lab: Path) -> Iterator[tuple[Path, HubControl]]:
     """No weights on any node, hub counters at zero, no faults."""
-    for node in nodes(lab):
+    for node in nodes_of(lab):
         node.run(f"rm -rf /data/models {DEST}.incoming")
     control = hub(lab)
     control.clear_faults()
@@ -93,7 +87,7 @@ def changed(output: str) -> str:
 def no_bad_file_at_final_path(lab_dir: Path, control: HubControl) -> None:
     """Whatever sits at the final path is a complete, verified file."""
     expected = {p: f["sha256"] for p, f in control.repos()[REPO]["files"].items()}
-    for node in nodes(lab_dir):
+    for node in nodes_of(lab_dir):
         _, out = node.run(f"cd {DEST} 2>/dev/null && sha256sum * || true")
         for line in out.splitlines():
             digest, _, name = line.partition("  ")
@@ -117,7 +111,7 @@ def test_pull_from_the_hf_api_once_then_nothing(fresh: tuple[Path, HubControl]) 
     assert stats["total_bytes"] == total  # one copy for the whole cluster
     seed = st.load(lab_dir).nodes[0].address  # type: ignore[union-attr]
     assert stats["clients"] == {seed: total}
-    for node in nodes(lab_dir):  # the manifest, usable by sha256sum -c
+    for node in nodes_of(lab_dir):  # the manifest, usable by sha256sum -c
         node.run(f"cd {DEST} && sha256sum -c --quiet SHA256SUMS")
         assert (
             node.run(
@@ -167,7 +161,7 @@ def test_a_corrupt_file_is_never_accepted(fresh: tuple[Path, HubControl]) -> Non
     control.fault("corrupt", SHARDS[0], count=10)  # more than the seed's attempts
     result = pull(lab_dir)
     assert result.returncode != 0
-    for node in nodes(lab_dir):
+    for node in nodes_of(lab_dir):
         assert node.run(f"test -e {DEST}/{SHARDS[0]}", check=False)[0] != 0
         assert node.run(f"test -e {DEST}/ironserve-manifest.json", check=False)[0] != 0
     no_bad_file_at_final_path(lab_dir, control)
@@ -177,7 +171,7 @@ def test_a_corrupt_file_is_never_accepted(fresh: tuple[Path, HubControl]) -> Non
 
 def test_full_disk_is_refused_before_the_download(fresh: tuple[Path, HubControl]) -> None:
     lab_dir, control = fresh
-    victim = nodes(lab_dir)[2]
+    victim = nodes_of(lab_dir)[2]
     cluster.fault(victim.name, "disk-full", directory=lab_dir)
     try:
         result = pull(lab_dir)
@@ -185,7 +179,7 @@ def test_full_disk_is_refused_before_the_download(fresh: tuple[Path, HubControl]
         assert result.returncode != 0
         assert f"{victim.name}: disk: /data" in output and "bytes free" in output
         assert control.stats()["total_bytes"] == 0
-        for node in nodes(lab_dir):
+        for node in nodes_of(lab_dir):
             assert node.run(f"test -e {DEST}", check=False)[0] != 0
     finally:
         cluster.heal(victim.name, directory=lab_dir)
@@ -202,7 +196,7 @@ def test_gated_model_needs_the_token(fresh: tuple[Path, HubControl]) -> None:
         assert result.returncode == 1
         assert "is gated: set hub_token_file" in output and "HF_TOKEN" in output
         assert control.stats()["total_bytes"] == 0
-        for node in nodes(lab_dir):
+        for node in nodes_of(lab_dir):
             assert node.run(f"test -e {DEST}", check=False)[0] != 0
 
         # with the lab's token file (0600): pulled, the token only in a 0600 file on the seed
@@ -210,7 +204,7 @@ def test_gated_model_needs_the_token(fresh: tuple[Path, HubControl]) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert token not in result.stdout + result.stderr
         assert_all_complete(lab_dir, IRONSERVE_LAB_HUB_TOKEN="1")
-        seed = nodes(lab_dir)[0]
+        seed = nodes_of(lab_dir)[0]
         mode = seed.run("stat -c %a /etc/ironserve/weights/default/hub-token")[1].strip()
         assert mode == "600"
         assert token not in seed.run("cat /etc/ironserve/weights/default/weights.json")[1]
