@@ -63,8 +63,6 @@ def test_suite_passes_fails_on_a_broken_mode_and_passes_after_repair(site: st.La
 
 
 def test_serving_state_secrets_and_containers(site: st.LabState) -> None:
-    if not (ROOT / "deploys" / "serve.py").is_file():
-        pytest.skip("deploys/serve.py (issue 6) is not in this checkout")
     _run([str(BIN / "pyinfra"), "-y", INVENTORY, "deploys/site.py"])
     ok = _suite("--serving")
     assert ok.returncode == 0, ok.stdout
