@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INVENTORIES := $(filter-out inventories/lab.py,$(wildcard inventories/*.py))
 
-.PHONY: demo demo-down plans test lint typecheck unit install clean
+.PHONY: demo demo-down plans test lint typecheck unit install setup setup-tests clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The machine's prerequisites (ironserve.lab.host: the one list): Debian packages, a Docker engine.
+# Root on Debian; elsewhere it says what to install and exits 2. `ironserve lab doctor` reports.
+setup: $(STAMP)
+	$(BIN)/ironserve lab setup
+
+setup-tests: $(STAMP)
+	$(BIN)/ironserve lab setup --tests
+
 # The main job on the lab: 3 nodes with 2 simulated GPUs each, provisioned, the weights fanned
 # out, vLLM on Ray serving with TP 2 x PP 3; then a chat completion and the endpoint's URL.
 # A lab already up with this shape is reused; `make demo-down` removes it.
 DEMO_NODES := 3
 DEMO_PROFILE := gpu2
 
-demo: $(STAMP)
+demo: setup
 	@if $(BIN)/ironserve lab status --json 2>/dev/null | $(BIN)/python -c 'import json, sys; \
 		d = json.load(sys.stdin); \
 		sys.exit(0 if d["up"] and d["profile"] == "$(DEMO_PROFILE)" \
@@ -33,8 +41,10 @@ demo: $(STAMP)
 	$(BIN)/pyinfra -y inventories/lab.py deploys/site.py
 	@$(BIN)/ironserve lab chat "Say hello."
 
+# Removes the lab, then stops the Docker engine `make demo`'s setup started (and no other).
 demo-down: $(STAMP)
 	$(BIN)/ironserve lab down
+	$(BIN)/ironserve lab stop-engine
 
 # Validate and plan every example inventory (no node needed).
 plans: $(STAMP)
@@ -54,7 +64,9 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q --durations=25 tests
 
-test: lint typecheck unit
+# Every suite, the lab's included: a lab test never skips (a missing prerequisite fails it).
+# The quick loop without the lab: .venv/bin/pytest -m "not lab"
+test: setup-tests lint typecheck unit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,12 +2,14 @@
 
 The session's lab lives in its own folder (IRONSERVE_LAB_DIR, set for the whole session so
 inventories/lab.py and the `ironserve`/`pyinfra` subprocesses find it), so a developer's own lab
-(.lab/) is left alone. Without a Docker engine the lab tests skip, except under CI (the `CI`
-environment variable), where they fail: CI must exercise the lab.
+(.lab/) is left alone. A lab test never skips: without its prerequisites (`make test` sets them
+up with `ironserve lab setup`) it fails naming what is missing. `pytest -m "not lab"` is the quick
+loop that leaves the lab out.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from typing import Any
 import paramiko
 import pytest
 
-from ironserve.lab import cluster
+from ironserve.lab import cluster, host
 from ironserve.lab import state as st
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,20 +29,33 @@ NODES = 3
 PROFILE = "h100x8"
 
 
-def _engine_or_skip() -> Any:
-    try:
-        return cluster.connect()
-    except cluster.LabError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: the lab tests need a Docker engine and none answers: {error}")
-        pytest.skip(f"no Docker engine: {error}")
-    if os.geteuid() != 0 and not os.environ.get("CI"):
-        pytest.skip("the lab needs root (debootstrap, loop-mounted /data disks)")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the lab's engine carries the `lab` mark, so `-m "not lab"` leaves out
+    exactly the lab."""
+    for item in items:
+        if "docker_client" in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
+            "lab"
+        ):
+            raise pytest.UsageError(f"{item.nodeid} uses the lab but is not marked `lab`")
+
+
+@functools.cache
+def _missing_prerequisites() -> str:
+    missing = [c for c in host.doctor() if c.status == "missing"]
+    return "; ".join(f"{c.name}: {c.observed} -> {c.remedy}" for c in missing)
+
+
+def require_lab() -> Any:
+    """The engine the lab runs on; a missing prerequisite fails the test, naming it."""
+    missing = _missing_prerequisites()
+    if missing:
+        pytest.fail(f"the lab's prerequisites are missing (`make test` sets them up): {missing}")
+    return cluster.connect()
 
 
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
-    return _engine_or_skip()
+    return require_lab()
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +87,7 @@ def lab_in(
     directory: Path, nodes: int, profile: str, *, light: bool = False
 ) -> Iterator[st.LabState]:
     """A lab of its own in ``directory`` for one test module, removed afterwards."""
+    require_lab()
     state = cluster.up(nodes=nodes, profile=profile, light=light, directory=directory)
     try:
         yield state

@@ -9,11 +9,14 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from ironserve.lab.host import SetupResult
 
 lab_app = typer.Typer(
     no_args_is_help=True,
@@ -43,6 +46,66 @@ def _guard(what: str) -> Iterator[None]:
         raise typer.Exit(1) from error
 
 
+def _host_setup(tests: bool) -> SetupResult:
+    """The one host-setup step (ironserve.lab.host): exit 2 where it cannot run here."""
+    from ironserve.lab import host
+
+    try:
+        return host.setup(tests=tests, log=lambda m: err.print(f"lab setup: {m}", markup=False))
+    except host.HostSetupError as error:
+        err.print(f"lab setup: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from error
+
+
+@lab_app.command()
+def setup(
+    tests: Annotated[
+        bool, typer.Option("--tests", help="Also what `make test` needs (ruby)")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """Install the Debian packages the lab needs (when missing) and start a Docker engine when
+    none answers (its own data root and pidfile; `lab stop-engine` stops it). Root on Debian;
+    elsewhere it prints what to install and exits 2 before changing anything."""
+    from dataclasses import asdict
+
+    result = _host_setup(tests)
+    if as_json:
+        print(json.dumps(asdict(result)))
+        return
+    done = [f"installed {' '.join(result.installed)}"] if result.installed else []
+    if result.engine == "started":
+        done.append(f"started a Docker engine (pid {result.engine_pid})")
+    out.print(f"lab setup: {'; '.join(done) if done else 'nothing to do'}")
+
+
+@lab_app.command()
+def doctor(
+    nodes: Annotated[int, typer.Option("--nodes", "-n", min=1, help="Lab size to check for")] = 3,
+    light: Annotated[bool, typer.Option("--light", help="Light nodes (sshd only)")] = False,
+    tests: Annotated[bool, typer.Option("--tests", help="Also what `make test` needs")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """Each prerequisite of the lab: OK, missing (with the remedy) or a warning.
+    Exit 0 when nothing is missing, 1 otherwise."""
+    from ironserve.lab import host
+
+    checks = host.doctor(nodes=nodes, light=light, tests=tests)
+    doc = host.checks_json(checks)
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    else:
+        table = Table(title="lab prerequisites")
+        for column in ("check", "status", "observed", "remedy"):
+            table.add_column(column)
+        style = {"ok": "green", "missing": "red", "warn": "yellow"}
+        for c in checks:
+            table.add_row(c.name, f"[{style[c.status]}]{c.status.upper()}[/]", c.observed, c.remedy)
+        out.print(table)
+    if not doc["ok"]:
+        raise typer.Exit(1)
+
+
 @lab_app.command()
 def up(
     nodes: Annotated[int, typer.Option("--nodes", "-n", min=1, help="How many nodes")] = 3,
@@ -58,6 +121,7 @@ def up(
     from ironserve.lab.cluster import up as lab_up
 
     started = time.monotonic()
+    _host_setup(tests=False)
     with _guard("lab up"):
         state = lab_up(nodes=nodes, profile=profile, light=light)
     out.print(
@@ -127,6 +191,15 @@ def down(
         if images:
             removed += [f"image {tag}" for tag in remove_images(connect())]
     out.print(f"lab down: removed {len(removed)} object(s)" if removed else "lab down: no lab")
+
+
+@lab_app.command("stop-engine")
+def stop_engine() -> None:
+    """Stop the Docker engine `lab setup` started, and no other; it stays up while containers
+    still run on it (another lab's, or anything else's)."""
+    from ironserve.lab import host
+
+    out.print(f"lab stop-engine: {host.stop_engine()}", markup=False)
 
 
 @lab_app.command()

@@ -71,8 +71,8 @@ def connect() -> Any:
         client.ping()
     except docker.errors.DockerException as error:
         raise LabError(
-            f"no Docker engine answers ({error}); install docker.io and start dockerd "
-            "(see .ci/run), or set DOCKER_HOST"
+            f"no Docker engine answers ({error}); `ironserve lab setup` starts one "
+            "(`ironserve lab doctor` lists what is missing), or set DOCKER_HOST"
         ) from error
     return client
 

@@ -228,15 +228,15 @@ def ensure_engine(client: Any, base: str) -> str:
     """The engine image (ray + lab engine), built only when its content hash is not an image."""
     ray = ray_tag(base)
     engine = engine_tag(ray)
-    if img._exists(client, engine):
+    if img.exists(client, engine):
         return engine
     with img.build_lock():
-        if not img._exists(client, ray):
+        if not img.exists(client, ray):
             started = time.monotonic()
             _log(f"building {ray} (python3-venv, ray=={RAY_VERSION} from PyPI; a minute or two)")
             build_ray(client, base, ray)
             _log(f"{ray} built in {time.monotonic() - started:.1f}s")
-        if not img._exists(client, engine):
+        if not img.exists(client, engine):
             files = {"Dockerfile": (_engine_dockerfile(ray).encode(), 0o644), **_engine_files()}
             _build(client, engine, files, "engine")
             _log(f"built {engine}")
@@ -249,7 +249,7 @@ def ensure_tagged(client: Any, engine: str, kind: str, version: str) -> EngineIm
         raise ValueError(f"no lab engine image for {kind!r}; known: {', '.join(REPOSITORIES)}")
     dockerfile = _tag_dockerfile(engine, kind, version)
     local = f"{ENGINE_REPO}-{kind}:{img._digest(dockerfile)}"
-    if not img._exists(client, local):
+    if not img.exists(client, local):
         _build(client, local, {"Dockerfile": (dockerfile.encode(), 0o644)}, f"engine-{kind}")
     return EngineImage(kind=kind, version=version, local=local, repository=REPOSITORIES[kind])
 

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 SUITE = "bookworm"
-MIRROR = os.environ.get("IRONSERVE_LAB_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = (
     "openssh-server",
     "python3",
@@ -171,8 +170,16 @@ def _sim_files() -> Iterator[tuple[str, bytes]]:
             yield path.relative_to(SIM_SOURCE).as_posix(), path.read_bytes()
 
 
+def mirror() -> str | None:
+    """The Debian archive debootstrap reads: $IRONSERVE_LAB_MIRROR, else the one this machine's
+    own apt configuration uses (the nodes' apt then uses it too)."""
+    from ironserve.lab.host import apt_mirror
+
+    return os.environ.get("IRONSERVE_LAB_MIRROR") or apt_mirror(SUITE)
+
+
 def base_tag() -> str:
-    recipe = json.dumps([SUITE, MIRROR, "minbase", sorted(BASE_PACKAGES), 1])
+    recipe = json.dumps([SUITE, mirror() or "", "minbase", sorted(BASE_PACKAGES), 1])
     return f"{BASE_REPO}:{_digest(recipe)}"
 
 
@@ -190,7 +197,7 @@ def node_tag(base: str) -> str:
     return f"{NODE_REPO}:{_digest(recipe, *files)}"
 
 
-def _exists(client: Any, tag: str) -> bool:
+def exists(client: Any, tag: str) -> bool:
     import docker.errors
 
     try:
@@ -202,12 +209,19 @@ def _exists(client: Any, tag: str) -> bool:
 
 def build_base(client: Any, tag: str) -> None:
     """debootstrap into a scratch folder, stream it as a tar into ``docker import``."""
-    if shutil.which("debootstrap") is None:
-        raise RuntimeError("debootstrap is missing: apt-get install -y debootstrap")
+    from ironserve.lab.host import which
+
+    if which("debootstrap") is None:
+        raise RuntimeError("debootstrap is missing: run `ironserve lab setup`")
+    source = mirror()
+    if source is None:
+        raise RuntimeError(
+            f"no Debian archive for {SUITE} in this machine's apt sources: set IRONSERVE_LAB_MIRROR"
+        )
     scratch = Path(tempfile.mkdtemp(prefix="ironserve-lab-rootfs-", dir="/var/tmp"))
     rootfs = scratch / "rootfs"
     try:
-        _log(f"debootstrap {SUITE} from {MIRROR} (about a minute)")
+        _log(f"debootstrap {SUITE} from {source} (about a minute)")
         subprocess.run(
             [
                 "debootstrap",
@@ -215,7 +229,7 @@ def build_base(client: Any, tag: str) -> None:
                 f"--include={','.join(BASE_PACKAGES)}",
                 SUITE,
                 str(rootfs),
-                MIRROR,
+                source,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
@@ -332,12 +346,12 @@ def ensure_images(client: Any) -> Images:
     """The base and node images, built only when their content hash is not yet an image."""
     base = base_tag()
     node = node_tag(base)
-    if _exists(client, base) and _exists(client, node):
+    if exists(client, base) and exists(client, node):
         return Images(base=base, node=node)
     with build_lock():
-        if not _exists(client, base):
+        if not exists(client, base):
             build_base(client, base)
-        if not _exists(client, node):
+        if not exists(client, node):
             build_node(client, base, node)
             _prune(client, keep={base, node})
     return Images(base=base, node=node)

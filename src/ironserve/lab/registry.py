@@ -70,7 +70,7 @@ def image_tag(base: str) -> str:
 
 def ensure_image(client: Any, base: str) -> str:
     tag = image_tag(base)
-    if img._exists(client, tag):
+    if img.exists(client, tag):
         return tag
     buffer = img.tar_context(
         {
