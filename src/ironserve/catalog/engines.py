@@ -27,6 +27,13 @@ class EngineKind(str, Enum):
     VLLM_VACC = "vllm_vacc"
 
 
+class MultiNodeLaunch(str, Enum):
+    """How a vLLM group's ranks on several nodes meet (``engine_multi_node``)."""
+
+    NATIVE = "native"  # vllm serve --nnodes N --node-rank R --master-addr H (--headless)
+    RAY = "ray"  # a Ray head and workers, `vllm serve --distributed-executor-backend ray`
+
+
 class Engine(BaseModel):
     """What the planner and the command builders need to know about one engine."""
 
@@ -39,7 +46,10 @@ class Engine(BaseModel):
     flag_table: str | None  # which data/engines/<name>.json holds its flags; None: no CLI flags
     pinned_flag_version: str | None = None  # a fork built on one upstream version (vllm_vacc)
     memory_utilization: float  # fraction of device memory the engine may take by default
-    multi_node: str  # "ray" | "nnodes" | "ranktable"
+    multi_node: str  # "native" | "ranktable" | "none": how its ranks on several nodes meet
+    # vLLM: versions before this one launch multi-node through a Ray cluster (run_cluster.sh);
+    # from it on, vLLM's own `--nnodes/--node-rank/--master-addr` (`--headless` off node 0).
+    native_multi_node_since: str | None = None
     tp_across_nodes: bool = False  # the engine's documented layout is TP over every device
     supports_expert_parallel: bool = False
     power_of_two_devices_per_node: bool = False
@@ -50,26 +60,40 @@ class Engine(BaseModel):
     def image(self, version: str) -> str:
         return self.image_template.format(version=version)
 
+    def launches_with_ray(self, version: str, choice: MultiNodeLaunch | None = None) -> bool:
+        """Whether a multi-node group of this engine version forms a Ray cluster: asked for
+        (``engine_multi_node: ray``, for images that carry Ray), or a vLLM before its native
+        launch. Native is the default wherever the version has it."""
+        if self.native_multi_node_since is None:
+            return False
+        if choice is not None:
+            return choice == MultiNodeLaunch.RAY
+        try:
+            return Version(version) < Version(self.native_multi_node_since)
+        except InvalidVersion:
+            return False  # not comparable: validation reports the version itself
+
 
 ENGINES: dict[EngineKind, Engine] = {
     EngineKind.VLLM: Engine(
         kind=EngineKind.VLLM,
         vendors=frozenset({"nvidia"}),
-        default_version="0.11.0",
+        default_version="0.33.0",
         image_template="vllm/vllm-openai:v{version}",
         flag_table="vllm",
         memory_utilization=0.90,
-        multi_node="ray",
+        multi_node="native",
+        native_multi_node_since="0.12.0",
         supports_expert_parallel=True,
     ),
     EngineKind.SGLANG: Engine(
         kind=EngineKind.SGLANG,
         vendors=frozenset({"nvidia"}),
-        default_version="0.5.4",
+        default_version="0.5.23",
         image_template="lmsysorg/sglang:v{version}",
         flag_table="sglang",
         memory_utilization=0.85,
-        multi_node="nnodes",
+        multi_node="native",
         tp_across_nodes=True,
         supports_expert_parallel=True,
         default_port=30000,
@@ -102,6 +126,18 @@ ENGINES: dict[EngineKind, Engine] = {
         max_concurrency=4,
     ),
 }
+
+
+# With no engine named, an accelerator's vendor picks the engine its vendor ships for serving.
+DEFAULT_ENGINE_OF_VENDOR = {
+    "nvidia": EngineKind.VLLM,
+    "ascend": EngineKind.MINDIE,
+    "vastai": EngineKind.VLLM_VACC,
+}
+
+
+def default_engine(vendor: str) -> EngineKind:
+    return DEFAULT_ENGINE_OF_VENDOR[vendor]
 
 
 class FlagTable(BaseModel):

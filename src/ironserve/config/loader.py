@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ironserve.catalog.accelerators import ACCELERATORS, Accelerator
-from ironserve.catalog.engines import ENGINES, check_flags, flag_table
+from ironserve.catalog.engines import ENGINES, check_flags, default_engine, flag_table
 from ironserve.catalog.models import ModelSpec, UnknownModel, get_model
 from ironserve.config.engine_args import extra_args_problems
 from ironserve.config.inventory import HostRecord
@@ -21,6 +21,7 @@ from ironserve.config.schema import (
     SECRET_KEYS,
     SECTIONS,
     Cluster,
+    EngineSettings,
     Node,
     ServingGroup,
     known_keys,
@@ -125,6 +126,15 @@ def _check_shared_agree(
                             f"{mine[name]!r} here, {theirs[name]!r} on {first_node.name}",
                         )
                     )
+
+
+def _engine_for_vendor(engine: EngineSettings, head: Node) -> EngineSettings:
+    """No ``engine_kind`` given: the engine the accelerator's vendor ships (MindIE on Ascend,
+    vllm_vacc on Vastai, vLLM on NVIDIA)."""
+    accel = ACCELERATORS.get(head.accelerator.kind)
+    if "kind" in engine.model_fields_set or accel is None:
+        return engine
+    return engine.model_copy(update={"kind": default_engine(accel.vendor)})
 
 
 def _check_group(group: ServingGroup, problems: list[Problem]) -> None:
@@ -316,7 +326,7 @@ def build_cluster(records: list[HostRecord], inventory: str | None = None) -> Cl
         group = ServingGroup(
             name=name,
             model=shared["model_"],
-            engine=shared["engine_"],
+            engine=_engine_for_vendor(shared["engine_"], ordered[0][0]),
             hub=shared["hub_"],
             serving=shared["serving_"],
             nodes=[n for n, _ in ordered],

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from ironserve.catalog.engines import EngineKind
+from ironserve.catalog.engines import EngineKind, MultiNodeLaunch
 from ironserve.catalog.formats import WeightFormat
 
 
@@ -35,8 +35,16 @@ class ModelSettings(_Strict):
 
 
 class EngineSettings(_Strict):
-    kind: EngineKind = Field(EngineKind.VLLM, description="vllm, sglang, mindie or vllm_vacc")
+    kind: EngineKind = Field(
+        EngineKind.VLLM,
+        description="vllm, sglang, mindie or vllm_vacc; default: the accelerator vendor's engine",
+    )
     version: str | None = Field(None, description="Engine version; picks the flag table")
+    multi_node: MultiNodeLaunch | None = Field(
+        None,
+        description="vLLM across nodes: native (--nnodes, from 0.12) or ray; default: native "
+        "where the version has it",
+    )
     image: str | None = Field(None, description="Container image; default: the version's image")
     port: PositiveInt | None = Field(None, description="API port on the head node")
     tensor_parallel_size: PositiveInt | None = Field(None, description="Force TP")

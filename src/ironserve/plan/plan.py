@@ -130,6 +130,7 @@ def plan_group(group: ServingGroup) -> Plan:
         devices_per_node=head.accelerator.count,
         engine=group.engine.kind,
         engine_version=group.engine.version,
+        multi_node=group.engine.multi_node,
         weight_format=group.model.format,
         max_model_len=group.model.max_len,
         tensor_parallel_size=group.engine.tensor_parallel_size,

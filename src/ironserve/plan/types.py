@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ironserve.catalog.engines import EngineKind
+from ironserve.catalog.engines import EngineKind, MultiNodeLaunch
 from ironserve.catalog.formats import WeightFormat
 
 
@@ -21,6 +21,7 @@ class SizingRequest(_Frozen):
     devices_per_node: int = Field(gt=0)
     engine: EngineKind = EngineKind.VLLM
     engine_version: str | None = None
+    multi_node: MultiNodeLaunch | None = None  # vLLM across nodes: native or Ray (None: auto)
     weight_format: WeightFormat | None = None
     max_model_len: int | None = Field(None, gt=0)
     tensor_parallel_size: int | None = Field(None, gt=0)
