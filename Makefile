@@ -23,11 +23,12 @@ setup: $(STAMP)
 setup-tests: $(STAMP)
 	$(BIN)/ironserve lab setup --tests
 
-# The main job on the lab: 3 nodes with 2 simulated GPUs each, provisioned, the weights fanned
-# out, vLLM on Ray serving with TP 2 x PP 3; then a chat completion and the endpoint's URL.
-# A lab already up with this shape is reused; `make demo-down` removes it.
+# The main job on the lab: 3 nodes with one lab GPU each, provisioned, the weights of a real
+# model fanned out, the real vLLM (CPU build) serving it across the nodes with the layout the
+# planner picks (TP 1 x PP 3: vLLM's own --nnodes launch); then a chat completion and the
+# endpoint's URL. A lab already up with this shape is reused; `make demo-down` removes it.
 DEMO_NODES := 3
-DEMO_PROFILE := gpu2
+DEMO_PROFILE := labgpu
 
 demo: setup
 	@if $(BIN)/ironserve lab status --json 2>/dev/null | $(BIN)/python -c 'import json, sys; \

@@ -41,14 +41,30 @@ def _memlock_settings():
     return {"default-ulimits": {"memlock": {"Name": "memlock", "Hard": limit, "Soft": limit}}}
 
 
-def _lab_engine_image(registry, kind):
-    """``<registry>/vllm/vllm-openai:v<default version>`` for the engines the lab registry holds."""
+def _lab_serving(node, registry):
+    """What a node's group serves. NVIDIA nodes: the lab's real model (SmolLM2-135M-Instruct) on
+    the lab's real vLLM (lab/vllm_image.py: its version, its CPU settings);
+    $IRONSERVE_LAB_ENGINE_VERSION picks another vLLM the lab registry holds (0.11.0: vLLM on
+    Ray, on the stand-in engine). Other nodes keep group_data's model and their vendor's engine
+    (stand-ins). The image: the builders' name under the lab registry, pinned by digest later."""
     from ironserve.catalog.engines import ENGINES, EngineKind
+    from ironserve.lab import real_model, vllm_image
 
-    if kind not in ("vllm", "sglang"):
-        return None
-    engine = ENGINES[EngineKind(kind)]
-    return f"{registry}/{engine.image(engine.default_version)}"
+    kind = node["engine_kind"]
+    data = {}
+    if kind == "vllm":
+        version = _os.environ.get("IRONSERVE_LAB_ENGINE_VERSION") or vllm_image.VERSION
+        data = {
+            "model_id": real_model.REPO_ID,
+            "model_served_name": real_model.REPO_ID.split("/")[1],
+            "engine_version": version,
+            "engine_extra_args": list(vllm_image.LAB_ENGINE_ARGS),
+        }
+    if registry and kind in ("vllm", "sglang"):
+        engine = ENGINES[EngineKind(kind)]
+        version = data.get("engine_version") or engine.default_version
+        data["engine_image"] = f"{registry}/{engine.image(version)}"
+    return data
 
 
 def _hosts():
@@ -101,12 +117,9 @@ def _hosts():
             # builders' names, unchanged) is served by the lab registry.
             data["container_runtime_registry_mirrors"] = [registry["url"]]
             data["_lab_registry"] = f"{registry['address']}:5000"
-            # Serving pins the image by digest from the lab registry itself (a name without a
-            # registry would fall back to Docker Hub when the mirror lacks it): the builders'
-            # name for the node's engine at its default version, under <registry>:5000/.
-            image = _lab_engine_image(f"{registry['address']}:5000", node["engine_kind"])
-            if image:
-                data["engine_image"] = image
+        # Serving pins the image by digest from the lab registry itself (a name without a
+        # registry would fall back to Docker Hub when the mirror lacks it).
+        data |= _lab_serving(node, registry and f"{registry['address']}:5000")
         key_file = _lab_dir() / "api_key"  # written by `lab up` (0600): the endpoint's key
         if key_file.is_file():
             data["serving_api_key_file"] = str(key_file)

@@ -4,7 +4,6 @@ model_format = "bf16"
 model_max_len = 16384
 
 engine_kind = "vllm"
-engine_version = "0.11.0"
 
 accelerator_kind = "a100-40g"
 accelerator_count = 8

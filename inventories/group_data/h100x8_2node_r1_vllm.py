@@ -3,7 +3,6 @@ model_served_name = "DeepSeek-R1"
 model_max_len = 32768
 
 engine_kind = "vllm"
-engine_version = "0.11.0"
 engine_extra_args = ["--enable-prefix-caching", "--enable-chunked-prefill"]
 
 accelerator_kind = "h100-80g"

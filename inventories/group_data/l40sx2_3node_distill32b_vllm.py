@@ -4,7 +4,6 @@ model_max_len = 16384
 model_weights_dir = "/root/models"
 
 engine_kind = "vllm"
-engine_version = "0.11.0"
 engine_memory_utilization = 0.95
 engine_extra_args = [
     "--max-num-batched-tokens",

@@ -12,6 +12,9 @@ DEFAULTS = {
     "serve_ready_timeout": 7200,
     "serve_stall_timeout": 900,
     "serve_poll_interval": 2,
+    # The serving container restarting this often during the wait is a crash loop, not a load
+    # (a rank started before its peers may restart once or twice while they come up).
+    "serve_ready_restarts": 3,
     # The proof: a real chat completion with the key (and a refusal without it).
     "serve_completion_prompt": "Say hello.",
     "serve_completion_max_tokens": 8,

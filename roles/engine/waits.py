@@ -82,14 +82,26 @@ def wait_for_ray(state: Any, host: Any, group: GroupServe) -> None:
     )
 
 
-def _alive(host: Any, group: GroupServe) -> tuple[bool, str]:
+def _restarts(host: Any, container: str) -> int | None:
+    ok, out = _run(host, f"docker inspect -f '{{{{.RestartCount}}}}' {shlex.quote(container)}")
+    return int(out.strip()) if ok and out.strip().isdigit() else None
+
+
+def _alive(host: Any, group: GroupServe, restarts_at_start: int | None) -> tuple[bool, str]:
     """Whether the serving process still runs (the serve command in a Ray head, else the
-    container itself), with the reason when not."""
+    container itself, not crash-looping), with the reason when not."""
     node = group.serving.launch
     name = shlex.quote(node.container.name)
     ok, out = _run(host, f"docker inspect -f '{{{{.State.Status}}}}' {name}")
     if not ok or out.strip() not in ("running", "restarting"):
         return False, f"container {node.container.name} is {out.strip() or 'gone'}"
+    now = _restarts(host, node.container.name)
+    limit = _data(host, "serve_ready_restarts")
+    if restarts_at_start is not None and now is not None and now - restarts_at_start >= limit:
+        return False, (
+            f"container {node.container.name} restarted {now - restarts_at_start} times while "
+            "loading (a crash loop)"
+        )
     if group.ray:
         ok, _ = _run(host, spec.docker_exec_sh(node.container.name, spec.serve_probe()))
         if not ok:
@@ -109,6 +121,7 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
         total_s=_data(host, "serve_ready_timeout"),
     )
     logs = f"docker logs --tail 60 {shlex.quote(node.container.name)} 2>&1"
+    restarts = _restarts(host, node.container.name)
     said = now
     what = f"{node.node}: {url}"
     while True:
@@ -121,7 +134,7 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
                 return
         except httpx.HTTPError:
             pass
-        alive, why = _alive(host, group)
+        alive, why = _alive(host, group, restarts)
         _, log = _run(host, logs)
         now = time.monotonic()
         if not alive:

@@ -79,7 +79,13 @@ def plan(
     accelerator: Annotated[str | None, typer.Option(help="Accelerator id, e.g. h100-80g")] = None,
     nodes: Annotated[int, typer.Option(min=1, help="Number of nodes")] = 1,
     devices_per_node: Annotated[int, typer.Option(min=1, help="Accelerators per node")] = 8,
-    engine: Annotated[EngineKind, typer.Option(help="Serving engine")] = EngineKind.VLLM,
+    engine: Annotated[
+        EngineKind | None,
+        typer.Option(
+            help="Serving engine (default: the accelerator vendor's: vllm on NVIDIA, mindie on "
+            "Ascend, vllm_vacc on Vastai)"
+        ),
+    ] = None,
     engine_version: Annotated[str | None, typer.Option(help="Engine version")] = None,
     weight_format: Annotated[
         WeightFormat | None, typer.Option("--format", help="Checkpoint format (default: native)")
@@ -115,6 +121,13 @@ def plan(
                 [Problem("cli", m, "required without -i/--inventory") for m in missing], as_json
             )
         assert model is not None and accelerator is not None
+        if engine is None:
+            from ironserve.catalog.accelerators import ACCELERATORS
+            from ironserve.catalog.engines import default_engine
+
+            # An unknown accelerator keeps vLLM here; sizing then refuses it (exit 2, suggestion).
+            known = ACCELERATORS.get(accelerator)
+            engine = default_engine(known.vendor) if known else EngineKind.VLLM
         request = SizingRequest(
             model_id=model,
             accelerator_id=accelerator,
@@ -201,15 +214,19 @@ def catalog_models_cmd(as_json: JsonFlag = False) -> None:
 
 
 @catalog_app.command("accelerators")
-def catalog_accelerators_cmd(as_json: JsonFlag = False) -> None:
+def catalog_accelerators_cmd(
+    as_json: JsonFlag = False,
+    lab: Annotated[bool, typer.Option("--lab", help="Also the lab's simulated ones")] = False,
+) -> None:
     """Accelerators with their memory and the weight formats they run."""
     from ironserve.catalog.accelerators import ACCELERATORS
     from ironserve.render import print_accelerators
 
+    shown = [a for a in ACCELERATORS.values() if lab or not a.lab]
     if as_json:
-        print(json.dumps([a.model_dump(mode="json") for a in ACCELERATORS.values()], indent=2))
+        print(json.dumps([a.model_dump(mode="json") for a in shown], indent=2))
     else:
-        print_accelerators(out, list(ACCELERATORS.values()))
+        print_accelerators(out, shown)
 
 
 @catalog_app.command(

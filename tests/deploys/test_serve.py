@@ -35,6 +35,7 @@ def reg() -> Iterator[Registry]:
     registry = Registry()
     with serve(registry) as running:
         running.push(VLLM, "v0.11.0")
+        running.push(VLLM, "v0.33.0")
         running.push("lmsysorg/sglang", "v0.5.4")
         running.push(*MINDIE.split(":"))
         running.push("ai_deliver/vllm_vacc", "AI3.2_GR_1202")
@@ -61,6 +62,7 @@ def vllm_group(
         "model_served_name": "DeepSeek-R1-Distill-Llama-8B",
         "model_max_len": 8192,
         "engine_kind": "vllm",
+        "engine_version": "0.11.0",  # before vLLM's native multi-node launch: Ray
         "engine_image": f"{registry_host(reg)}/{VLLM}:v0.11.0",
         "accelerator_kind": "l40s-48g",
         "accelerator_count": 2,
@@ -234,6 +236,49 @@ def test_fresh_ray_group_head_then_workers_then_ray_wait_serve_ready_completion(
         < order.index("Engine | Start the workers' engine containers")
         < order.index("Engine | Wait until Ray shows every planned node and GPU")
     )
+
+
+def test_native_group_runs_every_rank_then_waits_on_node0_without_ray(
+    reg: Registry, key_file: Path, tmp_path: Path
+) -> None:
+    data = vllm_group(
+        reg,
+        key_file,
+        tmp_path,
+        engine_version="0.33.0",
+        engine_image=f"{registry_host(reg)}/{VLLM}:v0.33.0",
+        engine_tensor_parallel_size=2,
+        engine_pipeline_parallel_size=3,
+    )
+    run = fake(three_nodes(), data)
+    group = decide(run.state)["default"]
+    assert not group.ray
+    for rank, name in enumerate(NAMES):
+        ops = dict(commands(run, name))
+        label = (
+            "Start the head's engine container"
+            if rank == 0
+            else ("Start the workers' engine containers")
+        )
+        (line,) = ops[label]
+        assert line.startswith("docker run -d --name ironserve-default-vllm ")
+        assert f"--nnodes 3 --node-rank {rank} --master-addr 10.9.0.1 --master-port 29501" in line
+        assert line.endswith("--headless") == (rank > 0)
+        assert "Wait until Ray shows every planned node and GPU" not in ops
+        assert "Start the serve command in the Ray head" not in ops
+        assert ("Wait until the engine answers /health (progress-aware)" in ops) == (rank == 0)
+    # Converged: no container operation; one rank changed: every rank restarts (they meet at
+    # start). (The fake facts do not cover the state folder and env file.)
+    facts = converged(group)
+    quiet = decide(fake(three_nodes(), data, facts).state)["default"]
+    assert [n.action for n in quiet.nodes] == ["keep", "keep", "keep"]
+    assert not quiet.serve and not quiet.check
+    again = fake(three_nodes(n3={"network_socket_ifname": "ens5"}), data, facts)
+    assert [n.action for n in decide(again.state)["default"].nodes] == [
+        "restart",
+        "restart",
+        "replace",
+    ]
 
 
 def test_a_converged_group_gets_no_operation_at_all(

@@ -83,6 +83,7 @@ def l40sx2_3node_r1distill32b_vllm() -> LaunchContext:
         accelerator_id="l40s-48g",
         nodes=3,
         devices_per_node=2,
+        engine_version="0.11.0",  # the seed's layout, on Ray (vLLM before its native launch)
         tensor_parallel_size=2,
         pipeline_parallel_size=3,
         max_model_len=16384,
@@ -96,6 +97,38 @@ def l40sx2_3node_r1distill32b_vllm() -> LaunchContext:
         targets,
         served_name="DeepSeek",
         weights_dir="/root/deepseekr1_32b",
+    )
+
+
+def l40sx2_3node_r1distill32b_vllm_dp() -> LaunchContext:
+    """The same nodes on current vLLM, layout searched: TP 2 x DP 3 (a replica per node)."""
+    model = "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
+    request = SizingRequest(
+        model_id=model, accelerator_id="l40s-48g", nodes=3, devices_per_node=2, max_model_len=16384
+    )
+    addresses = ["172.16.0.102", "172.16.0.43", "172.16.0.44"]
+    targets = nodes("deepseek", addresses, 2, ifname="eth0")
+    return launch_context("distill32b", get_model(model), request, targets, served_name="DeepSeek")
+
+
+def labgpu_3node_smollm2_vllm() -> LaunchContext:
+    """The lab's demo (make demo): the real vLLM's version, TP 1 x PP 3 over three nodes."""
+    model = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    request = SizingRequest(
+        model_id=model,
+        accelerator_id="lab-gpu-512m",
+        nodes=3,
+        devices_per_node=1,
+        engine_version="0.32.0",
+        max_model_len=8192,
+    )
+    targets = nodes("labgpu", [f"172.30.100.{10 + i}" for i in range(3)], 1, ifname="eth0")
+    return launch_context(
+        "lab",
+        get_model(model),
+        request,
+        targets,
+        extra_args=["--kv-cache-memory-bytes", "134217728"],
     )
 
 
@@ -155,6 +188,8 @@ TOPOLOGIES: dict[str, Callable[[], LaunchContext]] = {
     "h100x8-2node-r1-vllm": h100x8_2node_r1_vllm,
     "a100-40gx8-8node-r1-vllm": a100_40gx8_8node_r1_vllm,
     "l40sx2-3node-r1distill32b-vllm": l40sx2_3node_r1distill32b_vllm,
+    "l40sx2-3node-r1distill32b-vllm-dp": l40sx2_3node_r1distill32b_vllm_dp,
+    "labgpu-3node-smollm2-vllm": labgpu_3node_smollm2_vllm,
     "h100x8-2node-r1-sglang": h100x8_2node_r1_sglang,
     "ascend910bx8-2node-r1-mindie": ascend910bx8_2node_r1_mindie,
     "va16-1node-r10528-vacc": va16_1node_r10528_vacc,

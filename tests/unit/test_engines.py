@@ -11,6 +11,7 @@ import pytest
 from ironserve.catalog.engines import (
     ENGINES,
     EngineKind,
+    MultiNodeLaunch,
     check_flags,
     flag_table,
     known_versions,
@@ -368,8 +369,48 @@ def test_vllm_host_ip_is_each_nodes_own_address() -> None:
             continue
         for launch, target in zip(launches, ctx.nodes, strict=True):
             assert launch.container.env["VLLM_HOST_IP"] == target.address == launch.address, name
-            if len(ctx.nodes) > 1:
+            if len(ctx.nodes) > 1 and launch.container.command[0] == "start":  # a Ray node
                 assert option_value(launch.container.command, "--node-ip-address") == target.address
+
+
+def test_native_multi_node_runs_vllm_serve_on_every_node_by_rank() -> None:
+    ctx = TOPOLOGIES["h100x8-2node-r1-vllm"]()
+    assert ctx.engine_version == "0.33.0"
+    launches = build_launches(ctx)
+    for launch in launches:
+        options = vllm_serve_options(launch)
+        assert launch.serve_exec is None
+        assert option_value(launch.container.run_args, "--entrypoint") == "vllm"
+        assert option_value(options, "--nnodes") == "2"
+        assert option_value(options, "--node-rank") == str(launch.rank)
+        assert option_value(options, "--master-addr") == "10.10.0.11"  # node 0's, everywhere
+        assert option_value(options, "--master-port") == "29501"
+        assert ("--headless" in options) == (launch.rank > 0)
+        assert launch.serves_api == (launch.rank == 0)
+        assert "--distributed-executor-backend" not in options
+    assert len({launch.container.name for launch in launches}) == 1
+
+
+def test_data_parallel_over_nodes_meets_at_node0() -> None:
+    ctx = TOPOLOGIES["l40sx2-3node-r1distill32b-vllm-dp"]()
+    par = ctx.sizing.parallelism
+    assert (par.tensor, par.pipeline, par.data) == (2, 1, 3)
+    for launch in build_launches(ctx):
+        options = vllm_serve_options(launch)
+        assert option_value(options, "--data-parallel-size") == "3"
+        assert option_value(options, "--data-parallel-size-local") == "1"  # one TP 2 per node
+        assert option_value(options, "--data-parallel-address") == "172.16.0.102"
+        assert option_value(options, "--data-parallel-rpc-port") == "29550"
+
+
+def test_engine_multi_node_ray_keeps_the_ray_launch_on_current_vllm() -> None:
+    targets = nodes("h100", ["10.10.0.11", "10.10.0.12"], 8, ifname="ens10f0")
+    ctx = ctx_for(R1, "h100-80g", targets, multi_node=MultiNodeLaunch.RAY)
+    head, worker = build_launches(ctx)
+    assert head.container.command[:3] == ["start", "--block", "--head"]
+    assert option_value(vllm_serve_options(head), "--distributed-executor-backend") == "ray"
+    assert "--nnodes" not in vllm_serve_options(head)
+    assert worker.serve_exec is None and worker.container.command[0] == "start"
 
 
 def test_ib_devices_only_on_nodes_with_hcas() -> None:

@@ -35,15 +35,25 @@ INSPECT = ROOT / "tests" / "facts" / "fixtures" / "docker-inspect-format.engine-
 RAY_3NODE = "tests/fixtures/ray/b2-active-usage-placement-groups.2080tix16.txt"
 
 
-def _plans(inventory: str) -> list[ct.GroupPlan]:
+def _plans(inventory: str, **engine: Any) -> list[ct.GroupPlan]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Monkey-patching ssl")
-        return ct.group_plans(load_cluster(str(ROOT / "inventories" / inventory)))
+        cluster = load_cluster(str(ROOT / "inventories" / inventory))
+    groups = [
+        g.model_copy(update={"engine": g.engine.model_copy(update=engine)}) for g in cluster.groups
+    ]
+    return ct.group_plans(cluster.model_copy(update={"groups": groups}))
 
 
 @pytest.fixture(scope="module")
 def l40s() -> ct.GroupPlan:
-    """3 nodes x 2 L40S, vLLM on Ray (TP x PP over the nodes)."""
+    """3 nodes x 2 L40S, vLLM 0.11 on Ray (TP 2 x PP 3 over the nodes)."""
+    return _plans("l40sx2_3node_distill32b_vllm.py", version="0.11.0")[0]
+
+
+@pytest.fixture(scope="module")
+def l40s_native() -> ct.GroupPlan:
+    """The same nodes on current vLLM: every node runs its rank (TP 2 x DP 3), no Ray."""
     return _plans("l40sx2_3node_distill32b_vllm.py")[0]
 
 
@@ -254,6 +264,23 @@ def test_a_stopped_worker_fails_exactly_that_node(l40s: ct.GroupPlan) -> None:
     }
     assert exit_code(results) == 2
     assert all(r.runbook in RUNBOOKS for r in results if r.runbook)
+
+
+def test_native_layout_a_stopped_headless_rank_fails_that_node_and_no_ray_is_read(
+    l40s_native: ct.GroupPlan,
+) -> None:
+    assert not l40s_native.ray
+    head, w1, w2 = (n.node for n in l40s_native.plan.nodes)
+    weights = _weights()
+    facts = {
+        head: ct.NodeFacts(True, _container(serve=None), weights),
+        w1: ct.NodeFacts(True, _container(state="exited", serve=None), weights),
+        w2: ct.NodeFacts(True, _container(serve=None), weights),
+    }
+    results = ct.judge_group(l40s_native, facts)
+    failing = {(r.node, r.check, r.runbook) for r in results if r.status is not Status.OK}
+    assert failing == {(w1, "cluster.engine_containers", "engine-container")}
+    assert not any(r.check == "cluster.ray_nodes" for r in results)
 
 
 # --- serving tier against a real HTTP endpoint ---------------------------------------------------

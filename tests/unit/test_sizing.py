@@ -147,9 +147,18 @@ def test_vastai_pp2_only_for_long_inputs() -> None:
     )
 
 
-def test_seed_three_nodes_of_two_gpus_tp2_pp3() -> None:
-    s = plan("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "l40s-48g", 3, 2)
-    assert s.feasible and (s.parallelism.tensor, s.parallelism.pipeline) == (2, 3)
+def test_seed_three_nodes_of_two_gpus_tp2_pp3_with_ray_tp2_dp3_natively() -> None:
+    """The seed's TP2 x PP3 is the answer of a Ray launch (vLLM before 0.12), which cannot put
+    DP replicas on several nodes. The native launch of the default version can, and TP 2 (one
+    instance per node) holds the weights: three replicas serve more than one pipeline."""
+    model = "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
+    ray = plan(model, "l40s-48g", 3, 2, engine_version="0.11.0")
+    assert ray.feasible
+    assert (ray.parallelism.tensor, ray.parallelism.pipeline, ray.parallelism.data) == (2, 3, 1)
+    native = plan(model, "l40s-48g", 3, 2)
+    assert native.feasible
+    assert (native.parallelism.tensor, native.parallelism.pipeline) == (2, 1)
+    assert native.parallelism.data == 3
 
 
 def test_forced_tp_that_breaks_head_divisibility_is_infeasible_with_the_rule() -> None:
@@ -215,8 +224,9 @@ def test_default_max_model_len_shrinks_to_what_the_cache_holds() -> None:
 
 
 def test_fp8_kv_cache_halves_bytes_per_token() -> None:
-    bf16 = plan("Qwen/Qwen3-32B", "h100-80g", 1, 8)
-    fp8 = plan("Qwen/Qwen3-32B", "h100-80g", 1, 8, kv_cache_dtype_bytes=1)
+    # The same layout for both (the search would take a smaller instance with the smaller KV).
+    bf16 = plan("Qwen/Qwen3-32B", "h100-80g", 1, 8, tensor_parallel_size=2)
+    fp8 = plan("Qwen/Qwen3-32B", "h100-80g", 1, 8, tensor_parallel_size=2, kv_cache_dtype_bytes=1)
     assert fp8.memory.kv_bytes_per_token * 2 == bf16.memory.kv_bytes_per_token
 
 
@@ -242,7 +252,34 @@ def test_sliding_window_layers_cost_at_most_their_window() -> None:
     assert oss.kv_bytes_for_sequence(100_000) < full * 0.6
 
 
-def test_multi_node_vllm_needs_an_image_that_bundles_ray() -> None:
-    assert blocked_by(plan(R1, "h100-80g", 2, 8, engine_version="0.18.0"), "no longer bundle Ray")
-    assert plan(R1, "h100-80g", 2, 8, engine_version="0.17.0").feasible
-    assert plan(R1, "h200-141g", 1, 8, engine_version="0.33.0").feasible  # one node: no Ray
+def test_multi_node_vllm_launches_natively_and_ray_on_0_18_needs_an_image_with_ray() -> None:
+    """From 0.12 vLLM launches multi-node itself, so 0.18+ (no Ray in its images) is not refused;
+    a Ray launch asked of 0.18+ is only warned about, since an image may carry Ray."""
+    for version in ("0.18.0", "0.33.0"):
+        native = plan(R1, "h100-80g", 2, 8, engine_version=version)
+        assert native.feasible
+        assert any("launches natively (--nnodes" in r for r in native.reasons)
+    ray = plan(R1, "h100-80g", 2, 8, engine_version="0.18.0", multi_node="ray")
+    assert ray.feasible
+    assert ray.blockers == []
+    assert (
+        "vLLM 0.18+ images do not bundle Ray: engine_multi_node: ray needs an image that "
+        "carries it" in ray.reasons
+    )
+    # Before 0.18 a Ray launch is not warned about; one node never forms a cluster.
+    old = plan(R1, "h100-80g", 2, 8, engine_version="0.17.0", multi_node="ray")
+    assert old.feasible and not any("do not bundle Ray" in r for r in old.reasons)
+    assert plan(R1, "h200-141g", 1, 8, engine_version="0.33.0", multi_node="ray").reasons == (
+        plan(R1, "h200-141g", 1, 8, engine_version="0.33.0").reasons
+    )
+
+
+def test_native_multi_node_before_vllm_0_12_is_refused_with_the_rule() -> None:
+    s = plan(R1, "h100-80g", 2, 8, engine_version="0.11.0", multi_node="native")
+    assert blocked_by(
+        s,
+        "vLLM 0.11.0 has no native multi-node launch (--nnodes, from 0.12.0): use "
+        "engine_multi_node: ray",
+    )
+    assert plan(R1, "h100-80g", 2, 8, engine_version="0.11.0").feasible  # Ray, by default
+    assert plan(R1, "h200-141g", 1, 8, engine_version="0.11.0", multi_node="native").feasible

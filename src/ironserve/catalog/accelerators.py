@@ -34,6 +34,10 @@ class Accelerator(BaseModel):
     formats: frozenset[WeightFormat]
     nvswitch_boards: bool = False  # sold as 8-way NVSwitch (HGX) boards that need fabric manager
     pci_vendor_id: str
+    # What the runtime keeps per unit before weights and KV cache: CUDA/CANN context,
+    # communication buffers, graphs (the planner adds a share of memory for activations).
+    runtime_reserve_bytes: int = 2 * GIB
+    lab: bool = False  # simulated by the lab only; not a product (hidden from listings)
     note: str = ""
 
     @property
@@ -110,6 +114,20 @@ ACCELERATORS: dict[str, Accelerator] = {
             formats=_NVIDIA_16BIT | {WeightFormat.FP8, WeightFormat.MXFP4},
             pci_vendor_id="10de",
             note="consumer card: no NVLink, no ECC",
+        ),
+        # The lab's GPU (ironserve lab, profile labgpu): a small device, so that the lab's real
+        # 135M model must span nodes as DeepSeek-R1 spans H100 nodes. Its memory is what the
+        # lab's CPU engine is given per rank; no CUDA context, hence the small reserve.
+        Accelerator(
+            id="lab-gpu-512m",
+            vendor="nvidia",
+            product="ironserve lab GPU",
+            memory_bytes=512 * MIB,
+            formats=_NVIDIA_16BIT,
+            pci_vendor_id="10de",
+            runtime_reserve_bytes=160 * MIB,
+            lab=True,
+            note="simulated by the lab; runs the lab's real vLLM (CPU build) per rank",
         ),
         Accelerator(
             id="ascend-910b-64g",

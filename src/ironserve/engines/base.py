@@ -20,6 +20,10 @@ from ironserve.plan.types import Sizing
 NODE_STATE_DIR = "/etc/ironserve"
 RAY_PORT = 6379
 SGLANG_DIST_PORT = 5000
+# vLLM's native multi-node launch: torch.distributed's rendezvous on node 0 (vLLM's own default)
+# and, with data parallel over nodes, where the replicas' engines meet (vLLM's default too).
+VLLM_MASTER_PORT = 29501
+VLLM_DP_RPC_PORT = 29550
 
 
 class _Frozen(BaseModel):

@@ -1,10 +1,18 @@
-"""vLLM (vllm/vllm-openai images): one `vllm serve` container, or a Ray cluster across nodes.
+"""vLLM (vllm/vllm-openai images): one `vllm serve` container per node.
 
-Multi-node follows vLLM's distributed serving docs (examples/online_serving/run_cluster.sh) with
-its traps removed: every node runs a detached, restarted Ray container (not a foreground script
-whose terminal closing tears the node down), each with its own VLLM_HOST_IP and
-``--node-ip-address``; once ``ray status`` shows every node, the head runs ``vllm serve`` with
-``--distributed-executor-backend ray`` inside its Ray container (``serve_exec``).
+Across nodes, two launches (catalog: ``Engine.launches_with_ray``):
+
+- native (vLLM 0.12 on, the default): every node runs the same `vllm serve` with ``--nnodes N
+  --node-rank R --master-addr <node 0> --master-port P``; node 0 serves the API, the others add
+  ``--headless`` (vLLM's docs, "multi-node deployment" and "data parallel deployment"). vLLM lays
+  ranks out TP innermost, then PP, then DP, each node taking its share; with DP the replicas meet
+  at node 0's ``--data-parallel-address`` and ``--data-parallel-rpc-port``.
+- Ray (before 0.12, or ``engine_multi_node: ray`` for images that carry Ray): the distributed
+  serving docs' examples/online_serving/run_cluster.sh with its traps removed: every node runs a
+  detached, restarted Ray container (not a foreground script whose terminal closing tears the
+  node down), each with its own VLLM_HOST_IP and ``--node-ip-address``; once ``ray status`` shows
+  every node, the head runs ``vllm serve`` with ``--distributed-executor-backend ray`` inside its
+  Ray container (``serve_exec``).
 
 The API key: vLLM's OpenAI server reads ``VLLM_API_KEY`` from its environment
 (``envs.VLLM_API_KEY`` in vllm/entrypoints/openai/api_server.py), and the node's secrets env file
@@ -13,7 +21,16 @@ carries it; ``--api-key`` is never written.
 
 from __future__ import annotations
 
-from ironserve.engines.base import RAY_PORT, ContainerSpec, LaunchContext, NodeLaunch, NodeTarget
+from ironserve.catalog.engines import FlagTable
+from ironserve.engines.base import (
+    RAY_PORT,
+    VLLM_DP_RPC_PORT,
+    VLLM_MASTER_PORT,
+    ContainerSpec,
+    LaunchContext,
+    NodeLaunch,
+    NodeTarget,
+)
 from ironserve.engines.common import (
     base_run_args,
     check_ranks,
@@ -37,10 +54,18 @@ from ironserve.engines.common import (
 SOCKET_ENV = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "TP_SOCKET_IFNAME")
 
 
-def serve_options(ctx: LaunchContext, *, ray: bool) -> list[str]:
-    """The options of `vllm serve <weights>`, checked against the version's flag table."""
+def launches_with_ray(ctx: LaunchContext) -> bool:
+    """A multi-node group that forms a Ray cluster (else: native, or one node)."""
+    choice = ctx.sizing.request.multi_node
+    return is_multi_node(ctx) and ctx.engine.launches_with_ray(ctx.engine_version, choice)
+
+
+def serve_options(ctx: LaunchContext, *, ray: bool, rank: int = 0) -> list[str]:
+    """The options of `vllm serve <weights>` on the node of ``rank``, checked against the
+    version's flag table."""
     table = table_for(ctx)
     sizing, par = ctx.sizing, ctx.sizing.parallelism
+    native = is_multi_node(ctx) and not ray
     args = [
         "--served-model-name",
         ctx.served_name,
@@ -51,6 +76,8 @@ def serve_options(ctx: LaunchContext, *, ray: bool) -> list[str]:
     ]
     if par.data > 1:
         args += [require(table, "--data-parallel-size", f"DP {par.data}"), str(par.data)]
+        if native:
+            args += _data_parallel_options(ctx, table)
     if par.expert > 1:
         args.append(require(table, "--enable-expert-parallel", f"EP {par.expert}"))
     if ray:
@@ -67,8 +94,39 @@ def serve_options(ctx: LaunchContext, *, ray: bool) -> list[str]:
         args.append("--trust-remote-code")
     args += vllm_reasoning_args(ctx, table)
     args += ["--host", "0.0.0.0", "--port", str(ctx.port)]
+    if native:
+        args += [
+            require(table, "--nnodes", f"{len(ctx.nodes)} nodes without Ray"),
+            str(len(ctx.nodes)),
+            "--node-rank",
+            str(rank),
+            "--master-addr",
+            ctx.head.address,
+            "--master-port",
+            str(VLLM_MASTER_PORT),
+        ]
+        if rank > 0:
+            args.append("--headless")  # no API server: node 0 serves the group
     verify_flags(table, args)
     return [*args, *ctx.extra_args]
+
+
+def _data_parallel_options(ctx: LaunchContext, table: FlagTable) -> list[str]:
+    """Where DP replicas on several nodes meet: node 0's address and RPC port. When replicas
+    fit inside a node, how many each node runs (vLLM infers each node's first rank from
+    --node-rank); a replica that spans nodes leaves that to vLLM."""
+    par = ctx.sizing.parallelism
+    instance, per_node = par.tensor * par.pipeline, units_on(ctx, ctx.head)
+    args = []
+    if per_node % instance == 0:
+        args += ["--data-parallel-size-local", str(per_node // instance)]
+    args += [
+        "--data-parallel-address",
+        ctx.head.address,
+        require(table, "--data-parallel-rpc-port", f"DP {par.data} over nodes"),
+        str(VLLM_DP_RPC_PORT),
+    ]
+    return args
 
 
 def _env(ctx: LaunchContext, node: NodeTarget) -> dict[str, str]:
@@ -124,24 +182,27 @@ def _ray_command(ctx: LaunchContext, node: NodeTarget, *, head: bool) -> list[st
 
 def build(ctx: LaunchContext) -> list[NodeLaunch]:
     check_ranks(ctx)
-    if not is_multi_node(ctx):
-        node = ctx.head
-        container = ContainerSpec(
-            name=container_name(ctx, "vllm"),
-            image=ctx.image,
-            run_args=_run_args(ctx, node, "vllm"),
-            env=_env(ctx, node),
-            command=["serve", ctx.weights_path, *serve_options(ctx, ray=False)],
-        )
+    if not launches_with_ray(ctx):
         return [
             NodeLaunch(
                 node=node.name,
                 address=node.address,
                 role=node.role,
                 rank=node.rank,
-                serves_api=True,
-                container=container,
+                serves_api=node.rank == 0,
+                container=ContainerSpec(
+                    name=container_name(ctx, "vllm"),
+                    image=ctx.image,
+                    run_args=_run_args(ctx, node, "vllm"),
+                    env=_env(ctx, node),
+                    command=[
+                        "serve",
+                        ctx.weights_path,
+                        *serve_options(ctx, ray=False, rank=node.rank),
+                    ],
+                ),
             )
+            for node in ctx.nodes
         ]
 
     serve = ["vllm", "serve", ctx.weights_path, *serve_options(ctx, ray=True)]

@@ -110,7 +110,8 @@ def doctor(
 def up(
     nodes: Annotated[int, typer.Option("--nodes", "-n", min=1, help="How many nodes")] = 3,
     profile: Annotated[
-        str, typer.Option(help="Hardware profile: h100x8, a100-40gx8, ascend910bx8, va16, gpu2")
+        str,
+        typer.Option(help="Hardware profile: h100x8, a100-40gx8, ascend910bx8, va16, gpu2, labgpu"),
     ] = "h100x8",
     light: Annotated[
         bool, typer.Option("--light", help="sshd only (no systemd, no nested dockerd, no /data)")

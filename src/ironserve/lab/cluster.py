@@ -41,6 +41,7 @@ SSH_PORT_RANGE = range(22200, 23200)
 SUBNET_CANDIDATES = [f"172.30.{n}.0/24" for n in range(100, 200)]
 FIRST_NODE_HOST = 10  # .1 gateway, .2 apt repository, .3-.9 other lab services
 DATA_SIZE = os.environ.get("IRONSERVE_LAB_DATA_SIZE", "64G")  # sparse: costs what is written
+NODE_SHM_SIZE = "4g"
 NODE_CAPS = {
     "cap_add": ["ALL"],
     "cap_drop": ["SYS_RESOURCE"],  # this machine lacks it (--privileged is refused here)
@@ -352,6 +353,9 @@ def _create_node(
         binds=binds,
         port_bindings={22: ("127.0.0.1", plan.ssh_port)},
         tmpfs={"/run": "rw,exec,size=64m", "/run/lock": "rw,size=8m", "/tmp": "rw,exec,size=1g"},
+        # A server's /dev/shm is half its RAM; engines share it with --ipc host (vLLM's
+        # message queues take 160 MiB). tmpfs: only what is written costs memory.
+        shm_size=NODE_SHM_SIZE,
         **NODE_CAPS,
     )
     # Full nodes boot systemd; light ones run the image's entrypoint (tini, sshd).
@@ -436,6 +440,10 @@ def up(
         )
     client = connect()
     images = img.ensure_images(client)
+    # The real vLLM and the real model it serves (caches of this machine, built once).
+    from ironserve.lab import real_model, vllm_image
+
+    real_model.ensure(client, vllm_image.ensure(client, images.base))
     key, client_pub = ensure_lab_key(directory)
     from ironserve.lab.serving import ensure_api_key
 
@@ -659,33 +667,18 @@ def down(directory: Path | None = None, everything: bool = False) -> list[str]:
     return removed
 
 
-def _cgroup_dir(pid: int, container_id: str) -> tuple[Path, bool] | None:
-    """The container's memory cgroup folder (cgroup v1 or v2) and whether it is v2."""
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        v2 = controllers == ""
-        if v2 or "memory" in controllers.split(","):
-            parts = path.strip("/").split("/")
-            for i, part in enumerate(parts):  # systemd in the node adds init.scope etc. below
-                if container_id in part:
-                    base = Path("/sys/fs/cgroup") if v2 else Path("/sys/fs/cgroup/memory")
-                    return base.joinpath(*parts[: i + 1]), v2
-    return None
+# The proportional set size of every process in the node's PID namespace: its own daemons and
+# the engine containers its dockerd runs (their cgroups are not the node's under cgroup v1).
+PSS_SCRIPT = "cat /proc/[0-9]*/smaps_rollup 2>/dev/null | awk '/^Pss:/ {s += $2} END {print s}'"
 
 
 def _memory_mib(container: Any) -> float | None:
-    """Memory the node's cgroup is charged, less reclaimable page cache (as `docker stats`)."""
+    """The node's memory: the PSS of its processes, the engine's included."""
     try:
-        found = _cgroup_dir(int(container.attrs["State"]["Pid"]), str(container.id))
-        if found is None:
-            return None
-        folder, v2 = found
-        usage = int((folder / ("memory.current" if v2 else "memory.usage_in_bytes")).read_text())
-        stat = dict(line.split() for line in (folder / "memory.stat").read_text().splitlines())
-        inactive = int(stat.get("inactive_file" if v2 else "total_inactive_file", 0))
-    except (OSError, ValueError, KeyError):
+        result = container.exec_run(["sh", "-c", PSS_SCRIPT])
+        return round(int(result.output.decode().strip()) / 1024, 1)
+    except (ValueError, AttributeError):
         return None
-    return round((usage - inactive) / 2**20, 1)
 
 
 def status(directory: Path | None = None, memory: bool = False) -> dict[str, Any] | None:

@@ -44,11 +44,11 @@ python3 -m venv {venv}
 find {venv} -name __pycache__ -prune -exec rm -rf {{}} +
 rm -rf /root/.cache
 """
+# Wheels for the nodes' Python (bookworm: CPython 3.11, glibc 2.36): every manylinux tag it runs.
 PIP_PLATFORMS = (
-    "manylinux_2_36_x86_64",
-    "manylinux_2_28_x86_64",
-    "manylinux_2_17_x86_64",
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)),
     "manylinux2014_x86_64",
+    "linux_x86_64",
     "any",
 )
 
@@ -135,47 +135,40 @@ def ray_tag(base: str) -> str:
     return f"{RAY_REPO}:{img._digest(base, _ray_script())}"
 
 
-def download_wheels() -> Path:
-    """Ray and its dependencies as CPython 3.11 (bookworm's) Linux wheels, by this machine's pip."""
+def download_wheels(name: str, requirements: list[str]) -> Path:
+    """``requirements`` and their dependencies as CPython 3.11 (bookworm's) Linux wheels, by
+    this machine's own pip (its index, proxy, CA and find-links settings), cached by ``name``."""
     import subprocess
 
-    folder = cache_dir() / "wheels" / f"ray-{RAY_VERSION}-cp311"
+    folder = cache_dir() / "wheels" / f"{name}-cp311-{img._digest(*requirements)}"
     if (folder / ".complete").is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     platforms = [arg for p in PIP_PLATFORMS for arg in ("--platform", p)]
     subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--only-binary",
-            ":all:",
-            "--python-version",
-            "3.11",
-            "--implementation",
-            "cp",
-            *platforms,
-            "-d",
-            str(folder),
-            f"ray=={RAY_VERSION}",
+            *(sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:"),
+            *("--python-version", "3.11", "--implementation", "cp", *platforms),
+            *("-d", str(folder), *requirements),
         ],
         check=True,
+        stderr=subprocess.PIPE,  # pip's warnings about this machine's index settings: noise
     )
-    (folder / ".complete").write_text(RAY_VERSION + "\n")
+    (folder / ".complete").write_text(" ".join(requirements) + "\n")
     return folder
 
 
-def build_ray(client: Any, base: str, tag: str) -> None:
-    wheels = download_wheels()
+def build_in_container(
+    client: Any, base: str, tag: str, script: str, wheels: Path, role: str, changes: list[str]
+) -> None:
+    """Run ``script`` in a container of ``base`` with ``wheels`` mounted read-only at /wheels,
+    then commit it as ``tag``: one layer, no wheel file left in the image."""
     container = client.containers.run(
         base,
-        ["/bin/sh", "-c", _ray_script()],
+        ["/bin/sh", "-c", script],
         detach=True,
         volumes={str(wheels): {"bind": "/wheels", "mode": "ro"}},
-        labels={img.IMAGE_LABEL: "ray-build"},
+        labels={img.IMAGE_LABEL: f"{role}-build"},
     )
     try:
         result = container.wait()
@@ -186,10 +179,15 @@ def build_ray(client: Any, base: str, tag: str) -> None:
         container.commit(
             repository=repository,
             tag=version,
-            changes=[f"LABEL {img.IMAGE_LABEL}=ray", 'CMD ["/bin/bash"]'],
+            changes=[f"LABEL {img.IMAGE_LABEL}={role}", *changes],
         )
     finally:
         container.remove(force=True)
+
+
+def build_ray(client: Any, base: str, tag: str) -> None:
+    wheels = download_wheels(f"ray-{RAY_VERSION}", [f"ray=={RAY_VERSION}"])
+    build_in_container(client, base, tag, _ray_script(), wheels, "ray", ['CMD ["/bin/bash"]'])
 
 
 def engine_tag(ray: str) -> str:
@@ -208,7 +206,8 @@ def _tag_dockerfile(engine: str, kind: str, version: str) -> str:
     return TAG_DOCKERFILE.format(engine=engine, kind=kind, version=version, entrypoint=entrypoint)
 
 
-def _build(client: Any, tag: str, files: dict[str, tuple[bytes, int]], role: str) -> None:
+def build(client: Any, tag: str, files: dict[str, tuple[bytes, int]], role: str) -> None:
+    """The legacy builder through the SDK, from an in-memory context."""
     stream = client.api.build(
         fileobj=img.tar_context(files),
         custom_context=True,
@@ -238,7 +237,7 @@ def ensure_engine(client: Any, base: str) -> str:
             _log(f"{ray} built in {time.monotonic() - started:.1f}s")
         if not img.exists(client, engine):
             files = {"Dockerfile": (_engine_dockerfile(ray).encode(), 0o644), **_engine_files()}
-            _build(client, engine, files, "engine")
+            build(client, engine, files, "engine")
             _log(f"built {engine}")
     return engine
 
@@ -250,17 +249,25 @@ def ensure_tagged(client: Any, engine: str, kind: str, version: str) -> EngineIm
     dockerfile = _tag_dockerfile(engine, kind, version)
     local = f"{ENGINE_REPO}-{kind}:{img._digest(dockerfile)}"
     if not img.exists(client, local):
-        _build(client, local, {"Dockerfile": (dockerfile.encode(), 0o644)}, f"engine-{kind}")
+        build(client, local, {"Dockerfile": (dockerfile.encode(), 0o644)}, f"engine-{kind}")
     return EngineImage(kind=kind, version=version, local=local, repository=REPOSITORIES[kind])
 
 
+# The vLLM the lab offers on its stand-in for the Ray path: the last release before vLLM's own
+# multi-node launch (0.12) whose images carry Ray.
+RAY_STANDIN_VLLM = "0.11.0"
+
+
 def wanted_versions() -> list[tuple[str, str]]:
-    """(kind, version) of every engine image a lab offers: the catalog's defaults of vLLM and
-    SGLang, plus ``$IRONSERVE_LAB_ENGINE_VERSIONS`` (``vllm=0.10.2,sglang=0.5.4``)."""
+    """(kind, version) of every engine image a lab offers: the real vLLM (lab/vllm_image.py),
+    vLLM on Ray (the stand-in), SGLang's default (the stand-in), plus
+    ``$IRONSERVE_LAB_ENGINE_VERSIONS`` (``vllm=0.10.2,sglang=0.5.4``, stand-ins)."""
     from ironserve.catalog.engines import ENGINES, EngineKind
+    from ironserve.lab import vllm_image
 
     wanted = [
-        ("vllm", ENGINES[EngineKind.VLLM].default_version),
+        ("vllm", vllm_image.VERSION),
+        ("vllm", RAY_STANDIN_VLLM),
         ("sglang", ENGINES[EngineKind.SGLANG].default_version),
     ]
     for item in os.environ.get("IRONSERVE_LAB_ENGINE_VERSIONS", "").split(","):

@@ -13,6 +13,7 @@ memory sizes, clocks, power limits) comes from the captured outputs in
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -167,6 +168,10 @@ CONNECTX6_HDR = HcaModel(
     board_id="MT_0000000223",
 )
 
+# The lab's own GPU (catalog: lab-gpu-512m): an L40S-shaped PCIe board reporting a 512 MiB
+# framebuffer, so that the lab's real 135M model must span nodes (profile labgpu).
+LAB_GPU = dataclasses.replace(L40S, name="ironserve lab GPU", memory_mib=512, reserved_mib=16)
+
 
 @dataclass(frozen=True)
 class NvidiaBoard:
@@ -181,6 +186,17 @@ class NvidiaBoard:
 
 
 BOARDS: dict[str, NvidiaBoard] = {
+    # One lab GPU per node: the real vLLM (CPU build) runs one rank per node.
+    "labgpu": NvidiaBoard(
+        gpu=LAB_GPU,
+        gpu_slots=(0x01,),
+        nvswitch_slots=(),
+        nvswitch_device="",
+        nvswitch_lspci_name="",
+        hca=None,
+        hca_slots=(),
+        numa_cpus=("0-15", "16-31"),
+    ),
     # HGX H100 8-GPU: bus numbers as in the 8x H100 default-table fixture (nvidia.md 3a).
     "h100x8": NvidiaBoard(
         gpu=H100_SXM,
@@ -238,6 +254,7 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "va16": ("va16",),
     "va16-iommu": ("va16-iommu",),
     "gpu2": ("gpu2",),
+    "labgpu": ("labgpu",),
     "mixed": ("h100x8", "a100-40gx8"),
 }
 
@@ -249,6 +266,7 @@ ACCELERATOR_OF_KIND: dict[str, tuple[str, int]] = {
     "va16": ("va16-128g", VASTAI_CARDS),
     "va16-iommu": ("va16-128g", VASTAI_CARDS),
     "gpu2": ("l40s-48g", 2),
+    "labgpu": ("lab-gpu-512m", 1),
 }
 
 # profile -> accelerator of its first node (mixed profiles: use node_kind() per node).

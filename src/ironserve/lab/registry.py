@@ -19,6 +19,7 @@ from typing import Any
 
 from ironserve.lab import engine_image as ei
 from ironserve.lab import images as img
+from ironserve.lab import vllm_image
 from ironserve.lab.waits import wait_http_ok
 
 REPO = "ironserve-lab-registry"
@@ -159,7 +160,11 @@ def publish_engines(client: Any, base: str, address: str, host_port: int) -> dic
     built = time.monotonic()
     published: dict[str, str] = {}
     for kind, version in ei.wanted_versions():
-        image = ei.ensure_tagged(client, engine, kind, version)
+        if (kind, version) == ("vllm", vllm_image.VERSION):  # the real one
+            local = vllm_image.ensure(client, base)
+            image = ei.EngineImage(kind, version, local, ei.REPOSITORIES[kind])
+        else:
+            image = ei.ensure_tagged(client, engine, kind, version)
         published[f"{address}:{PORT}/{image.reference}"] = push(client, image, host_port)
     _log(
         f"engine images: built/checked in {built - started:.1f}s, pushed in "

@@ -4,36 +4,53 @@ Every decision appends a sentence to ``reasons``; a sentence that makes the plan
 also appended to ``blockers``. The numbers follow what the engines do at load time: weights are
 split over TP x PP ranks, each rank keeps ``memory_utilization`` of its device, a runtime reserve
 goes to activations and communication buffers, and the rest is KV cache.
+
+Layout search. Unless TP or PP is forced, vLLM (and SGLang on one node) get the TP x PP x DP split
+that serves the most replicas: ``layout_candidates`` lists every split the engine can launch,
+smallest instance (TP x PP) first and, among equal instances, the smaller PP first (TP inside a
+node before PP across nodes); ``_size_layout`` sizes one split (memory, context, capacity); the
+first split without blockers wins. A forced DP keeps the search, under that DP. MindIE and
+vllm_vacc keep their documented layouts; multi-node SGLang runs TP over every device. When no
+split serves the model, the default layout (TP = units per node, PP = nodes; TP over every
+device for SGLang) is sized instead, so that its blockers name what is missing.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
 from ironserve.catalog.accelerators import ACCELERATORS, Accelerator
-from ironserve.catalog.engines import ENGINES, Engine, EngineKind
+from ironserve.catalog.engines import ENGINES, Engine, EngineKind, MultiNodeLaunch
 from ironserve.catalog.formats import WeightFormat
 from ironserve.catalog.models import ModelSpec, get_model
 from ironserve.errors import did_you_mean
 from ironserve.plan.types import Alternative, MemoryBudget, Parallelism, Sizing, SizingRequest
 
 GIB = 1024**3
-# Runtime reserve per unit: CUDA/CANN context, communication buffers, CUDA graphs and the
-# activation peak of a prefill batch. vLLM measures it with a profiling run; this is its usual size.
-RESERVE_FIXED_BYTES = 2 * GIB
+# Runtime reserve per unit: the accelerator's fixed part (catalog: CUDA/CANN context,
+# communication buffers, CUDA graphs) plus this share of its memory (the activation peak of a
+# prefill batch). vLLM measures it with a profiling run; these are its usual sizes.
 RESERVE_FRACTION = 0.04
 # Below this context length a deployment is not worth calling feasible.
 MIN_USEFUL_MODEL_LEN = 4096
+# The layout search prefers the smallest instance that holds this much context (or the model's
+# whole context when shorter, or the asked max_model_len): a 70B model served with a 5k context
+# to gain a replica is not what an operator wants.
+TARGET_MODEL_LEN = 32768
 # vllm_vacc's limits (Vastai's DeepSeek-R1 guide): TP32; PP2 only for long inputs.
 VACC_PP1_MAX_LEN = 65536
 VACC_PP2_MAX_LEN = 131072
 # If not even this many bits per parameter fit, no serving engine will run the model here.
 EXTREME_QUANT_BITS = 1.58
 ALTERNATIVE_SEARCH_NODES = 16
-# "Starting from 0.18.0, vLLM no longer depends on Ray by default" (vLLM RFC #33445).
+# "Starting from 0.18.0, vLLM no longer depends on Ray by default" (vLLM RFC #33445): its images
+# stop carrying Ray, so a Ray launch (engine_multi_node: ray) needs an image that adds it.
 VLLM_WITHOUT_RAY = Version("0.18.0")
+# How many rejected smaller layouts the layout sentence names.
+LAYOUT_REJECTIONS_SHOWN = 3
 
 
 class UnknownAccelerator(KeyError):
@@ -66,13 +83,22 @@ class _Log:
         self.reasons: list[str] = []
         self.blockers: list[str] = []
         self.layout = "as asked"
+        # Why a searched layout is rejected, completing "<layout> ...": the first blocker's.
+        self.why: str | None = None
+        self.weights_blocked = False
 
     def note(self, text: str) -> None:
         self.reasons.append(text)
 
-    def block(self, text: str) -> None:
+    def block(self, text: str, why: str | None = None) -> None:
         self.reasons.append(text)
         self.blockers.append(text)
+        if self.why is None:
+            self.why = why or f"is blocked: {text}"
+
+    def extend(self, other: _Log) -> None:
+        self.reasons.extend(other.reasons)
+        self.blockers.extend(other.blockers)
 
 
 def _choose_format(
@@ -113,13 +139,66 @@ def fallback_formats(native: WeightFormat, accel: Accelerator) -> list[WeightFor
     return [f for f in order if f in accel.formats]
 
 
+def _before(version: str, floor: str) -> bool:
+    try:
+        return Version(version) < Version(floor)
+    except InvalidVersion:
+        return False  # not comparable: validation reports the version itself
+
+
+def _check_multi_node_launch(engine: Engine, req: SizingRequest, version: str, log: _Log) -> None:
+    """How a multi-node vLLM group's ranks meet: natively (0.12+) or through a Ray cluster."""
+    since = engine.native_multi_node_since
+    if req.nodes == 1 or since is None:
+        return
+    name = engine.kind.value
+    if engine.launches_with_ray(version, req.multi_node):
+        asked = req.multi_node == MultiNodeLaunch.RAY
+        log.note(
+            f"multi-node: {name} {version} launches through a Ray cluster"
+            + (" (engine_multi_node: ray)" if asked else f" (native launch from {since})")
+        )
+        if _at_least(version, VLLM_WITHOUT_RAY):
+            log.note(
+                "vLLM 0.18+ images do not bundle Ray: engine_multi_node: ray needs an image "
+                "that carries it"
+            )
+    elif req.multi_node == MultiNodeLaunch.NATIVE and _before(version, since):
+        log.block(
+            f"vLLM {version} has no native multi-node launch (--nnodes, from {since}): use "
+            "engine_multi_node: ray"
+        )
+    else:
+        log.note(
+            f"multi-node: {name} {version} launches natively (--nnodes, --node-rank, "
+            "--master-addr; --headless on the other nodes)"
+        )
+
+
+def _expert_parallel_on(model: ModelSpec, engine: Engine, req: SizingRequest) -> bool:
+    return bool(req.expert_parallel) and model.is_moe and engine.supports_expert_parallel
+
+
+def _check_expert_parallel(model: ModelSpec, engine: Engine, req: SizingRequest, log: _Log) -> bool:
+    """Whether experts are spread over ranks (EP = TP x DP); a request that cannot be is blocked."""
+    if not req.expert_parallel or engine.fixed_tensor_parallel is not None:
+        return False
+    if not model.is_moe:
+        log.block(f"expert parallelism asked, but {model.id} is not a mixture-of-experts model")
+    elif not engine.supports_expert_parallel:
+        log.block(f"{engine.kind.value} does not support expert parallelism")
+    return _expert_parallel_on(model, engine, req)
+
+
 def _choose_parallelism(
     model: ModelSpec,
     engine: Engine,
     req: SizingRequest,
     units_per_node: int,
+    expert_parallel: bool,
     log: _Log,
 ) -> Parallelism:
+    """The documented layout of the engine, or the one the request forces (not searched)."""
     total = units_per_node * req.nodes
     unit = "units"
     forced = (req.tensor_parallel_size, req.pipeline_parallel_size, req.data_parallel_size)
@@ -174,15 +253,50 @@ def _choose_parallelism(
         )
     elif not any(forced):
         log.layout = layout
-    ep = 1
-    if req.expert_parallel:
-        if not model.is_moe:
-            log.block(f"expert parallelism asked, but {model.id} is not a mixture-of-experts model")
-        elif not engine.supports_expert_parallel:
-            log.block(f"{engine.kind.value} does not support expert parallelism")
-        else:
-            ep = tp * dp
+    ep = tp * dp if expert_parallel else 1
     return Parallelism(tensor=tp, pipeline=pp, data=dp, expert=ep)
+
+
+def _rule_breaks(model: ModelSpec, par: Parallelism) -> list[tuple[str, str]]:
+    """The model's rules a split breaks, each as (the blocker, why a searched split is skipped:
+    it completes a sentence that starts with the split's name)."""
+    tp = par.tensor
+    breaks: list[tuple[str, str]] = []
+    heads = model.num_attention_heads
+    if heads % tp:
+        breaks.append(
+            (
+                f"attention heads ({heads}) are not divisible by TP {tp} (rule: heads % TP == 0)",
+                f"would not divide the {heads} attention heads",
+            )
+        )
+    kv = model.num_kv_heads
+    if not model.uses_mla and ((tp <= kv and kv % tp) or (tp > kv and tp % kv)):
+        breaks.append(
+            (
+                f"KV heads ({kv}) and TP {tp} do not divide (rule: KV heads % TP == 0, or TP % KV "
+                "heads == 0 when KV heads are replicated)",
+                f"would not divide the {kv} KV heads"
+                if tp <= kv
+                else f"would not replicate the {kv} KV heads evenly",
+            )
+        )
+    if par.expert > 1 and model.num_experts % par.expert:
+        breaks.append(
+            (
+                f"experts ({model.num_experts}) are not divisible by EP {par.expert}",
+                f"x DP {par.data} would make EP {par.expert}, which does not divide the "
+                f"{model.num_experts} experts",
+            )
+        )
+    if par.pipeline > model.num_layers:
+        breaks.append(
+            (
+                f"PP {par.pipeline} exceeds the model's {model.num_layers} layers",
+                f"would exceed the model's {model.num_layers} layers",
+            )
+        )
+    return breaks
 
 
 def _check_divisibility(
@@ -193,22 +307,8 @@ def _check_divisibility(
     units_per_node: int,
     log: _Log,
 ) -> None:
-    tp = par.tensor
-    if model.num_attention_heads % tp:
-        log.block(
-            f"attention heads ({model.num_attention_heads}) are not divisible by TP {tp} "
-            "(rule: heads % TP == 0)"
-        )
-    kv = model.num_kv_heads
-    if not model.uses_mla and ((tp <= kv and kv % tp) or (tp > kv and tp % kv)):
-        log.block(
-            f"KV heads ({kv}) and TP {tp} do not divide (rule: KV heads % TP == 0, or TP % KV "
-            "heads == 0 when KV heads are replicated)"
-        )
-    if par.expert > 1 and model.num_experts % par.expert:
-        log.block(f"experts ({model.num_experts}) are not divisible by EP {par.expert}")
-    if par.pipeline > model.num_layers:
-        log.block(f"PP {par.pipeline} exceeds the model's {model.num_layers} layers")
+    for blocker, why in _rule_breaks(model, par):
+        log.block(blocker, why)
     if engine.power_of_two_devices_per_node:
         if units_per_node & (units_per_node - 1):
             log.block(
@@ -219,6 +319,81 @@ def _check_divisibility(
             log.block(
                 f"{engine.kind.value} runs multi-node on an even number of nodes, not {req.nodes}"
             )
+
+
+@dataclass(frozen=True)
+class LayoutCandidate:
+    """One TP x PP x DP split the engine can launch. ``rule``: the model rule it breaks, as the
+    end of a sentence that starts with the split's name ("would not divide the 28 attention
+    heads"); None when it keeps them all."""
+
+    parallelism: Parallelism
+    rule: str | None = None
+
+    @property
+    def instance(self) -> int:
+        """Ranks of one model instance (TP x PP); DP replicates it."""
+        return self.parallelism.tensor * self.parallelism.pipeline
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def searches_layout(engine: Engine, req: SizingRequest) -> bool:
+    """Whether the planner searches the split: not when TP or PP is forced, nor for engines with
+    a fixed documented layout (MindIE: TP over every NPU; vllm_vacc: TP32), nor for multi-node
+    SGLang (TP over every device). A forced DP is searched under (only splits with that DP)."""
+    if req.tensor_parallel_size is not None or req.pipeline_parallel_size is not None:
+        return False
+    if engine.fixed_tensor_parallel is not None or engine.kind == EngineKind.MINDIE:
+        return False
+    return not engine.tp_across_nodes or req.nodes == 1
+
+
+def layout_candidates(
+    model: ModelSpec, engine: Engine, req: SizingRequest, units_per_node: int
+) -> list[LayoutCandidate]:
+    """Every TP x PP x DP split of ``req.nodes`` x ``units_per_node`` units that ``engine`` can
+    launch, in the order the search tries them: smallest instance (TP x PP) first, so the most
+    DP replicas; among equal instances the smaller PP first (TP inside a node before PP across
+    nodes). Splits that break a model rule are listed with the rule, to be named, not sized.
+
+    Ranks are laid out as vLLM does, TP innermost, then PP, then DP, each node taking
+    ``units_per_node`` consecutive ranks; so an instance either fits inside a node (its size
+    divides the node) or spans whole nodes (the node divides it). TP stays inside a node unless
+    the engine runs TP across nodes (SGLang: then PP is 1). A multi-node group launched with Ray
+    cannot place DP replicas across nodes: DP is 1 there. With expert parallelism EP = TP x DP.
+    """
+    per_node, nodes = units_per_node, req.nodes
+    total = per_node * nodes
+    version = req.engine_version or engine.default_version
+    dp_across_nodes = nodes == 1 or not engine.launches_with_ray(version, req.multi_node)
+    expert = _expert_parallel_on(model, engine, req)
+    found: list[LayoutCandidate] = []
+    for instance in _divisors(total):
+        if per_node % instance and instance % per_node:
+            continue  # it would straddle a node boundary
+        dp = total // instance
+        if req.data_parallel_size is not None and dp != req.data_parallel_size:
+            continue
+        if dp > 1 and not dp_across_nodes:
+            continue
+        for pp in _divisors(instance):
+            tp = instance // pp
+            if engine.tp_across_nodes:
+                if pp > 1:
+                    continue
+            elif per_node % tp:
+                continue  # TP inside a node; PP crosses nodes
+            par = Parallelism(tensor=tp, pipeline=pp, data=dp, expert=tp * dp if expert else 1)
+            breaks = _rule_breaks(model, par)
+            found.append(LayoutCandidate(par, breaks[0][1] if breaks else None))
+    return found
+
+
+def _instance_name(par: Parallelism) -> str:
+    return f"TP {par.tensor}" + (f" x PP {par.pipeline}" if par.pipeline > 1 else "")
 
 
 def _kv_bytes_per_token_per_unit(model: ModelSpec, par: Parallelism, kv_dtype: int) -> int:
@@ -250,35 +425,93 @@ def size(req: SizingRequest, *, with_alternatives: bool = True) -> Sizing:
     return size_model(model, req, with_alternatives=with_alternatives)
 
 
+@dataclass(frozen=True)
+class _Fit:
+    """One split sized: what ``Sizing`` reports of it, and its own reasons and blockers."""
+
+    parallelism: Parallelism
+    memory: MemoryBudget
+    max_model_len: int
+    full_length_sequences: int
+    max_num_seqs: int | None
+    log: _Log
+
+    @property
+    def feasible(self) -> bool:
+        return not self.log.blockers
+
+
 def size_model(model: ModelSpec, req: SizingRequest, *, with_alternatives: bool = True) -> Sizing:
     if req.accelerator_id not in ACCELERATORS:
         raise UnknownAccelerator(req.accelerator_id)
     accel = ACCELERATORS[req.accelerator_id]
     engine = ENGINES[req.engine]
-    unit = unit_name(accel)
     log = _Log()
     if accel.vendor not in engine.vendors:
         log.block(f"{engine.kind.value} does not run on {accel.vendor} accelerators ({accel.id})")
     version = req.engine_version or engine.default_version
-    if engine.kind == EngineKind.VLLM and req.nodes > 1 and _at_least(version, VLLM_WITHOUT_RAY):
-        log.block(
-            f"vLLM {version} images no longer bundle Ray, which ironserve's multi-node vLLM launch "
-            f"uses; set engine_version below {VLLM_WITHOUT_RAY}"
-        )
+    _check_multi_node_launch(engine, req, version, log)
     fmt = _choose_format(model, accel, req.weight_format, log)
     weights = model.weights_bytes(fmt)
     units_per_node = req.devices_per_node * accel.units_per_device
-    total_units = units_per_node * req.nodes
     log.note(
         f"weights: {model.id} in {fmt.value} is {gib(weights)}"
         + (" (the published checkpoint)" if fmt == model.native_format else " (estimated)")
     )
-    par = _choose_parallelism(model, engine, req, units_per_node, log)
+    expert_parallel = _check_expert_parallel(model, engine, req, log)
+    fit = None
+    if searches_layout(engine, req):
+        fit = _search_layout(model, engine, req, accel, fmt, units_per_node, log)
+    if fit is None:
+        par = _choose_parallelism(model, engine, req, units_per_node, expert_parallel, log)
+        fit = _size_layout(model, engine, req, accel, fmt, par, units_per_node, log.layout)
+        log.extend(fit.log)
+
+    feasible = not log.blockers
+    alternatives: list[Alternative] = []
+    if not feasible and with_alternatives:
+        alternatives = _alternatives(model, req, accel)
+        if alternatives:
+            log.note("nearest feasible: " + "; or ".join(a.summary for a in alternatives))
+        else:
+            log.note(f"no feasible layout with up to {req.nodes + ALTERNATIVE_SEARCH_NODES} nodes")
+    return Sizing(
+        request=req,
+        feasible=feasible,
+        reasons=log.reasons,
+        blockers=log.blockers,
+        weight_format=fmt,
+        weights_bytes=weights,
+        parallelism=fit.parallelism,
+        memory=fit.memory,
+        max_model_len=fit.max_model_len,
+        max_num_seqs=fit.max_num_seqs,
+        full_length_sequences=fit.full_length_sequences,
+        alternatives=alternatives,
+    )
+
+
+def _size_layout(
+    model: ModelSpec,
+    engine: Engine,
+    req: SizingRequest,
+    accel: Accelerator,
+    fmt: WeightFormat,
+    par: Parallelism,
+    units_per_node: int,
+    layout: str,
+) -> _Fit:
+    """Size one split: its rules, the memory of one unit, the context and the capacity, with
+    reasons and blockers in a log of its own (the caller keeps it only for the split it takes)."""
+    log = _Log()
+    unit = unit_name(accel)
+    weights = model.weights_bytes(fmt)
+    total_units = units_per_node * req.nodes
     _check_divisibility(model, engine, par, req, units_per_node, log)
     log.note(
         f"parallelism: TP {par.tensor} x PP {par.pipeline} x DP {par.data}"
         + (f", EP {par.expert}" if par.expert > 1 else "")
-        + f" over {req.nodes} node(s) x {units_per_node} {unit}s ({log.layout})"
+        + f" over {req.nodes} node(s) x {units_per_node} {unit}s ({layout})"
     )
 
     # Memory budget of one unit.
@@ -286,7 +519,7 @@ def size_model(model: ModelSpec, req: SizingRequest, *, with_alternatives: bool 
     usable = int(accel.unit_memory_bytes * utilization)
     weight_split = par.tensor * (1 if engine.fixed_tensor_parallel is not None else par.pipeline)
     weights_unit = math.ceil(weights / weight_split)
-    reserve = RESERVE_FIXED_BYTES + int(accel.unit_memory_bytes * RESERVE_FRACTION)
+    reserve = accel.runtime_reserve_bytes + int(accel.unit_memory_bytes * RESERVE_FRACTION)
     kv_cache = usable - weights_unit - reserve
     per_token = _kv_bytes_per_token_per_unit(model, par, req.kv_cache_dtype_bytes)
     kv_tokens = max(kv_cache, 0) // per_token
@@ -298,8 +531,11 @@ def size_model(model: ModelSpec, req: SizingRequest, *, with_alternatives: bool 
         log.block(
             f"weights do not fit: {gib(weights_unit)} per {unit} is more than the "
             f"{gib(usable - reserve)} left after the runtime reserve ({gib(weights)} over "
-            f"{weight_split} {unit}s)"
+            f"{weight_split} {unit}s)",
+            f"would not hold the weights ({gib(weights_unit)} per {unit}, "
+            f"{gib(usable - reserve)} free)",
         )
+        log.weights_blocked = True
         room = total_units * (usable - reserve)
         smallest_format = min(model.weights_bytes(f) for f in accel.formats)
         if smallest_format > room >= model.parameters * EXTREME_QUANT_BITS / 8:
@@ -321,38 +557,170 @@ def size_model(model: ModelSpec, req: SizingRequest, *, with_alternatives: bool 
         max_num_seqs = min(max_num_seqs or engine.max_concurrency, engine.max_concurrency)
     if req.speculative and engine.kind == EngineKind.VLLM_VACC and par.pipeline > 1:
         log.block("vllm_vacc runs MTP (speculative decoding) only without PP")
-
-    feasible = not log.blockers
-    alternatives: list[Alternative] = []
-    if not feasible and with_alternatives:
-        alternatives = _alternatives(model, req, accel)
-        if alternatives:
-            log.note("nearest feasible: " + "; or ".join(a.summary for a in alternatives))
-        else:
-            log.note(f"no feasible layout with up to {req.nodes + ALTERNATIVE_SEARCH_NODES} nodes")
-    return Sizing(
-        request=req,
-        feasible=feasible,
-        reasons=log.reasons,
-        blockers=log.blockers,
-        weight_format=fmt,
-        weights_bytes=weights,
-        parallelism=par,
-        memory=MemoryBudget(
-            unit_bytes=accel.unit_memory_bytes,
-            utilization=utilization,
-            usable_bytes=usable,
-            weights_bytes=weights_unit,
-            reserve_bytes=reserve,
-            kv_cache_bytes=kv_cache,
-            kv_bytes_per_token=per_token,
-            kv_tokens=kv_tokens,
-        ),
-        max_model_len=max_len,
-        max_num_seqs=max_num_seqs,
-        full_length_sequences=seqs,
-        alternatives=alternatives,
+    memory = MemoryBudget(
+        unit_bytes=accel.unit_memory_bytes,
+        utilization=utilization,
+        usable_bytes=usable,
+        weights_bytes=weights_unit,
+        reserve_bytes=reserve,
+        kv_cache_bytes=kv_cache,
+        kv_bytes_per_token=per_token,
+        kv_tokens=kv_tokens,
     )
+    return _Fit(par, memory, max_len, seqs, max_num_seqs, log)
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    candidate: LayoutCandidate
+    why: str  # completes "<split> ...", e.g. "would not hold the weights (...)"
+    sized: bool  # rejected by its memory or context, not by a rule
+    weights: bool  # rejected because the weights do not fit
+
+
+def _search_layout(
+    model: ModelSpec,
+    engine: Engine,
+    req: SizingRequest,
+    accel: Accelerator,
+    fmt: WeightFormat,
+    units_per_node: int,
+    log: _Log,
+) -> _Fit | None:
+    """The first candidate split without blockers, with a sentence on why it and not a smaller
+    one; None (and a sentence) when none is, for the caller to size the default layout."""
+    unit = unit_name(accel)
+    total = units_per_node * req.nodes
+    version = req.engine_version or engine.default_version
+    if req.nodes > 1 and engine.launches_with_ray(version, req.multi_node):
+        log.note(
+            f"layout search: a Ray launch does not place DP replicas across nodes, so only "
+            f"splits with DP 1 are tried ({engine.kind.value} {version})"
+        )
+    if req.data_parallel_size is not None:
+        log.note(f"layout search: DP {req.data_parallel_size} as asked; TP and PP are searched")
+    candidates = layout_candidates(model, engine, req, units_per_node)
+    target = req.max_model_len or min(model.max_position_embeddings, TARGET_MODEL_LEN)
+    rejected: list[_Rejected] = []
+    short: _Fit | None = None  # the first split that serves, below the target context
+    for candidate in candidates:
+        if candidate.rule is not None:
+            rejected.append(_Rejected(candidate, candidate.rule, sized=False, weights=False))
+            continue
+        fit = _size_layout(
+            model,
+            engine,
+            req,
+            accel,
+            fmt,
+            candidate.parallelism,
+            units_per_node,
+            "layout search: the smallest instance that fits",
+        )
+        if fit.feasible and fit.max_model_len >= target:
+            log.note(_layout_sentence(fit, total, unit, req, units_per_node, rejected, candidates))
+            log.extend(fit.log)
+            return fit
+        if fit.feasible:
+            short = short or fit
+            why = f"would leave a {fit.max_model_len}-token context (under {target})"
+            rejected.append(_Rejected(candidate, why, sized=True, weights=False))
+            continue
+        why = fit.log.why or "is blocked"
+        rejected.append(_Rejected(candidate, why, sized=True, weights=fit.log.weights_blocked))
+    if short is not None:
+        log.note(
+            f"layout: no split reaches a {target}-token context; the smallest instance that "
+            "serves is taken: "
+            + _layout_sentence(short, total, unit, req, units_per_node, [], candidates)[8:]
+        )
+        log.extend(short.log)
+        return short
+    why_not = _rejections_shown(rejected, None)
+    log.note(
+        f"layout: no TP x PP x DP split of the {total} {unit}s serves the model"
+        + (f" ({'; '.join(why_not)})" if why_not else "")
+        + "; the default layout is sized below, with what blocks it"
+    )
+    return None
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _rejections_shown(rejected: list[_Rejected], below: int | None) -> list[str]:
+    """A few sentences on the splits tried before the chosen one (instance ``below``; None: all
+    failed): the same instance with a smaller PP, then one per smaller instance, largest first.
+    Once one does not hold the weights, no smaller instance does: they are not named."""
+    shown = [r for r in rejected if below is not None and r.candidate.instance == below]
+    by_size: dict[int, _Rejected] = {}
+    for r in rejected:
+        size = r.candidate.instance
+        if below is not None and size >= below:
+            continue
+        # Per instance, the memory verdict says more than a rule that one TP of it breaks.
+        if size not in by_size or (r.sized and not by_size[size].sized):
+            by_size[size] = r
+    sizes = sorted(by_size, reverse=True)
+    smaller_too = False
+    for index, size in enumerate(sizes):
+        if len(shown) >= LAYOUT_REJECTIONS_SHOWN:
+            break
+        shown.append(by_size[size])
+        if by_size[size].weights:
+            smaller_too = index + 1 < len(sizes)
+            break
+    # Splits rejected for the same reason share one sentence: "TP 4 x PP 2 and TP 4 cannot ...".
+    groups: list[tuple[list[str], str]] = []
+    for r in shown[:LAYOUT_REJECTIONS_SHOWN]:
+        name = _instance_name(r.candidate.parallelism)
+        if groups and groups[-1][1] == r.why:
+            groups[-1][0].append(name)
+        else:
+            groups.append(([name], r.why))
+    texts = [f"{_and(names)} {why}" for names, why in groups]
+    if smaller_too and texts:
+        texts[-1] += ", nor would a smaller instance"
+    return texts
+
+
+def _layout_sentence(
+    fit: _Fit,
+    total: int,
+    unit: str,
+    req: SizingRequest,
+    units_per_node: int,
+    rejected: list[_Rejected],
+    candidates: list[LayoutCandidate],
+) -> str:
+    par = fit.parallelism
+    if par.data > 1:
+        spread = f"{par.data} replicas behind one endpoint"
+    elif req.nodes > 1:
+        spread = f"one instance over {req.nodes} nodes"
+    else:
+        spread = "one instance"
+    name = _instance_name(par)
+    parts = [
+        f"layout: {name} fits with a {fit.max_model_len}-token context, so {total} {unit}s give "
+        f"{name} x DP {par.data} ({spread})",
+        *_rejections_shown(rejected, par.tensor * par.pipeline),
+    ]
+    # The layout a guide would pick (TP = units per node, PP = nodes), if a rule excludes it.
+    default = next(
+        (
+            c
+            for c in candidates
+            if (c.parallelism.tensor, c.parallelism.pipeline) == (units_per_node, req.nodes)
+        ),
+        None,
+    )
+    if default is not None and default.rule is not None:
+        text = f"{_instance_name(default.parallelism)} {default.rule}"
+        if not any(p.startswith(text) for p in parts):
+            parts.append(text)
+    return "; ".join(parts)
 
 
 def _context(
@@ -381,12 +749,17 @@ def _context(
         length, limit_why = req.max_model_len, why
         why = "as configured"
         if length > cap:
-            log.block(f"max_model_len {length} exceeds {limit_why} ({cap})")
+            log.block(
+                f"max_model_len {length} exceeds {limit_why} ({cap})",
+                f"cannot take max_model_len {length} ({limit_why}: {cap})",
+            )
         elif not fits(length):
             log.block(
                 f"max_model_len {length} does not fit: one sequence needs "
                 f"{gib(_sequence_bytes(model, per_token, length, kv))} of KV cache per unit, "
-                f"{gib(kv_cache)} is left"
+                f"{gib(kv_cache)} is left",
+                f"would not hold one {length}-token sequence ({gib(kv_cache)} of KV cache per "
+                "unit)",
             )
     else:
         length = cap
@@ -400,7 +773,8 @@ def _context(
         if length < MIN_USEFUL_MODEL_LEN:
             log.block(
                 f"the KV cache holds only {kv_cache // max(per_token, 1):,} tokens: less than "
-                f"{MIN_USEFUL_MODEL_LEN}-token context"
+                f"{MIN_USEFUL_MODEL_LEN}-token context",
+                f"would leave only a {length}-token context (under {MIN_USEFUL_MODEL_LEN})",
             )
     sequences = kv_cache // max(_sequence_bytes(model, per_token, length, kv), 1) * par.data
     log.note(f"max_model_len {length} ({why}): {sequences} full-length sequence(s) fit at once")
@@ -439,6 +813,7 @@ def _alternatives(model: ModelSpec, req: SizingRequest, accel: Accelerator) -> l
                         summary=(
                             f"{nodes} node(s) x {req.devices_per_node} {accel.id}, "
                             f"{fmt.value} weights, TP {p.tensor} x PP {p.pipeline}"
+                            + (f" x DP {p.data}" if p.data > 1 else "")
                         ),
                     )
                 )

@@ -35,6 +35,8 @@ class RepoSpec:
     gated: bool = False
     token: str | None = None  # the accepted token of a gated repo
     revision_tags: tuple[str, ...] = ("v1.0",)
+    # A folder holding a real model's files, served as they are (no generated shards).
+    source: str | None = None
 
     def __post_init__(self) -> None:
         parts = self.repo_id.split("/")
@@ -68,6 +70,9 @@ class RepoSpec:
 
     def content_key(self) -> dict[str, Any]:
         """What the bytes depend on (not the token): equal keys, equal files."""
+        if self.source is not None:
+            listing = [[p.name, p.stat().st_size] for p in _source_files(Path(self.source))]
+            return {"repo_id": self.repo_id, "source": listing}
         return {"repo_id": self.repo_id, "total_bytes": self.total_bytes, "shards": self.shards}
 
 
@@ -322,6 +327,27 @@ def _load_manifest(root: Path, spec: RepoSpec) -> Repo | None:
     return Repo(spec, root, doc["commit"], files)
 
 
+def _source_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _copy_source(spec: RepoSpec, tmp: Path) -> dict[str, RepoFile]:
+    """A real model's files, copied in 1 MiB blocks and hashed as they are copied."""
+    assert spec.source is not None
+    files: dict[str, RepoFile] = {}
+    for src in _source_files(Path(spec.source)):
+        digest, size, small = hashlib.sha256(), 0, bytearray()
+        with src.open("rb") as fin, (tmp / src.name).open("wb") as fout:
+            while block := fin.read(CHUNK):
+                fout.write(block)
+                digest.update(block)
+                size += len(block)
+                if not src.name.endswith(LFS_SUFFIXES):
+                    small += block
+        files[src.name] = _entry(src.name, digest.hexdigest(), size, bytes(small))
+    return files
+
+
 def generate(data: Path, spec: RepoSpec, catalog: Path | None) -> Repo:
     """The repo's files under ``data/repos/<owner>--<name>/`` (reused when already generated)."""
     root = _folder(data, spec.repo_id)
@@ -331,6 +357,8 @@ def generate(data: Path, spec: RepoSpec, catalog: Path | None) -> Repo:
     tmp = root.with_name(root.name + f".tmp{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    if spec.source is not None:
+        return _finish(spec, root, tmp, _copy_source(spec, tmp))
     files: dict[str, RepoFile] = {}
     for path, blob in small_files(spec, catalog).items():
         (tmp / path).write_bytes(blob)
@@ -351,6 +379,11 @@ def generate(data: Path, spec: RepoSpec, catalog: Path | None) -> Repo:
     files["model.safetensors.index.json"] = _entry(
         "model.safetensors.index.json", hashlib.sha256(index).hexdigest(), len(index), index
     )
+    return _finish(spec, root, tmp, files)
+
+
+def _finish(spec: RepoSpec, root: Path, tmp: Path, files: dict[str, RepoFile]) -> Repo:
+    """The manifest beside the files, then ``tmp`` moved into place as the repo's folder."""
     commit = _commit_of(spec, files)
     manifest = {
         "version": MANIFEST_VERSION,
@@ -368,9 +401,16 @@ def generate(data: Path, spec: RepoSpec, catalog: Path | None) -> Repo:
     return Repo(spec, root, commit, files)
 
 
-def default_specs(gated_token: str) -> list[RepoSpec]:
-    """The repos every lab hub starts with."""
+def default_specs(gated_token: str, models: Path | None = None) -> list[RepoSpec]:
+    """The repos every lab hub starts with: two synthetic ones, and each real model folder
+    under ``models`` (named ``owner--name``, served as it is)."""
+    real = [
+        RepoSpec(folder.name.replace("--", "/", 1), source=str(folder))
+        for folder in (sorted(models.iterdir()) if models is not None else [])
+        if folder.is_dir() and "--" in folder.name and _source_files(folder)
+    ]
     return [
         RepoSpec("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", 32 << 20, 4),
         RepoSpec("meta-llama/Llama-3.3-70B-Instruct", 8 << 20, 2, gated=True, token=gated_token),
+        *real,
     ]

@@ -589,12 +589,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catalog", type=Path, help="Folder of catalog model JSON files")
     parser.add_argument("--token-file", type=Path, help="Accepted token of the gated default")
     parser.add_argument("--defaults", action="store_true", help="Generate the default repos")
+    parser.add_argument("--models", type=Path, help="Folder of real model folders to serve")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     hub = Hub(args.data, args.catalog)
     if args.defaults:
         token = args.token_file.read_text().strip() if args.token_file else "hf_lab_token"
-        for spec in default_specs(token):
+        for spec in default_specs(token, args.models):
             started = time.monotonic()
             hub.add_repo(spec)
             print(f"hub: {spec.repo_id} ready in {time.monotonic() - started:.1f}s", flush=True)

@@ -22,10 +22,19 @@ CATALOG_DIR = PACKAGE_DIR.parents[1] / "catalog" / "data" / "models"
 MOUNT = "/opt/ironserve-hub"
 TOKEN_FILE = "hub-token"
 DATA_DIR = "hub"
+MODELS_MOUNT = "/srv/models"  # the real models (lab/real_model.py), served as they are
 SERVER_ARGS = [
     *("--data", "/srv/hub", "--port", str(PORT), "--catalog", f"{MOUNT}/catalog"),
-    *("--token-file", "/srv/hub-token", "--defaults"),
+    *("--token-file", "/srv/hub-token", "--defaults", "--models", MODELS_MOUNT),
 ]
+
+
+def models_dir() -> Path:
+    from ironserve.lab.real_model import model_dir
+
+    folder = model_dir().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def token_path(directory: Path) -> Path:
@@ -62,6 +71,7 @@ def start(
         str(CATALOG_DIR): {"bind": f"{MOUNT}/catalog", "mode": "ro"},
         str(token_path(directory)): {"bind": "/srv/hub-token", "mode": "ro"},
         str(data): {"bind": "/srv/hub", "mode": "rw"},
+        str(models_dir()): {"bind": MODELS_MOUNT, "mode": "ro"},
     }
     container = api.create_container(
         state.images["base"],
