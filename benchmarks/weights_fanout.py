@@ -38,7 +38,7 @@ from ironserve.lab import state as st  # noqa: E402
 from ironserve.lab.hub.control import HubControl  # noqa: E402
 from ironserve.weights import remote  # noqa: E402
 
-REPO = "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"  # the lab inventory's model
+REPO = "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"  # the synthetic repo, regenerated to a size
 VENV = "/opt/ironserve/hub-client"
 BASELINE_DIR = "/data/baseline"
 
@@ -62,7 +62,7 @@ def fanout(directory: Path) -> tuple[float, str]:
     result = subprocess.run(
         [str(BIN / "ironserve"), "weights", "pull", "-i", "inventories/lab.py"],
         cwd=ROOT,
-        env={**os.environ, "IRONSERVE_LAB_DIR": str(directory)},
+        env={**os.environ, "IRONSERVE_LAB_DIR": str(directory), "IRONSERVE_LAB_MODEL": REPO},
         capture_output=True,
         text=True,
         timeout=900,

@@ -45,8 +45,10 @@ def _lab_serving(node, registry):
     """What a node's group serves. NVIDIA nodes: the lab's real model (SmolLM2-135M-Instruct) on
     the lab's real vLLM (lab/vllm_image.py: its version, its CPU settings);
     $IRONSERVE_LAB_ENGINE_VERSION picks another vLLM the lab registry holds (0.11.0: vLLM on
-    Ray, on the stand-in engine). Other nodes keep group_data's model and their vendor's engine
-    (stand-ins). The image: the builders' name under the lab registry, pinned by digest later."""
+    Ray, on the stand-in engine) and $IRONSERVE_LAB_MODEL another hub repository (the weights
+    tests take the synthetic sharded 8B). Other nodes keep group_data's model and their vendor's
+    engine (stand-ins). The image: the builders' name under the lab registry, pinned by digest
+    later."""
     from ironserve.catalog.engines import ENGINES, EngineKind
     from ironserve.lab import real_model, vllm_image
 
@@ -54,9 +56,10 @@ def _lab_serving(node, registry):
     data = {}
     if kind == "vllm":
         version = _os.environ.get("IRONSERVE_LAB_ENGINE_VERSION") or vllm_image.VERSION
+        model = _os.environ.get("IRONSERVE_LAB_MODEL") or real_model.REPO_ID
         data = {
-            "model_id": real_model.REPO_ID,
-            "model_served_name": real_model.REPO_ID.split("/")[1],
+            "model_id": model,
+            "model_served_name": model.split("/")[1],
             "engine_version": version,
             "engine_extra_args": list(vllm_image.LAB_ENGINE_ARGS),
         }

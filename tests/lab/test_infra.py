@@ -21,17 +21,13 @@ INVENTORY = "inventories/lab.py"
 @pytest.fixture(scope="module")
 def site(docker_client: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st.LabState]:
     directory = tmp_path_factory.mktemp("lab-infra")
-    old = os.environ.get("IRONSERVE_LAB_DIR")
-    os.environ["IRONSERVE_LAB_DIR"] = str(directory)
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("IRONSERVE_LAB_DIR", str(directory))
+        # Serving here is vLLM on Ray (the stand-in): 16 simulated H100s are not CPU ranks.
+        env.setenv("IRONSERVE_LAB_ENGINE_VERSION", "0.11.0")
         with lab_in(directory, 2, "h100x8") as state:
             _run([str(BIN / "pyinfra"), "-y", INVENTORY, "deploys/provision.py"])
             yield state
-    finally:
-        if old is None:
-            os.environ.pop("IRONSERVE_LAB_DIR", None)
-        else:
-            os.environ["IRONSERVE_LAB_DIR"] = old
 
 
 def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:

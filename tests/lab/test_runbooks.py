@@ -9,8 +9,10 @@ run, and Verification must exit 0. A command's usage error (exit 2 with "Usage:"
 The commands are those `ironserve runbook -i inventories/lab.py ID --node NODE --json` prints,
 placeholders filled from the lab's inventory and Plan (so the CLI's filling is tested too).
 
-Labs (LABS), by the runbooks' ``lab_profile``: two 2-node gpu2 labs that serve (TP 2 x PP 2:
-the lab engine on Ray) for the serving and most NVIDIA runbooks -- the first deployed by the
+Labs (LABS), by the runbooks' ``lab_profile``: two 2-node gpu2 labs that serve (vLLM 0.11 on Ray,
+TP 1 x PP 4, on the lab's stand-in engine: the ray-nodes runbook needs Ray, which the real vLLM's
+CPU build cannot run; every other runbook's commands are filled from the Plan the same way for
+either launch) for the serving and most NVIDIA runbooks -- the first deployed by the
 ``first-deploy`` runbook itself, the second by deploys/site.py for the runbooks in
 SECOND_SERVING -- and, provisioned only (deploys/provision.py), a 1-node h100x8 lab (NVSwitch
 fabric manager, IB HCAs), a 1-node ascend910bx8 and a 1-node va16 lab (the lab runs no MindIE or
@@ -46,6 +48,7 @@ INVENTORY = "inventories/lab.py"
 # command template (as written in the runbook) -> why the lab cannot run it. Keep it tiny.
 ALLOWLIST: dict[str, str] = {}
 SERVING = "gpu2"
+RAY_VLLM = "0.11.0"  # ironserve.lab.engine_image.RAY_STANDIN_VLLM
 # lab -> (profile, nodes, the deploy that readies it). The serving lab is deployed by the
 # first-deploy runbook itself; a second serving lab (deploys/site.py) takes the runbooks in
 # SECOND_SERVING beside it, in the background thread, with the provisioned-only labs.
@@ -98,6 +101,7 @@ def _sh(command: str, directory: Path) -> subprocess.CompletedProcess[str]:
         **os.environ,
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
         "IRONSERVE_LAB_DIR": str(directory),
+        "IRONSERVE_LAB_ENGINE_VERSION": RAY_VLLM,
         "COLUMNS": "200",  # rich tables readable in a failure's output
     }
     started = time.monotonic()

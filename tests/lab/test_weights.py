@@ -40,10 +40,12 @@ def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def run(lab_dir: Path, tool: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    # The synthetic sharded repo (4 shards: resumes and re-fetches per file), not the real model.
+    lab_env = {"IRONSERVE_LAB_DIR": str(lab_dir), "IRONSERVE_LAB_MODEL": REPO}
     return subprocess.run(
         [str(BIN / tool), *args],
         cwd=ROOT,
-        env={**os.environ, "IRONSERVE_LAB_DIR": str(lab_dir), **env},
+        env={**os.environ, **lab_env, **env},
         capture_output=True,
         text=True,
         timeout=300,

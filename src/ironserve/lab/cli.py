@@ -83,6 +83,9 @@ def setup(
 def doctor(
     nodes: Annotated[int, typer.Option("--nodes", "-n", min=1, help="Lab size to check for")] = 3,
     light: Annotated[bool, typer.Option("--light", help="Light nodes (sshd only)")] = False,
+    profile: Annotated[
+        str, typer.Option(help="Lab profile (labgpu serves the real vLLM: make demo's)")
+    ] = "labgpu",
     tests: Annotated[bool, typer.Option("--tests", help="Also what `make test` needs")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
@@ -90,7 +93,7 @@ def doctor(
     Exit 0 when nothing is missing, 1 otherwise."""
     from ironserve.lab import host
 
-    checks = host.doctor(nodes=nodes, light=light, tests=tests)
+    checks = host.doctor(nodes=nodes, light=light, tests=tests, profile=profile)
     doc = host.checks_json(checks)
     if as_json:
         print(json.dumps(doc, indent=2))

@@ -65,9 +65,10 @@ NODE_CAPABILITIES = {
 
 # Sizing of a lab (measured with `ironserve lab status --memory` and `docker system df` on the
 # 2-core machine; see docs/lab.md): memory per node and the disk the images and a node take.
-NODE_MEMORY_MIB = {"full": 300, "light": 30}
-IMAGES_DISK_MIB = 3000
-NODE_DISK_MIB = {"full": 400, "light": 20}
+# A labgpu node serves the real vLLM (PSS 1.5-2.1 GiB per node, node 0 the most).
+NODE_MEMORY_MIB = {"full": 300, "light": 30, "labgpu": 2100}
+IMAGES_DISK_MIB = 6500  # base, node, Ray, stand-in engine, registry and the real vLLM (2.5 GiB)
+NODE_DISK_MIB = {"full": 400, "light": 20, "labgpu": 3000}  # a node pulls the real vLLM too
 HEADROOM_MEMORY_MIB = 1024
 
 
@@ -187,7 +188,9 @@ class Check:
     remedy: str = ""
 
 
-def doctor(nodes: int = 3, light: bool = False, tests: bool = False) -> list[Check]:
+def doctor(
+    nodes: int = 3, light: bool = False, tests: bool = False, profile: str = "labgpu"
+) -> list[Check]:
     """Every prerequisite of a lab of ``nodes`` nodes, each OK, missing (the lab cannot come up)
     or a warning (it comes up, with less), with the remedy."""
     from ironserve.lab import images
@@ -249,14 +252,15 @@ def doctor(nodes: int = 3, light: bool = False, tests: bool = False) -> list[Che
             else "full nodes keep /data on their own filesystem (no disk-full fault)",
         )
     )
-    mode = "light" if light else "full"
+    mode = "light" if light else profile if profile in NODE_MEMORY_MIB else "full"
     need_mem = nodes * NODE_MEMORY_MIB[mode] + HEADROOM_MEMORY_MIB
     have_mem = _available_memory_mib()
     checks.append(
         Check(
             "memory",
             "ok" if have_mem >= need_mem else "missing",
-            f"{have_mem} MiB available, {need_mem} MiB needed for {nodes} {mode} node(s)",
+            f"{have_mem} MiB available, {need_mem} MiB needed for {nodes} {mode} node(s)"
+            + (" serving the real vLLM" if mode == "labgpu" else ""),
             "" if have_mem >= need_mem else "free memory or ask for fewer nodes (--nodes)",
         )
     )
@@ -282,7 +286,7 @@ def doctor(nodes: int = 3, light: bool = False, tests: bool = False) -> list[Che
             "lab images",
             "ok" if built else "warn",
             "built" if built else f"not built: {', '.join(unbuilt)}",
-            "" if built else "`ironserve lab up` builds them (about 1.5 min, once)",
+            "" if built else "`ironserve lab up` builds them (about 4 min, once)",
         )
     )
     return checks
@@ -290,7 +294,7 @@ def doctor(nodes: int = 3, light: bool = False, tests: bool = False) -> list[Che
 
 def lab_images() -> dict[str, str]:
     """role -> tag of every image `lab up` builds (each a hash of what goes into it)."""
-    from ironserve.lab import engine_image, images, registry
+    from ironserve.lab import engine_image, images, registry, vllm_image
 
     base = images.base_tag()
     return {
@@ -298,6 +302,7 @@ def lab_images() -> dict[str, str]:
         "node": images.node_tag(base),
         "registry": registry.image_tag(base),
         "engine": engine_image.engine_tag(engine_image.ray_tag(base)),
+        "vllm": vllm_image.tag(base),
     }
 
 
