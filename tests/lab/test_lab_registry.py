@@ -40,7 +40,10 @@ def _print(message: str) -> None:
 def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("registry-lab")
     started = time.monotonic()
-    with lab_in(directory, 3, "gpu2"):
+    with pytest.MonkeyPatch.context() as patch, lab_in(directory, 3, "gpu2"):
+        # vLLM on Ray (the stand-in image) serving the synthetic 8B: the builder's Ray commands.
+        patch.setenv("IRONSERVE_LAB_ENGINE_VERSION", "0.11.0")
+        patch.setenv("IRONSERVE_LAB_MODEL", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B")
         _print(f"lab up (registry + engine images included) {time.monotonic() - started:.1f}s")
         env = {**os.environ, "IRONSERVE_LAB_DIR": str(directory)}
         started = time.monotonic()
