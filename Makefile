@@ -62,8 +62,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Every suite, as a few pytest processes side by side (tools/parallel_pytest.py: the long lab
+# modules in groups of their own, the rest together).
 unit: $(STAMP)
-	$(BIN)/pytest -q --durations=25 tests
+	$(BIN)/python tools/parallel_pytest.py -q --durations=15
 
 # Every suite, the lab's included: a lab test never skips (a missing prerequisite fails it).
 # The quick loop without the lab: .venv/bin/pytest -m "not lab"
