@@ -42,7 +42,8 @@ def groups() -> list[list[str]]:
 
 
 def main(extra: list[str]) -> int:
-    logs = Path(os.environ.get("IRONSERVE_TEST_LOGS") or tempfile.mkdtemp(prefix="ironserve-tests-"))
+    folder = os.environ.get("IRONSERVE_TEST_LOGS") or tempfile.mkdtemp(prefix="ironserve-tests-")
+    logs = Path(folder)
     logs.mkdir(parents=True, exist_ok=True)
     pytest = str(Path(sys.executable).parent / "pytest")
     running: dict[int, tuple[subprocess.Popen[bytes], Path, float, str]] = {}
