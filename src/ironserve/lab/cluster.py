@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,7 +201,7 @@ def _refresh_sysfs(client: Any, node: NodeState) -> None:
 
 
 def _read_file(container: Any, path: str) -> str | None:
-    result = container.exec_run(["cat", path])
+    result = container.exec_run(["cat", path], stderr=False)  # the file, never a warning
     return result.output.decode() if result.exit_code == 0 else None
 
 
@@ -262,6 +262,15 @@ def _free_ports(client: Any, count: int) -> list[int]:
         if len(ports) == count:
             return ports
     raise LabError(f"not enough free ports in {SSH_PORT_RANGE.start}-{SSH_PORT_RANGE.stop}")
+
+
+@contextlib.contextmanager
+def _claimed_ports(client: Any, count: int) -> Iterator[list[int]]:
+    """Free 127.0.0.1 ports, claimed until the caller's containers that publish them have
+    started: labs brought up side by side (parallel test processes) would otherwise pick the
+    same ones between the look and the bind."""
+    with img.build_lock("ports"):
+        yield _free_ports(client, count)
 
 
 def _default_prefix(directory: Path) -> str:
@@ -501,16 +510,6 @@ def _up(client: Any, state: LabState, count: int, directory: Path, client_pub: s
     if not state.light:  # only full nodes have a dockerd to pull with
         _start_registry(client, state, directory, str(hosts[3]))
 
-    ports = _free_ports(client, count)
-    plans = [
-        NodePlan(
-            name=f"{state.profile}-{i + 1}",
-            index=i,
-            address=str(hosts[FIRST_NODE_HOST - 1 + i]),
-            ssh_port=ports[i],
-        )
-        for i in range(count)
-    ]
     lock = threading.Lock()
 
     def create(plan: NodePlan) -> NodeState:
@@ -522,7 +521,17 @@ def _up(client: Any, state: LabState, count: int, directory: Path, client_pub: s
         return node
 
     started = time.monotonic()
-    _parallel(plans, create)
+    with _claimed_ports(client, count) as ports:
+        plans = [
+            NodePlan(
+                name=f"{state.profile}-{i + 1}",
+                index=i,
+                address=str(hosts[FIRST_NODE_HOST - 1 + i]),
+                ssh_port=ports[i],
+            )
+            for i in range(count)
+        ]
+        _parallel(plans, create)
     write_known_hosts(state)
     _log(f"{count} node(s) started in {time.monotonic() - started:.1f}s; waiting for sshd")
     deadline = time.monotonic() + 120
@@ -568,7 +577,8 @@ def _start_hub(client: Any, state: LabState, directory: Path, address: str) -> N
     from ironserve.lab.hub import service as hub
 
     started = time.monotonic()
-    state.services["hub"] = hub.start(client, state, directory, address, _free_ports(client, 1)[0])
+    with _claimed_ports(client, 1) as (port,):
+        state.services["hub"] = hub.start(client, state, directory, address, port)
     st.save(state, directory)
     _log(f"hub up in {time.monotonic() - started:.1f}s")
 
@@ -578,12 +588,13 @@ def _start_registry(client: Any, state: LabState, directory: Path, address: str)
     from ironserve.lab import registry
 
     started = time.monotonic()
-    port = _free_ports(client, 1)[0]
     name = f"{state.prefix}-registry"
     labels = state.labels("service")
-    cid = registry.start(
-        client, name, state.images["base"], state.network_name, address, port, labels
-    )
+    registry.ensure_image(client, state.images["base"])  # built (once) before ports are claimed
+    with _claimed_ports(client, 1) as (port,):
+        cid = registry.start(
+            client, name, state.images["base"], state.network_name, address, port, labels
+        )
     state.services["registry"] = ServiceState(
         name=name,
         container_id=cid,

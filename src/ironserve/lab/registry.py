@@ -73,6 +73,13 @@ def ensure_image(client: Any, base: str) -> str:
     tag = image_tag(base)
     if img.exists(client, tag):
         return tag
+    with img.build_lock():
+        if not img.exists(client, tag):
+            _build_image(client, base, tag)
+    return tag
+
+
+def _build_image(client: Any, base: str, tag: str) -> None:
     buffer = img.tar_context(
         {
             "Dockerfile": (DOCKERFILE.format(base=base).encode(), 0o644),
@@ -92,7 +99,6 @@ def ensure_image(client: Any, base: str) -> str:
     ):
         if "error" in chunk:
             raise RuntimeError(f"building {tag} failed: {chunk['error']}")
-    return tag
 
 
 def wait_ready(host_url: str, timeout: float = 30.0) -> None:
@@ -165,7 +171,10 @@ def publish_engines(client: Any, base: str, address: str, host_port: int) -> dic
             image = ei.EngineImage(kind, version, local, ei.REPOSITORIES[kind])
         else:
             image = ei.ensure_tagged(client, engine, kind, version)
-        published[f"{address}:{PORT}/{image.reference}"] = push(client, image, host_port)
+        # The storage is shared by every lab's registry: one push at a time, so a second lab
+        # finds the layers there instead of compressing 2.5 GB again.
+        with img.build_lock("push"):
+            published[f"{address}:{PORT}/{image.reference}"] = push(client, image, host_port)
     _log(
         f"engine images: built/checked in {built - started:.1f}s, pushed in "
         f"{time.monotonic() - built:.1f}s: {', '.join(published)}"
