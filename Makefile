@@ -62,8 +62,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Every suite, as a few pytest processes side by side (tools/parallel_pytest.py: the long lab
-# modules in groups of their own, the rest together).
+# Every suite, as pytest processes in two phases (tools/parallel_pytest.py: the real vLLM beside
+# the suites that run no engine, then the Ray labs alone).
 unit: $(STAMP)
 	$(BIN)/python tools/parallel_pytest.py -q --durations=15
 

@@ -1,11 +1,15 @@
-"""Run the whole test suite as a few pytest processes side by side (`make test`).
+"""Run the whole test suite as pytest processes, some side by side (`make test`).
 
-Most of the lab suites' wall time is waiting: image pulls, engines loading, SSH round trips,
-Ray noticing a dead node. pytest-xdist cannot help (its workers clash with pyinfra's gevent
-monkey-patching), so the suite is split into groups of test files, each run by its own pytest
-process at the same time; every lab a test starts is its own (own folder, subnet, ports), and
-image builds take one machine-wide lock. GROUPS name the long lab modules; the last group is
-everything else, so no test is left out (each file is in exactly one group, checked here).
+Most of the lab suites' wall time is waiting (image pulls, SSH round trips, Ray noticing a dead
+node), but two kinds of lab are CPU-bound on a 2-core machine: the real vLLM loading and serving
+across three nodes, and the Ray stand-in clusters (a GCS, raylets and agents per node). Two of
+those side by side starve each other until Ray's heartbeats and the readiness waits time out, so
+they never overlap: PHASES run one after another, and the groups of a phase side by side. Phase 1
+pairs the real vLLM with everything that runs no engine (unit, golden, simulated and provisioning
+suites); phase 2 holds the Ray labs alone. pytest-xdist cannot split them (its workers clash with
+pyinfra's gevent monkey-patching). Every lab a test starts is its own (own folder, subnet, ports),
+and image builds take one machine-wide lock. The group marked REST gets every test file the other
+groups do not name, so no test is left out (each file is in exactly one group, checked here).
 
     .venv/bin/python tools/parallel_pytest.py [pytest args...]
 
@@ -24,54 +28,63 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The long lab modules, grouped so the groups take about the same time on a 2-core machine.
-GROUPS: list[list[str]] = [
-    ["tests/lab/test_runbooks.py"],
-    ["tests/lab/test_serve.py", "tests/lab/test_real_vllm_parser.py"],
-    ["tests/lab/test_serve_ray.py", "tests/lab/test_health.py", "tests/lab/test_infra.py"],
+REST = "REST"
+PHASES: list[list[list[str]]] = [
+    [["tests/lab/test_serve.py", "tests/lab/test_real_vllm_parser.py"], [REST]],
+    [["tests/lab/test_serve_ray.py", "tests/lab/test_infra.py", "tests/lab/test_runbooks.py"]],
 ]
 
 
-def groups() -> list[list[str]]:
-    """GROUPS, then one group of every other test file (as --ignore's of the grouped ones)."""
-    listed = [path for group in GROUPS for path in group]
+def phases() -> list[list[list[str]]]:
+    """PHASES with REST replaced by ``tests`` and an --ignore of every file another group names."""
+    listed = [path for phase in PHASES for group in phase for path in group if path != REST]
     missing = [path for path in listed if not (ROOT / path).is_file()]
     if missing or len(set(listed)) != len(listed):
-        raise SystemExit(f"tools/parallel_pytest.py: GROUPS names {missing or 'a file twice'}")
-    return [*GROUPS, ["tests", *(f"--ignore={path}" for path in listed)]]
+        raise SystemExit(f"tools/parallel_pytest.py: PHASES names {missing or 'a file twice'}")
+    rest = ["tests", *(f"--ignore={path}" for path in listed)]
+    return [[rest if group == [REST] else group for group in phase] for phase in PHASES]
+
+
+def _run_phase(phase: list[list[str]], first: int, extra: list[str], logs: Path) -> list[int]:
+    """Run the phase's groups side by side; the numbers of those that failed."""
+    pytest = str(Path(sys.executable).parent / "pytest")
+    running: dict[int, tuple[subprocess.Popen[bytes], Path, float, str]] = {}
+    for number, group in enumerate(phase, start=first):
+        log = logs / f"group-{number}.log"
+        name = " ".join(p for p in group if not p.startswith("--"))
+        name += " (the rest)" if group[0] == "tests" else ""
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [pytest, *group, *extra], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+            )
+        running[number] = (process, log, time.monotonic(), name)
+        print(f"[tests] group {number}: {name} -> {log}", flush=True)
+    failed = []
+    while running:
+        for number, (process, log, started, name) in list(running.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del running[number]
+            took = time.monotonic() - started
+            lines = log.read_text(errors="replace").splitlines()
+            print(f"\n[tests] group {number} ({name}): exit {code} in {took / 60:.1f} min")
+            print("\n".join(lines[-200 if code else -30 :]), flush=True)
+            if code != 0:
+                failed.append(number)
+        time.sleep(2)
+    return failed
 
 
 def main(extra: list[str]) -> int:
     folder = os.environ.get("IRONSERVE_TEST_LOGS") or tempfile.mkdtemp(prefix="ironserve-tests-")
     logs = Path(folder)
     logs.mkdir(parents=True, exist_ok=True)
-    pytest = str(Path(sys.executable).parent / "pytest")
-    running: dict[int, tuple[subprocess.Popen[bytes], Path, float, str]] = {}
-    for index, group in enumerate(groups()):
-        log = logs / f"group-{index + 1}.log"
-        name = " ".join(p for p in group if not p.startswith("--")) + (
-            " (the rest)" if index == len(GROUPS) else ""
-        )
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [pytest, *group, *extra], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-            )
-        running[index] = (process, log, time.monotonic(), name)
-        print(f"[tests] group {index + 1}: {name} -> {log}", flush=True)
-    failed = []
-    while running:
-        for index, (process, log, started, name) in list(running.items()):
-            code = process.poll()
-            if code is None:
-                continue
-            del running[index]
-            took = time.monotonic() - started
-            lines = log.read_text(errors="replace").splitlines()
-            print(f"\n[tests] group {index + 1} ({name}): exit {code} in {took / 60:.1f} min")
-            print("\n".join(lines[-200 if code else -30 :]), flush=True)
-            if code != 0:
-                failed.append(index + 1)
-        time.sleep(2)
+    failed: list[int] = []
+    first = 1
+    for phase in phases():
+        failed += _run_phase(phase, first, extra, logs)
+        first += len(phase)
     print(f"\n[tests] {'failed groups: ' + str(failed) if failed else 'every group passed'}")
     return 1 if failed else 0
 
