@@ -1,7 +1,8 @@
 """The lab registry and the lab engine images on a 2-node gpu2 lab of its own: provisioning (with
 the registry as insecure registry and Docker Hub mirror, from inventories/lab.py) lets every node
-pull ``vllm/vllm-openai:v0.11.0`` unchanged, under the name the builder renders, at the digest the
-registry holds. Ray forming from those images and serving is tests/lab/test_serve_ray.py's."""
+pull ``vllm/vllm-openai:v0.11.0`` unchanged under its Docker Hub name, at the digest the registry
+holds for the registry-prefixed name the builder renders. Ray forming from those images and
+serving is tests/lab/test_serve_ray.py's."""
 
 from __future__ import annotations
 
@@ -100,8 +101,10 @@ def test_the_registry_holds_the_engine_images(lab: Path) -> None:
 def test_nodes_pull_the_builders_image_name_through_the_mirror(lab: Path) -> None:
     state = _state(lab)
     nodes = _nodes(lab)
-    digest = state.engine_images[f"{state.services['registry'].address}:5000/{IMAGE}"]
-    assert any(f" {IMAGE} " in line for line in _rendered(lab, nodes[0].name))
+    rendered = f"{state.services['registry'].address}:5000/{IMAGE}"  # the builder's image
+    digest = state.engine_images[rendered]
+    lines = _rendered(lab, nodes[0].name)
+    assert any(f" {rendered} " in line for line in lines), lines
     started = time.monotonic()
     _parallel(nodes, lambda n: n.run(f"docker pull -q {IMAGE}"))
     _print(f"pull of {IMAGE} on {len(nodes)} nodes in parallel {time.monotonic() - started:.1f}s")
