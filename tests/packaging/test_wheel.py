@@ -55,9 +55,7 @@ class Installed:
         return str(self.work / "site" / f"{SITE}.py")
 
     def env(self) -> dict[str, str]:
-        """The environment without whatever put the checkout's src/ on the path."""
-        drop = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}
-        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env = _outside_env()
         env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         return env
 
@@ -76,6 +74,12 @@ class Installed:
         return self.run(str(self.venv / "bin" / "ironserve"), *args)
 
 
+def _outside_env() -> dict[str, str]:
+    """This environment without whatever puts the checkout's src/ on the path."""
+    drop = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
 def _check(proc: subprocess.CompletedProcess[str], what: str) -> None:
     assert proc.returncode == 0, f"{what} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
 
@@ -91,6 +95,7 @@ def _build_wheel(work: Path) -> Path:
     dist = work / "dist"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(source)],
+        env=_outside_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -101,12 +106,25 @@ def _build_wheel(work: Path) -> Path:
     return wheel
 
 
-def _fresh_venv(folder: Path) -> Path:
-    """A venv without pip whose path ends with this venv's site-packages (third-party only)."""
+def _fresh_venv(folder: Path, wheel: Path) -> Path:
+    """A venv without pip holding the wheel alone, then given this venv's site-packages (the
+    third-party packages) at the end of its path."""
     venv.EnvBuilder(with_pip=False).create(folder)
-    python = folder / "bin" / "python"
+    python = str(folder / "bin" / "python")
+    # Installed before the shared folder is visible: pip sees an empty venv and installs.
+    pip = [sys.executable, "-m", "pip", "--python", python]
+    proc = subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        env=_outside_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    _check(proc, "pip install of the wheel")
     purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        env=_outside_env(),
         capture_output=True,
         text=True,
         check=True,
@@ -121,16 +139,7 @@ def _fresh_venv(folder: Path) -> Path:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     work = tmp_path_factory.mktemp("wheel")
     wheel = _build_wheel(work)
-    fresh = _fresh_venv(work / "venv")
-    pip = [sys.executable, "-m", "pip", "--python", str(fresh / "bin" / "python")]
-    proc = subprocess.run(
-        [*pip, "install", "--no-deps", "--no-index", "-q", str(wheel)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    _check(proc, "pip install of the wheel")
+    fresh = _fresh_venv(work / "venv", wheel)
     site = work / "site"
     (site / "group_data").mkdir(parents=True)
     shutil.copy(ROOT / "inventories" / f"{SITE}.py", site)

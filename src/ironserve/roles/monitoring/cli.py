@@ -13,8 +13,14 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.config.inventory import HostRecord
+from ironserve.config.loader import build_cluster
 from ironserve.errors import InputError, Problem
+from ironserve.plan.plan import plan_group
+from ironserve.roles.monitoring import render as r
+from ironserve.roles.monitoring.defaults import DEFAULTS
+from ironserve.roles.monitoring.deploy import settings_of
 
 monitoring_app = typer.Typer(
     no_args_is_help=True, help="Monitoring: Prometheus scrape targets, alert rules, dashboard."
@@ -46,14 +52,9 @@ def _server_choice(records: list[HostRecord]) -> tuple[str | None, list[Problem]
 
 def render_site(records: list[HostRecord]) -> tuple[str, dict[str, str]]:
     """The Prometheus node and its files by name; raises InputError naming host and field."""
-    from ironserve.catalog.accelerators import ACCELERATORS
-    from ironserve.config.loader import build_cluster
-    from ironserve.plan.plan import plan_group
-    from ironserve.roles.monitoring import render as r
-    from ironserve.roles.monitoring.defaults import DEFAULTS
-    from ironserve.roles.monitoring.deploy import settings_of
-
     plans = [plan_group(g) for g in build_cluster(records).groups]
+    if not plans:
+        raise InputError([Problem("inventory", "hosts", "no hosts: nothing to monitor")])
     chosen, problems = _server_choice(records)
     names = {record.name: record for record in records}
     if chosen is not None and chosen not in names:
