@@ -16,6 +16,6 @@ roles/container_runtime (systemd units, dockerd: light nodes have neither; the f
 run stops on `systemctl` there) and roles/fabric (after them in provision.py).
 """
 
-from roles.base import deploy_base
+from ironserve.roles.base import deploy_base
 
 deploy_base()

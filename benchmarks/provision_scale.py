@@ -5,9 +5,9 @@ What is measured. Light lab nodes run sshd alone (no systemd, no dockerd, no /da
 deploys/provision.py as a whole cannot run there: roles/nvidia and roles/container_runtime read
 systemd units and stop with "System has not been booted with systemd". So both tools run the
 part of provisioning that does run there, roles/base as deploys/provision.py calls it
-(benchmarks/provision_light.py, which calls roles.base.deploy_base), with the lab inventory's
-data (base_time_sync None and base_sysctl_apply False: containers share the host's kernel and
-clock). On these NVIDIA-profile nodes that is four steps:
+(benchmarks/provision_light.py, which calls ironserve.roles.base.deploy_base), with the lab
+inventory's data (base_time_sync None and base_sysctl_apply False: containers share the host's
+kernel and clock). On these NVIDIA-profile nodes that is four steps:
 
 - the base packages (ca-certificates curl gnupg iproute2 kmod pciutils procps) present:
   one dpkg-query read, apt-get only for what is missing;

@@ -5,6 +5,6 @@ sets monitoring_enabled.
     pyinfra -y inventories/<site>.py deploys/monitoring.py
 """
 
-from roles.monitoring import deploy_monitoring
+from ironserve.roles.monitoring import deploy_monitoring
 
 deploy_monitoring()

@@ -11,14 +11,15 @@
    (after the vendor role: it needs nvidia-container-toolkit), the RDMA fabric.
 """
 
-from pyinfra import host, logger, state
+from pyinfra import logger
+from pyinfra.context import host, state
 
 from ironserve.deploy.reach import stop_if_group_unreachable
-from roles import vendor_deploy, vendor_of
-from roles.base import deploy_base
-from roles.container_runtime import deploy_container_runtime
-from roles.fabric import deploy_fabric
-from roles.preflight import deploy_preflight
+from ironserve.roles import vendor_deploy, vendor_of
+from ironserve.roles.base import deploy_base
+from ironserve.roles.container_runtime import deploy_container_runtime
+from ironserve.roles.fabric import deploy_fabric
+from ironserve.roles.preflight import deploy_preflight
 
 if not stop_if_group_unreachable(state, host, logger):
     deploy_preflight()

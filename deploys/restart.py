@@ -9,6 +9,6 @@ A group is one endpoint (TP/PP span its nodes), so it cannot answer while it res
 one run restart side by side, so roll them one at a time with --limit.
 """
 
-from roles.engine import deploy_engine_restart
+from ironserve.roles.engine import deploy_engine_restart
 
 deploy_engine_restart()

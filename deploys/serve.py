@@ -11,11 +11,11 @@ the workers', the Ray wait and `vllm serve` in the head (vLLM on Ray), the readi
 run changes nothing and restarts nothing. Open WebUI follows when webui_enabled is set.
 """
 
-from pyinfra import host, state
+from pyinfra.context import host, state
 
-from roles import plan_of
-from roles.engine import deploy_engine
-from roles.webui import deploy_webui
+from ironserve.roles import plan_of
+from ironserve.roles.engine import deploy_engine
+from ironserve.roles.webui import deploy_webui
 
 plan_of(state, host)  # a bad inventory stops here, listing every problem
 deploy_engine()

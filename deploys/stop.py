@@ -7,6 +7,6 @@ Containers are found by the group's label and by the Plan's names (one started b
 starts again quickly. A second run changes nothing.
 """
 
-from roles.engine import deploy_engine_stop
+from ironserve.roles.engine import deploy_engine_stop
 
 deploy_engine_stop()

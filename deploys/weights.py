@@ -8,10 +8,11 @@ the other nodes pull from nodes that already hold it (a doubling tree over the c
 and check `sha256sum -c` before anything reaches the final path. A second run changes nothing.
 """
 
-from pyinfra import host, logger, state
+from pyinfra import logger
+from pyinfra.context import host, state
 
 from ironserve.deploy.reach import stop_if_group_unreachable
-from roles.weights import deploy_weights
+from ironserve.roles.weights import deploy_weights
 
 if not stop_if_group_unreachable(state, host, logger):
     deploy_weights()

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-for entry in (str(ROOT), str(ROOT / "src")):
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
 
 from ironserve.catalog.accelerators import ACCELERATORS  # noqa: E402
 from ironserve.operations.templates import render  # noqa: E402
-from roles.base.defaults import DEFAULTS  # noqa: E402
+from ironserve.roles.base.defaults import DEFAULTS  # noqa: E402
 
 
 def inventory() -> dict[str, Any]:

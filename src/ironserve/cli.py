@@ -18,6 +18,7 @@ from ironserve.catalog.formats import WeightFormat
 from ironserve.errors import InputError, Problem
 from ironserve.health.cli import health as health_cmd
 from ironserve.lab.cli import lab_app
+from ironserve.roles.monitoring.cli import monitoring_app
 from ironserve.runbooks.cli import runbook as runbook_cmd
 from ironserve.weights.cli import weights_app
 
@@ -195,6 +196,7 @@ catalog_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(lab_app, name="lab")
 app.add_typer(weights_app, name="weights")
+app.add_typer(monitoring_app, name="monitoring")
 app.command("bench")(bench_cmd)
 app.command("runbook")(runbook_cmd)
 app.command("health")(health_cmd)

@@ -165,10 +165,10 @@ def provisioned_daemon_json() -> dict[str, Any]:
 
 def managed_files() -> dict[str, str]:
     """Every file the roles write on this node, as they render it."""
-    from roles.base.defaults import DEFAULTS as BASE
-    from roles.base.deploy import MEMLOCK_FILE, NOUVEAU_FILE, SYSCTL_FILE, sysctl_text
-    from roles.container_runtime.deploy import DOCKER_DROPIN
-    from roles.nvidia.deploy import SOURCE_LIST
+    from ironserve.roles.base.defaults import DEFAULTS as BASE
+    from ironserve.roles.base.deploy import MEMLOCK_FILE, NOUVEAU_FILE, SYSCTL_FILE, sysctl_text
+    from ironserve.roles.container_runtime.deploy import DOCKER_DROPIN
+    from ironserve.roles.nvidia.deploy import SOURCE_LIST
 
     return {
         SYSCTL_FILE: sysctl_text(BASE["base_sysctl"]),

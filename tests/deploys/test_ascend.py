@@ -17,12 +17,12 @@ from ironserve.config.loader import build_cluster
 from ironserve.deploy import context
 from ironserve.engines.mindie import rank_table, render_json
 from ironserve.plan.plan import plan_group
-from roles.ascend import deploy_ascend
-from roles.ascend.defaults import DRIVER_VERSION, FIRMWARE_VERSION
-from roles.ascend.deploy import installed_version
-from roles.ascend.render import port_specs, render_hccn_conf, server_npus
-from roles.preflight import deploy_preflight
-from roles.preflight.checks import check_npu_tls
+from ironserve.roles.ascend import deploy_ascend
+from ironserve.roles.ascend.defaults import DRIVER_VERSION, FIRMWARE_VERSION
+from ironserve.roles.ascend.deploy import installed_version
+from ironserve.roles.ascend.render import port_specs, render_hccn_conf, server_npus
+from ironserve.roles.preflight import deploy_preflight
+from ironserve.roles.preflight.checks import check_npu_tls
 from tests.deploys.conftest import FakeRun
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "ascend"

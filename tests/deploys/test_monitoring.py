@@ -14,11 +14,11 @@ from pyinfra.api.exceptions import PyinfraError
 from ironserve.config import load_cluster
 from ironserve.deploy import context
 from ironserve.errors import InputError
-from roles.monitoring import deploy_monitoring
-from roles.monitoring import render as r
-from roles.monitoring.defaults import DEFAULTS
-from roles.monitoring.deploy import distinct_plans
-from roles.monitoring.facts import parse_containers
+from ironserve.roles.monitoring import deploy_monitoring
+from ironserve.roles.monitoring import render as r
+from ironserve.roles.monitoring.defaults import DEFAULTS
+from ironserve.roles.monitoring.deploy import distinct_plans
+from ironserve.roles.monitoring.facts import parse_containers
 from tests.deploys import nvidia_node as node
 from tests.deploys.conftest import FakeRun
 

@@ -14,8 +14,8 @@ from ironserve.operations.apt import (
 )
 from ironserve.operations.docker import merge_daemon_config, nvidia_runtime_configured
 from ironserve.operations.nvidia import fabricmanager_matches
-from roles.fabric import deploy_fabric
-from roles.fabric.deploy import node_hcas, port_problems
+from ironserve.roles.fabric import deploy_fabric
+from ironserve.roles.fabric.deploy import node_hcas, port_problems
 from tests.deploys import nvidia_node as node
 from tests.deploys.test_provision_roles import operation_commands, run
 

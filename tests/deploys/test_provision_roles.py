@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from pyinfra.api.exceptions import PyinfraError
 
-import roles
+from ironserve import roles
 from ironserve.deploy import context
-from roles.base import deploy_base
-from roles.container_runtime import deploy_container_runtime
-from roles.fabric import deploy_fabric
-from roles.nvidia import deploy_nvidia
-from roles.preflight import deploy_preflight
+from ironserve.roles.base import deploy_base
+from ironserve.roles.container_runtime import deploy_container_runtime
+from ironserve.roles.fabric import deploy_fabric
+from ironserve.roles.nvidia import deploy_nvidia
+from ironserve.roles.preflight import deploy_preflight
 from tests.deploys import nvidia_node as node
 from tests.deploys.conftest import FakeRun
 
@@ -221,7 +221,9 @@ def test_preflight_failure_stops_before_any_operation(
 
 
 def test_unknown_vendor_role_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(roles.VENDOR_ROLES, "vastai", ("roles.not_here", "deploy_not_here"))
+    monkeypatch.setitem(
+        roles.VENDOR_ROLES, "vastai", ("ironserve.roles.not_here", "deploy_not_here")
+    )
     with pytest.raises(PyinfraError, match="roles/not_here"):
         roles.vendor_deploy("vastai")
 

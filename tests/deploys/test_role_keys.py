@@ -1,4 +1,5 @@
-"""Role data keys (roles/*/defaults.py) are known to validation; misspelt ones get a suggestion."""
+"""Role data keys (ironserve.roles.<role>.defaults) are known to validation; misspelt ones get a
+suggestion."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import pytest
 
 from ironserve.config.inventory import HostRecord
 from ironserve.config.loader import build_cluster
-from ironserve.config.role_keys import role_keys, roles_dir
+from ironserve.config.role_keys import role_defaults, role_keys, role_names
 from ironserve.errors import InputError
 from tests.deploys import nvidia_node as node
 
 ROOT = Path(__file__).resolve().parents[2]
-INVENTORY = ROOT / "inventories" / "lab.py"
+ROLES = ROOT / "src" / "ironserve" / "roles"
 
 
 def _record(**extra: object) -> HostRecord:
@@ -21,35 +22,40 @@ def _record(**extra: object) -> HostRecord:
     return HostRecord("n1", ("all",), {**data, **extra})
 
 
-def test_roles_folder_is_found_beside_the_inventory_folder() -> None:
-    assert roles_dir(INVENTORY) == ROOT / "roles"
-    keys = role_keys(INVENTORY)
+def test_every_role_of_the_package_declares_its_keys() -> None:
+    assert set(role_names()) == {p.parent.name for p in ROLES.glob("*/defaults.py")}
+    keys = role_keys()
     assert {"nvidia_driver_branch", "base_sysctl", "preflight_disk_margin"} <= keys
     assert {"container_runtime_registry_mirrors", "fabric_packages"} <= keys
 
 
+def test_role_keys_do_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The roles are the package's: validating from any folder knows their keys."""
+    monkeypatch.chdir(tmp_path)
+    build_cluster([_record(nvidia_driver_branch="570")])
+    with pytest.raises(InputError, match="did you mean 'nvidia_driver_branch'"):
+        build_cluster([_record(nvidia_driver_brach="570")])
+
+
+def test_role_defaults_are_the_roles_values() -> None:
+    from ironserve.roles.base.defaults import DEFAULTS as BASE
+    from ironserve.roles.nvidia.defaults import DEFAULTS as NVIDIA
+
+    defaults = role_defaults()
+    assert defaults["base_sysctl"] == BASE["base_sysctl"]
+    assert defaults["nvidia_driver_branch"] == NVIDIA["nvidia_driver_branch"]
+    defaults["base_sysctl"] = {}  # a copy: the caller's edits reach no one else
+    assert role_defaults()["base_sysctl"] == BASE["base_sysctl"]
+
+
 def test_role_keys_validate() -> None:
-    build_cluster([_record(nvidia_driver_branch="570", base_time_sync="chrony")], str(INVENTORY))
+    build_cluster([_record(nvidia_driver_branch="570", base_time_sync="chrony")])
 
 
 def test_misspelt_role_key_gets_did_you_mean() -> None:
     with pytest.raises(InputError) as error:
-        build_cluster([_record(nvidia_driver_brach="570")], str(INVENTORY))
+        build_cluster([_record(nvidia_driver_brach="570")])
     assert "nvidia_driver_brach" in str(error.value)
     assert "did you mean 'nvidia_driver_branch'" in str(error.value)
-
-
-def test_defaults_are_loaded_by_path(tmp_path: Path) -> None:
-    (tmp_path / "inventories").mkdir()
-    role = tmp_path / "roles" / "demo"
-    role.mkdir(parents=True)
-    (role / "defaults.py").write_text('DEFAULTS = {"demo_setting": None}\n')
-    inventory = tmp_path / "inventories" / "x.py"
-    assert role_keys(inventory) == {"demo_setting"}
-
-
-def test_no_roles_folder_means_no_role_keys(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert role_keys(tmp_path / "inventories" / "x.py") == frozenset()

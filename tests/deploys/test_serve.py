@@ -18,8 +18,8 @@ from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringComman
 from pyinfra.api.exceptions import DeployError
 from pyinfra.context import ctx_host, ctx_state
 
-from roles.engine import deploy_engine, deploy_engine_restart, deploy_engine_stop
-from roles.engine.decide import GroupServe, decide
+from ironserve.roles.engine import deploy_engine, deploy_engine_restart, deploy_engine_stop
+from ironserve.roles.engine.decide import GroupServe, decide
 from tests.deploys.conftest import FakeRun
 from tests.serving.fake_registry import Registry, serve
 

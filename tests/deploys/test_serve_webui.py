@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pyinfra.api.exceptions import DeployError
 
-from roles.engine import deploy_engine
-from roles.webui import deploy_webui
+from ironserve.roles.engine import deploy_engine
+from ironserve.roles.webui import deploy_webui
 from tests.deploys.test_serve import (
     NAMES,
     VLLM,

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pyinfra.api.exceptions import DeployError
 
-from roles.vastai import deploy_vastai
-from roles.vastai.defaults import DEFAULTS, DRIVER_VERSION
-from roles.vastai.deploy import parse_vasmi_list
+from ironserve.roles.vastai import deploy_vastai
+from ironserve.roles.vastai.defaults import DEFAULTS, DRIVER_VERSION
+from ironserve.roles.vastai.deploy import parse_vasmi_list
 from tests.deploys.conftest import FakeRun
 
 HOST = "@fake/va16-0"

@@ -16,8 +16,8 @@ from pyinfra.api.exceptions import DeployError
 
 from ironserve.lab.hub import repos as hub_repos
 from ironserve.lab.hub.server import Hub, serve_in_thread
+from ironserve.roles.weights import deploy_weights
 from ironserve.weights.metadata import hub_metadata
-from roles.weights import deploy_weights
 from tests.deploys.conftest import FakeRun
 
 ROOT = Path(__file__).resolve().parents[2]

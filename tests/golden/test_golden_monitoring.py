@@ -20,8 +20,8 @@ import yaml
 
 from ironserve.config import load_cluster
 from ironserve.plan.plan import Plan, plan_group
-from roles.monitoring import render as r
-from roles.monitoring.defaults import DEFAULTS
+from ironserve.roles.monitoring import render as r
+from ironserve.roles.monitoring.defaults import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "monitoring"
@@ -103,7 +103,7 @@ def test_targets_follow_the_plan() -> None:
 
 
 def test_rules_parse_and_point_at_runbooks() -> None:
-    runbooks = {p.stem for p in (ROOT / "docs" / "runbooks").glob("*.md")}
+    runbooks = {p.stem for p in (ROOT / "src" / "ironserve" / "runbooks" / "data").glob("*.md")}
     for site in ("h100x8-2node", "ascend910b-2node", "va16"):
         doc = yaml.safe_load(r.alert_rules(_plans(site), DEFAULTS))
         rules = [rule for group in doc["groups"] for rule in group["rules"]]

@@ -16,11 +16,11 @@ import pytest
 
 from ironserve.operations.docker import merge_daemon_config, render_daemon_json
 from ironserve.operations.templates import render
-from roles.base.defaults import DEFAULTS as BASE
-from roles.base.deploy import sysctl_text
-from roles.container_runtime import daemon_settings
-from roles.container_runtime.defaults import DEFAULTS as RUNTIME
-from roles.nvidia.deploy import source_line
+from ironserve.roles.base.defaults import DEFAULTS as BASE
+from ironserve.roles.base.deploy import sysctl_text
+from ironserve.roles.container_runtime import daemon_settings
+from ironserve.roles.container_runtime.defaults import DEFAULTS as RUNTIME
+from ironserve.roles.nvidia.deploy import source_line
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "roles"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ironserve.engines import build_launches
+from ironserve.roles.webui import render as webui
 from ironserve.serving import apikey, registry, spec
-from roles.webui import render as webui
 from tests.golden.test_golden_engines import TOPOLOGIES
 
 GOLDEN_DIR = Path(__file__).parent / "serve"

@@ -24,6 +24,7 @@ import testinfra
 
 from ironserve.config.inventory import load_inventory
 from ironserve.config.loader import build_cluster
+from ironserve.config.role_keys import role_defaults
 from ironserve.config.schema import Node, ServingGroup
 from ironserve.engines.base import NodeLaunch
 from ironserve.plan.plan import Plan, plan_group
@@ -78,17 +79,6 @@ class Site:
         return ACCELERATORS[self.plan.context.accelerator.id].vendor
 
 
-def role_defaults() -> dict[str, Any]:
-    """Every role's DEFAULTS (roles/*/defaults.py), merged."""
-    import importlib
-
-    merged: dict[str, Any] = {}
-    for path in sorted((ROOT / "roles").glob("*/defaults.py")):
-        module = importlib.import_module(f"roles.{path.parent.name}.defaults")
-        merged.update(module.DEFAULTS)
-    return merged
-
-
 def _connect(data: dict[str, Any], name: str) -> Any:
     """A testinfra host whose paramiko client checks the inventory's known_hosts."""
     address = data.get("ssh_hostname") or name
@@ -122,7 +112,7 @@ def sites(request: pytest.FixtureRequest) -> dict[str, Site]:
     inventory = _inventory(request.config)
     assert inventory, "no inventory"
     records = load_inventory(inventory)
-    cluster = build_cluster(records, inventory)
+    cluster = build_cluster(records)
     defaults = role_defaults()
     out: dict[str, Site] = {}
     by_name = {r.name: r for r in records}

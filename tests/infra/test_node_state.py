@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from ironserve.operations.templates import render
-from roles.base.deploy import MEMLOCK_FILE, NOUVEAU_FILE, SYSCTL_FILE, sysctl_text
-from roles.container_runtime.deploy import daemon_settings
+from ironserve.roles.base.deploy import MEMLOCK_FILE, NOUVEAU_FILE, SYSCTL_FILE, sysctl_text
+from ironserve.roles.container_runtime.deploy import daemon_settings
 from tests.infra.conftest import Site
 
 

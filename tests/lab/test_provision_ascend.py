@@ -24,7 +24,7 @@ from ironserve.facts.ascend import HCCN_TOOL_FALLBACK, parse_hccn_conf
 from ironserve.lab import cluster
 from ironserve.lab import state as st
 from ironserve.operations.hccn import PortSpec
-from roles.ascend.render import render_hccn_conf
+from ironserve.roles.ascend.render import render_hccn_conf
 from tests.lab.conftest import BIN, ROOT, Node, lab_in
 
 pytestmark = pytest.mark.lab

@@ -1,5 +1,5 @@
-"""Every command of every runbook (docs/runbooks/*.md) runs on a lab, in the runbook's order, so
-a runbook cannot rot.
+"""Every command of every runbook (ironserve/runbooks/data/*.md) runs on a lab, in the runbook's
+order, so a runbook cannot rot.
 
 For each runbook: its ``lab_faults`` are injected on the node concerned (the last node, or the
 head for faults on the head), the Diagnosis commands run and must exit as annotated

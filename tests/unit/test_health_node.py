@@ -326,7 +326,7 @@ def test_hccn_tls_consistent_with_the_group() -> None:
 
 def test_preflight_findings_map_to_results() -> None:
     from ironserve.health.preflight import to_results
-    from roles.preflight.checks import check_disk, check_host_limits, check_npu_tls
+    from ironserve.roles.preflight.checks import check_disk, check_host_limits, check_npu_tls
 
     findings = check_disk("n1", "/data/models", 0, 16 * GIB, 1.1)
     findings += check_host_limits("n1", parse_memlock(["8192"]), None, 64 * 1024**2, None, True)

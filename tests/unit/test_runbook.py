@@ -25,6 +25,8 @@ from ironserve.runbooks import (
 from tests.conftest import ROOT
 
 HEALTH = ROOT / "src" / "ironserve" / "health"
+BOOKS = ROOT / "src" / "ironserve" / "runbooks" / "data"
+INDEX = ROOT / "docs" / "runbooks" / "README.md"
 PROCEDURES = {
     "first-deploy",
     "add-node",
@@ -47,8 +49,7 @@ LAB_TEST_FAULTS = {
 
 def test_every_runbook_parses_and_has_its_sections() -> None:
     books = load_all()
-    assert runbook_dir() == ROOT / "docs" / "runbooks"
-    assert len(books) == len(list(runbook_dir().glob("*.md"))) - 1  # README.md: the index
+    assert len(books) == len(list(BOOKS.glob("*.md")))  # every file of the package data
     assert {b.id for b in books.values() if b.kind == "procedure"} >= PROCEDURES
     for book in books.values():
         sections = {c.section for c in book.commands}
@@ -68,9 +69,10 @@ def test_every_runbook_names_a_lab_profile() -> None:
 
 
 def test_the_index_lists_every_runbook() -> None:
-    index = (runbook_dir() / "README.md").read_text()
-    listed = set(re.findall(r"\]\(([a-z0-9-]+)\.md\)", index))
-    assert listed == set(load_all())
+    links = re.findall(r"\]\(([^)]+\.md)\)", INDEX.read_text())
+    targets = {(INDEX.parent / link).resolve() for link in links}
+    assert all(t.is_file() for t in targets), sorted(map(str, targets))
+    assert {t.stem for t in targets if t.parent == BOOKS} == set(load_all())
 
 
 def test_every_lab_fault_has_a_runbook() -> None:

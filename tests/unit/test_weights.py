@@ -14,6 +14,7 @@ import pytest
 from ironserve.lab.hub import repos as hub_repos
 from ironserve.lab.hub.control import HubControl
 from ironserve.lab.hub.server import Hub, serve_in_thread
+from ironserve.roles.weights.deploy import authorized_line, pull_config, receive_command
 from ironserve.weights import node_pull
 from ironserve.weights.manifest import complete, missing_bytes, sums_text
 from ironserve.weights.metadata import (
@@ -26,7 +27,6 @@ from ironserve.weights.metadata import (
 )
 from ironserve.weights.schedule import fanout, rounds_for
 from ironserve.weights.verify import classify
-from roles.weights.deploy import authorized_line, pull_config, receive_command
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "src" / "ironserve" / "catalog" / "data" / "models"

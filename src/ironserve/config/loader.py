@@ -304,13 +304,13 @@ def _check_unique_addresses(groups: list[ServingGroup], problems: list[Problem])
                 seen_npu.setdefault(key, here)
 
 
-def build_cluster(records: list[HostRecord], inventory: str | None = None) -> Cluster:
+def build_cluster(records: list[HostRecord]) -> Cluster:
     """Validate every host and every cross-host rule; raise InputError listing all problems.
 
-    Role data keys (``roles/*/defaults.py`` beside the inventory's folder) are known keys."""
+    Role data keys (``ironserve.roles.<role>.defaults``) are known keys."""
     problems: list[Problem] = []
     members: dict[str, list[tuple[Node, dict[str, Any]]]] = defaultdict(list)
-    roles = role_keys(inventory)
+    roles = role_keys()
     for record in records:
         _check_keys(record, problems, roles)
         node, shared = _node(record, problems)
@@ -342,4 +342,4 @@ def build_cluster(records: list[HostRecord], inventory: str | None = None) -> Cl
 def load_cluster(inventory: str, cwd: str | None = None) -> Cluster:
     from ironserve.config.inventory import load_inventory
 
-    return build_cluster(load_inventory(inventory, cwd), inventory)
+    return build_cluster(load_inventory(inventory, cwd))

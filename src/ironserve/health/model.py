@@ -19,7 +19,7 @@ class Status(str, Enum):
 _SEVERITY = {Status.OK: 0, Status.WARN: 1, Status.UNKNOWN: 2, Status.FAIL: 3}
 EXIT_CODES = {Status.OK: 0, Status.WARN: 1, Status.FAIL: 2, Status.UNKNOWN: 3}
 
-# Runbook ids (docs/runbooks/<id>.md) named by checks, with their meaning.
+# Runbook ids (ironserve/runbooks/data/<id>.md) named by checks, with their meaning.
 RUNBOOKS: dict[str, str] = {
     "node-down": "node does not answer SSH: check power, network, sshd; then reboot",
     "gpu-missing": "fewer GPUs visible than the Plan expects: reset device, reboot, hardware",

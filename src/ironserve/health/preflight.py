@@ -3,20 +3,15 @@
 The same findings ``deploys/provision.py`` stops on (``roles.preflight.deploy.host_findings``:
 facts only, nothing changed on any node), one result per check and node: a fatal finding is
 FAIL, a note (memlock, /dev/shm, time sync: things the roles fix) WARN, no finding OK. The
-roles are the project's own ``roles/`` package beside the inventory's folder, imported as
-pyinfra imports it for a deploy.
+role is the package's own (``ironserve.roles.preflight``), the one a deploy runs.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 
-from ironserve.config.role_keys import roles_dir
 from ironserve.health import node_checks
 from ironserve.health.model import CheckResult, Status
 
@@ -31,16 +26,6 @@ BOOK_OF_CHECK = {
     "npu-tls": "npu-tls",
 }
 CHECKS = ("accelerators", "network", "disk", "os", "kernel", "memlock", "shm", "time")
-
-
-def _roles(inventory: str) -> Any:
-    directory = roles_dir(inventory)
-    if directory is None:
-        raise ImportError("no roles/ folder beside the inventory or in the working directory")
-    root = str(directory.resolve().parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return importlib.import_module("roles.preflight.deploy")
 
 
 def to_results(node: str, findings: list[Any], ascend: bool) -> list[CheckResult]:
@@ -69,17 +54,18 @@ def to_results(node: str, findings: list[Any], ascend: bool) -> list[CheckResult
     return results
 
 
-def _host(module: Any, state: Any, host: Any) -> list[CheckResult]:
+def _host(state: Any, host: Any) -> list[CheckResult]:
     from pyinfra.context import ctx_host, ctx_state
 
     from ironserve.health.runner import vendor_of
+    from ironserve.roles.preflight.deploy import host_findings
 
     with ctx_state.use(state), ctx_host.use(host):
         host.connect(show_errors=False)
         if not host.connected:
             return [node_checks.unreachable(host.name, "SSH connection failed")]
         try:
-            findings = module.host_findings(state, host)
+            findings = host_findings(state, host)
         except Exception as error:  # a fact that failed or timed out: not a verdict
             return [
                 CheckResult(
@@ -102,10 +88,9 @@ def run_preflight_tier(
     from ironserve.deploy.context import host_plans
     from ironserve.health.runner import _state
 
-    module = _roles(str(Path(inventory)))
     state, hosts = _state(inventory, node)
     host_plans(state)  # the Plan first: a bad inventory raises InputError (exit 2)
-    jobs = {h.name: gevent.spawn(_host, module, state, h) for h in hosts}
+    jobs = {h.name: gevent.spawn(_host, state, h) for h in hosts}
     gevent.joinall(list(jobs.values()))
     results: list[CheckResult] = []
     for name, job in jobs.items():

@@ -15,7 +15,6 @@ import io
 import os
 import shlex
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from pyinfra.api.facts import FactBase
 from pyinfra.facts.server import Which
 
 from ironserve.catalog.accelerators import ACCELERATORS
+from ironserve.config.role_keys import role_defaults
 from ironserve.facts.ascend import HccnDeviceIps, HccnLinks, HccnNetHealth, HccnTls, NpuHealth
 from ironserve.facts.docker import DockerRuntimes
 from ironserve.facts.host import (
@@ -75,20 +75,6 @@ def _state(inventory_path: str, limit: str | None) -> Any:
     state = State(inventory, config)
     hosts = [h for h in inventory if limit is None or h.name == limit]
     return state, hosts
-
-
-@lru_cache(maxsize=4)
-def _role_defaults(inventory_path: str) -> dict[str, Any]:
-    """Every role's DEFAULTS (roles/*/defaults.py beside the inventory): what provisioning
-    uses where the inventory sets nothing."""
-    from ironserve.config.role_keys import _load_defaults, roles_dir
-
-    directory = roles_dir(inventory_path)
-    defaults: dict[str, Any] = {}
-    for path in sorted(directory.glob("*/defaults.py")) if directory else []:
-        with contextlib.suppress(Exception):
-            defaults.update(_load_defaults(path))
-    return defaults
 
 
 def _plans(state: Any) -> dict[str, Any]:
@@ -292,7 +278,7 @@ def run_node_tier(
 ) -> tuple[list[str], list[CheckResult]]:
     state, hosts = _state(inventory_path, node)
     plans = _plans(state)
-    defaults = _role_defaults(os.fspath(Path(inventory_path).resolve()))
+    defaults = role_defaults()
     jobs: dict[str, Any] = {}
     run: Callable[..., list[CheckResult]] = _facts
     for host in hosts:

@@ -72,7 +72,7 @@ def run(
     names = [r.name for r in records if node is None or r.name == node]
     if tier == "node":
         return run_node_tier(inventory, node)
-    plans = cluster_tier.group_plans(build_cluster(records, inventory))
+    plans = cluster_tier.group_plans(build_cluster(records))
     by_name = {r.name: r for r in records}
     state = cluster_tier.inventory_state(inventory)
     jobs: dict[str, Any] = {}

@@ -1,31 +1,33 @@
-"""Render the project's jinja2 templates (``templates/<role>/<name>.j2``): pure functions, so
-golden tests check exactly what the roles upload."""
+"""Render the package's jinja2 templates (``ironserve/templates/<role>/<name>.j2``, package data
+read through importlib.resources, so an installed wheel renders as a checkout does): pure
+functions, so golden tests check exactly what the roles upload."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
+PACKAGE = "ironserve"
+TEMPLATES = "templates"  # the folder inside the package
+
+
+def package_loader(folder: str = TEMPLATES) -> jinja2.PackageLoader:
+    """A loader over ``ironserve/<folder>`` wherever the package is installed."""
+    return jinja2.PackageLoader(PACKAGE, folder)
 
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        loader=package_loader(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
     )
-
-
-def template_path(role: str, name: str) -> str:
-    return str(TEMPLATES_DIR / role / f"{name}.j2")
 
 
 def render(role: str, name: str, **context: Any) -> str:

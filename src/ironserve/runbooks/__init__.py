@@ -1,5 +1,6 @@
-"""Operator runbooks (docs/runbooks/*.md): parse them, and fill their placeholders with a site's
-hosts and paths from its inventory and Plan.
+"""Operator runbooks (``ironserve/runbooks/data/*.md``, package data; docs/runbooks/README.md is
+their index): parse them, and fill their placeholders with a site's hosts and paths from its
+inventory and Plan.
 
 A runbook is markdown with a fixed front matter (``id``, ``title``, ``kind`` failure|procedure,
 ``applies_to``, ``checks``: the health check ids that point here, ``lab_faults``, ``lab_profile``,
@@ -14,12 +15,19 @@ every command of every runbook (tests/lab/test_runbooks.py), so a runbook cannot
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib.resources import files
+from pathlib import PurePath
 
 from ironserve.config.schema import Cluster
 from ironserve.errors import InputError, Problem, did_you_mean
 from ironserve.plan.plan import plan_group
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:
+    from importlib.abc import Traversable
 
 SECTIONS = ("Symptoms", "Diagnosis", "Fix", "Verification")
 KINDS = ("failure", "procedure")
@@ -69,13 +77,12 @@ class Runbook:
     commands: tuple[Command, ...] = field(default=())
 
 
-def runbook_dir() -> Path:
-    """docs/runbooks of this checkout (beside src/), else of the working directory."""
-    here = Path(__file__).resolve().parents[3] / "docs" / "runbooks"
-    return here if here.is_dir() else Path.cwd() / "docs" / "runbooks"
+def runbook_dir() -> Traversable:
+    """The runbooks shipped in the package (``ironserve/runbooks/data``), installed or not."""
+    return files(__name__) / "data"
 
 
-def _front_matter(path: Path, text: str) -> tuple[dict[str, str], str]:
+def _front_matter(path: Traversable, text: str) -> tuple[dict[str, str], str]:
     if not text.startswith("---\n"):
         raise RunbookError(f"{path}: must start with a '---' front matter block")
     head, sep, body = text[4:].partition("\n---\n")
@@ -95,7 +102,7 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in inner.split(",") if item.strip())
 
 
-def _commands(path: Path, body: str) -> tuple[Command, ...]:
+def _commands(path: Traversable, body: str) -> tuple[Command, ...]:
     commands = []
     # Split by level-2 headings so each command knows its section.
     for chunk in re.split(r"^## ", body, flags=re.M)[1:]:
@@ -113,13 +120,13 @@ def _commands(path: Path, body: str) -> tuple[Command, ...]:
     return tuple(commands)
 
 
-def parse(path: Path) -> Runbook:
-    text = path.read_text()
+def parse(path: Traversable) -> Runbook:
+    text = path.read_text(encoding="utf-8")
     meta, body = _front_matter(path, text)
     missing = [k for k in ("id", "title", "kind", "applies_to") if not meta.get(k)]
     if missing:
         raise RunbookError(f"{path}: front matter lacks {', '.join(missing)}")
-    if meta["id"] != path.stem:
+    if meta["id"] != PurePath(path.name).stem:
         raise RunbookError(f"{path}: id {meta['id']!r} differs from the file name")
     if meta["kind"] not in KINDS or meta["applies_to"] not in VENDORS:
         raise RunbookError(f"{path}: kind must be one of {KINDS}, applies_to one of {VENDORS}")
@@ -149,10 +156,10 @@ def parse(path: Path) -> Runbook:
     )
 
 
-def load_all(directory: Path | None = None) -> dict[str, Runbook]:
+def load_all(directory: Traversable | None = None) -> dict[str, Runbook]:
     """Every runbook by id (raises RunbookError on the first malformed file)."""
     folder = directory or runbook_dir()
-    paths = sorted(p for p in folder.glob("*.md") if p.name != "README.md")  # the index
+    paths = sorted((p for p in folder.iterdir() if p.name.endswith(".md")), key=lambda p: p.name)
     return {book.id: book for book in (parse(p) for p in paths)}
 
 

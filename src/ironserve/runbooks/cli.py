@@ -23,8 +23,8 @@ def runbook(
     list_ids: Annotated[bool, typer.Option("--list", help="List the runbooks")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
-    """Print runbook ID (docs/runbooks/ID.md) with the site's hosts, paths and endpoint filled
-    in. An unknown id lists the known ones and exits 2."""
+    """Print runbook ID (ironserve/runbooks/data/ID.md) with the site's hosts, paths and
+    endpoint filled in. An unknown id lists the known ones and exits 2."""
     from ironserve.runbooks import fill, load_all, lookup, site_values
 
     books = load_all()

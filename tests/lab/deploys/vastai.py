@@ -1,5 +1,5 @@
 """Deploy file for the lab tests: roles/vastai on every host of inventories/lab.py."""
 
-from roles.vastai import deploy_vastai
+from ironserve.roles.vastai import deploy_vastai
 
 deploy_vastai()

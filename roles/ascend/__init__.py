@@ -1,5 +1,0 @@
-"""Huawei Ascend NPU nodes: HwHiAiUser, driver and firmware, hccn ports, the rank table."""
-
-from roles.ascend.deploy import deploy_ascend
-
-__all__ = ["deploy_ascend"]

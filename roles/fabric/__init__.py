@@ -1,5 +1,0 @@
-"""roles/fabric: RDMA packages and HCA port state (see deploy.py)."""
-
-from roles.fabric.deploy import deploy_fabric
-
-__all__ = ["deploy_fabric"]

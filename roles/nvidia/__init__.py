@@ -1,5 +1,0 @@
-"""roles/nvidia: driver, CUDA, fabric manager, persistence mode, DCGM (see deploy.py)."""
-
-from roles.nvidia.deploy import deploy_nvidia
-
-__all__ = ["deploy_nvidia"]

@@ -1,5 +1,0 @@
-"""Vastai VA16 nodes: IOMMU off, the driver, the devices present."""
-
-from roles.vastai.deploy import deploy_vastai
-
-__all__ = ["deploy_vastai"]

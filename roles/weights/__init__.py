@@ -1,5 +1,0 @@
-"""roles/weights: the model's weights on every node of a serving group, verified (deploy.py)."""
-
-from roles.weights.deploy import deploy_weights
-
-__all__ = ["deploy_weights"]

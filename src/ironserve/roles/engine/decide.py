@@ -1,0 +1,260 @@
+"""What a serve / stop / restart run does, decided before its first operation.
+
+The first host to reach the role decides for every serving group of the run, on the control
+machine: the image pinned by digest (an image missing in the registry stops the run here, before
+any container anywhere is touched), the API key, each node's container fact, and from those each
+node's action and whether the group's serve command and waits run. Pure rules
+(:func:`node_action`, :func:`group_plan`) are separate from the fact gathering, for tests.
+
+Actions: ``create`` (no container), ``replace`` (its spec label differs: removed and run again),
+``start`` (same spec, stopped), ``restart`` (same spec, running, but the group must restart: a
+new Ray head, a re-formed SGLang/MindIE rendezvous, or deploys/restart.py), ``keep``, and
+``unreachable`` (SSH failed in this run: nothing is done there, the waits name it).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyinfra import logger
+from pyinfra.api.exceptions import DeployError
+
+from ironserve.deploy.context import host_plans
+from ironserve.deploy.reach import unconnected
+from ironserve.engines.base import NodeLaunch
+from ironserve.errors import InputError
+from ironserve.facts.engine import DockerImagePresent, EngineContainer
+from ironserve.plan.plan import Plan
+from ironserve.roles import run_of
+from ironserve.roles.engine.defaults import DEFAULTS
+from ironserve.serving import apikey, ray_status, registry, spec
+
+CHANGING = ("create", "replace", "start", "restart")
+
+
+@dataclass
+class NodeServe:
+    name: str
+    launch: NodeLaunch
+    digest: str  # the container's spec hash
+    run_argv: list[str]
+    fact: dict[str, Any] | None  # None: unreachable
+    image_present: bool
+    action: str = "keep"
+
+
+@dataclass
+class GroupServe:
+    name: str
+    plan: Plan
+    image: str  # pinned: name@sha256:...
+    key_file: Path
+    secrets_rev: str
+    nodes: list[NodeServe]  # plan order, head first
+    ray: bool  # vLLM on Ray: serve command in the head after the Ray wait
+    env: str = field(repr=False, default="")  # the node env file (secret: never in a repr)
+    serve: bool = False  # (re)run the serve command
+    check: bool = False  # wait for readiness and prove a completion
+    unreachable: list[str] = field(default_factory=list)
+
+    def node(self, name: str) -> NodeServe:
+        return next(n for n in self.nodes if n.name == name)
+
+    @property
+    def serving(self) -> NodeServe:
+        return next(n for n in self.nodes if n.launch.serves_api)
+
+    @property
+    def changed(self) -> bool:
+        return self.serve or self.check or any(n.action in CHANGING for n in self.nodes)
+
+
+def node_action(fact: dict[str, Any] | None, digest: str) -> str:
+    if fact is None:
+        return "unreachable"
+    if not fact.get("exists"):
+        return "create"
+    if fact.get("spec") != digest:
+        return "replace"
+    if not fact.get("running"):
+        return "start"
+    return "keep"
+
+
+def planned_gpus(plan: Plan) -> dict[str, tuple[str, float]]:
+    """name -> (address, GPUs Ray should declare there), from the Plan's nodes."""
+    ctx = plan.context
+    units = ctx.accelerator.units_per_device
+    return {n.name: (n.address, float(n.device_count * units)) for n in ctx.nodes}
+
+
+def ray_short(plan: Plan, status_text: str | None) -> bool:
+    """The head's `ray status` shows fewer nodes or GPUs than planned (None: not read)."""
+    if status_text is None:
+        return False
+    status = ray_status.parse(status_text)
+    want = planned_gpus(plan)
+    return status.nodes < len(want) or status.gpus < sum(g for _, g in want.values())
+
+
+def group_plan(
+    actions: dict[str, str],
+    order: list[str],
+    *,
+    ray: bool,
+    head_ray_short: bool = False,
+    serve_current: str | None = None,
+    serve_wanted: str | None = None,
+    restart: bool = False,
+) -> tuple[dict[str, str], bool, bool]:
+    """(actions, serve, check) for a group whose nodes' own actions are ``actions``.
+
+    ``restart``: deploys/restart.py, every running container restarts, in plan order."""
+    out = dict(actions)
+    head = order[0]
+    multi = len(order) > 1
+    if restart:
+        out = {n: ("restart" if a == "keep" else a) for n, a in out.items()}
+    elif ray:
+        # A new head (new GCS) means every worker must join again; a Ray cluster that lost a
+        # node is re-formed the same way.
+        if out[head] in CHANGING or head_ray_short:
+            out = {n: ("restart" if a == "keep" and n != head else a) for n, a in out.items()}
+    elif multi and any(a in CHANGING for a in out.values()):
+        # SGLang / MindIE ranks rendezvous at start: one changed rank restarts them all.
+        out = {n: ("restart" if a == "keep" else a) for n, a in out.items()}
+    changed = any(a in CHANGING for a in out.values())
+    if ray:
+        serve = changed or serve_current != serve_wanted
+        return out, serve, serve
+    return out, False, changed
+
+
+_RUNS: weakref.WeakKeyDictionary[Any, dict[str, GroupServe]] = weakref.WeakKeyDictionary()
+
+
+def _data(host: Any, key: str) -> Any:
+    value = host.data.get(key)
+    return DEFAULTS[key] if value is None and key in DEFAULTS else value
+
+
+def _pin(image: str, head: Any, cache: dict[str, str]) -> str:
+    if image not in cache:
+        try:
+            cache[image] = registry.resolve(
+                image,
+                insecure=list(head.data.get("container_runtime_insecure_registries") or []),
+                mirrors=list(head.data.get("container_runtime_registry_mirrors") or []),
+                timeout=float(_data(head, "serve_registry_timeout")),
+            )
+        except registry.ImageError as error:
+            raise DeployError(f"engine_image: {error}") from error
+    return cache[image]
+
+
+def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
+    """Every group of the run, decided (cached per run: hosts share one decision)."""
+    run = run_of(state)
+    if run in _RUNS:
+        return _RUNS[run]
+    down = unconnected(state)
+    pins: dict[str, str] = {}
+    groups: dict[str, GroupServe] = {}
+    try:
+        plans = host_plans(state)
+    except InputError as error:
+        raise DeployError(f"the inventory is not valid:\n{error}") from error
+    for hp in plans.values():
+        group, plan = hp.group, hp.plan
+        if group.name in groups:
+            continue
+        members = [state.inventory.get_host(n.name) for n in group.nodes]
+        in_run = {h.name for h in members if run.is_host_in_limit(h)}
+        if not in_run:  # `--limit` left this group out of the run
+            continue
+        if not plan.feasible:
+            raise DeployError(
+                f"serving group {group.name}: the plan is not feasible: "
+                + "; ".join(plan.sizing.blockers)
+                + " (see `ironserve plan -i ...`)"
+            )
+        head_host = state.inventory.get_host(group.head.name)
+        image = _pin(plan.context.image, head_host, pins)
+        addresses = [n.address for n in plan.nodes]
+        try:
+            key, key_file, made = apikey.key_for(
+                group.serving.api_key_file,
+                str(_data(head_host, "serve_api_key_dir")),
+                group.name,
+                addresses,
+            )
+        except apikey.ApiKeyError as error:
+            raise DeployError(f"{group.head.name}: serving_api_key_file: {error}") from error
+        if made:
+            logger.warning(
+                f"serving group {group.name}: no serving_api_key_file; generated an API key "
+                f"into {key_file} (0600, on this machine). Clients send it as the Bearer token."
+            )
+        env = apikey.secrets_env(key)
+        rev = apikey.secrets_revision(group.name, env)
+        ray = any(n.serve_exec is not None for n in plan.nodes)
+        nodes = []
+        for launch in plan.nodes:
+            digest = spec.spec_hash(launch, image, rev)
+            fact, present = None, False
+            if launch.node not in down and launch.node in in_run:
+                h = state.inventory.get_host(launch.node)
+                head_ray = ray and launch.serve_exec is not None
+                fact = h.get_fact(
+                    EngineContainer, container=launch.container.name, serve=head_ray, ray=head_ray
+                )
+                present = bool(fact.get("docker")) and h.get_fact(DockerImagePresent, ref=image)
+            nodes.append(
+                NodeServe(
+                    name=launch.node,
+                    launch=launch,
+                    digest=digest,
+                    run_argv=spec.run_argv(launch, group.name, image, digest),
+                    fact=fact,
+                    image_present=present,
+                    action=node_action(fact, digest),
+                )
+            )
+        head = nodes[0]
+        actions, serve, check = group_plan(
+            {n.name: n.action for n in nodes},
+            [n.name for n in nodes],
+            ray=ray,
+            head_ray_short=head.action == "keep"
+            and ray_short(plan, (head.fact or {}).get("ray_status")),
+            serve_current=(head.fact or {}).get("serve_spec"),
+            serve_wanted=spec.serve_hash(plan.nodes[0]),
+            restart=restart,
+        )
+        for n in nodes:
+            n.action = actions[n.name]
+        groups[group.name] = GroupServe(
+            name=group.name,
+            plan=plan,
+            image=image,
+            key_file=key_file,
+            env=env,
+            secrets_rev=rev,
+            nodes=nodes,
+            ray=ray,
+            serve=serve,
+            check=check,
+            unreachable=[n.name for n in nodes if n.action == "unreachable"],
+        )
+    _RUNS[run] = groups
+    return groups
+
+
+def group_of(state: Any, host: Any, restart: bool = False) -> GroupServe:
+    for group in decide(state, restart).values():
+        if any(n.name == host.name for n in group.nodes):
+            return group
+    raise DeployError(f"{host.name}: in no serving group")

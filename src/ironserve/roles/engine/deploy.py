@@ -1,0 +1,147 @@
+"""roles/engine: converge, stop and restart the Plan's engine containers (see decide.py).
+
+Operation order (each wave runs on every node of the run in parallel): state folder, the 0600
+env file with the API key, rendered files (MindIE), the image pulled by digest where missing,
+the head's container, the workers' containers, then on the head the Ray wait and the serve
+command, and on the serving node the readiness wait and a real completion. Container operations
+run only while every reachable node of the group is still in the run (a failed pull anywhere
+leaves every container of the group as it was).
+"""
+
+from __future__ import annotations
+
+import shlex
+from io import StringIO
+
+from pyinfra.api.deploy import deploy
+from pyinfra.context import host, state
+from pyinfra.operations import files, python, server
+
+from ironserve.engines.base import NODE_STATE_DIR
+from ironserve.facts.engine import IronserveContainers
+from ironserve.roles import plan_of, run_of
+from ironserve.roles.engine import waits
+from ironserve.roles.engine.decide import GroupServe, NodeServe, group_of
+from ironserve.roles.engine.defaults import DEFAULTS
+from ironserve.roles.webui import render as webui_render
+from ironserve.serving import spec
+
+
+def _group_intact(group: GroupServe) -> bool:
+    """No reachable node of the group has failed in this run so far."""
+    failed = {h.name for h in run_of(state).failed_hosts}
+    return not any(n.name in failed for n in group.nodes if n.action != "unreachable")
+
+
+def container_commands(node: NodeServe) -> list[str]:
+    """The shell commands that bring one container to its action."""
+    name = shlex.quote(node.launch.container.name)
+    run = shlex.join(node.run_argv)
+    return {
+        "create": [run],
+        "replace": [f"docker rm -f {name}", run],
+        "start": [f"docker start {name}"],
+        "restart": [f"docker restart {name}"],
+    }.get(node.action, [])
+
+
+def serve_commands(group: GroupServe) -> list[str]:
+    """Stop a serve command still running (its placement group is gone), start the Plan's."""
+    head = group.nodes[0].launch
+    grace = int(host.data.get("serve_stop_grace") or DEFAULTS["serve_stop_grace"])
+    return [
+        spec.docker_exec_sh(head.container.name, spec.stop_serve_script(grace)),
+        shlex.join(spec.serve_argv(head)),
+    ]
+
+
+def _container(group: GroupServe, node: NodeServe, what: str) -> None:
+    commands = container_commands(node)
+    if commands:
+        server.shell(name=what, commands=commands, _if=lambda: _group_intact(group))
+
+
+def _converge(group: GroupServe) -> None:
+    node = group.node(host.name)
+    launch = node.launch
+    files.directory(
+        name="Engine state folder (0700)", path=f"{NODE_STATE_DIR}/{group.name}", mode="700"
+    )
+    files.put(
+        name="Engine env file with the API key (0600)",
+        src=StringIO(group.env),
+        dest=group.plan.context.secrets_env_file,
+        mode="600",
+    )
+    for rendered in host.loop(launch.files):
+        files.put(
+            name="Engine configuration file (rank table, config.json)",
+            src=StringIO(rendered.content),
+            dest=rendered.path,
+            mode=rendered.mode.lstrip("0") or "0",
+        )
+    if not node.image_present:
+        server.shell(
+            name="Pull the engine image by digest (every node in parallel)",
+            commands=[f"docker pull -q {shlex.quote(group.image)}"],
+        )
+    # Head first, then workers: separate call sites, so separate waves in pyinfra's order.
+    if launch.rank == 0:
+        _container(group, node, "Start the head's engine container")
+    if launch.rank != 0:
+        _container(group, node, "Start the workers' engine containers")
+    if launch.serve_exec is not None and group.serve:
+        python.call(
+            name="Wait until Ray shows every planned node and GPU",
+            function=lambda state, host: waits.wait_for_ray(state, host, group),
+            _if=lambda: _group_intact(group),
+        )
+        server.shell(
+            name="Start the serve command in the Ray head",
+            commands=serve_commands(group),
+            _if=lambda: _group_intact(group),
+        )
+    if launch.serves_api and group.check:
+        python.call(
+            name="Wait until the engine answers /health (progress-aware)",
+            function=lambda state, host: waits.wait_ready(state, host, group),
+        )
+        python.call(
+            name="Prove a chat completion with the API key (refused without)",
+            function=lambda state, host: waits.prove_completion(state, host, group),
+        )
+
+
+def _taken_out() -> bool:
+    """An earlier deploy of this run (site.py: provision's unreachable-group rule) took this
+    host out: its group is not served in this run."""
+    return host.name in {h.name for h in run_of(state).failed_hosts}
+
+
+@deploy("Engine", data_defaults=DEFAULTS)
+def deploy_engine() -> None:
+    if not _taken_out():
+        _converge(group_of(state, host))
+
+
+@deploy("Engine restart", data_defaults=DEFAULTS)
+def deploy_engine_restart() -> None:
+    """Every group restarts in order: head, workers, (Ray wait, serve), ready, completion.
+
+    Groups restart side by side: pyinfra runs each operation on all hosts before the next, and a
+    group is one endpoint, so none of our topologies can keep answering through its own restart;
+    roll several groups one at a time with ``--limit``."""
+    if not _taken_out():
+        _converge(group_of(state, host, restart=True))
+
+
+@deploy("Engine stop", data_defaults=DEFAULTS)
+def deploy_engine_stop() -> None:
+    hp = plan_of(state, host)
+    names = (hp.launch.container.name, webui_render.container_name(hp.group.name))
+    found = host.get_fact(IronserveContainers, group=hp.group.name, names=names)
+    if found:
+        server.shell(
+            name="Remove the serving group's containers",
+            commands=[shlex.join(["docker", "rm", "-f", *found])],
+        )

@@ -1,0 +1,198 @@
+"""The waits of a serve run, executed on the control machine (``python.call``) once the
+containers exist: the Ray cluster complete, the engine ready, a real completion.
+
+Each has a timeout and says what it waits for; a failure names the node or quotes the log.
+Commands on the node go through the host's own pyinfra connector (the run's SSH connection).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from typing import Any
+
+import httpx
+from pyinfra import logger
+from pyinfra.api.command import StringCommand
+
+from ironserve.roles.engine.decide import GroupServe, planned_gpus
+from ironserve.serving import ray_status, readiness, spec
+from ironserve.serving.apikey import read_key
+
+PROGRESS_EVERY_S = 30.0
+
+
+def _run(host: Any, command: str) -> tuple[bool, str]:
+    ok, output = host.run_shell_command(StringCommand(command))
+    return bool(ok), str(output.output)
+
+
+def _data(host: Any, key: str) -> float:
+    from ironserve.roles.engine.defaults import DEFAULTS
+
+    value = host.data.get(key)
+    return float(DEFAULTS[key] if value is None else value)
+
+
+def wait_for_ray(state: Any, host: Any, group: GroupServe) -> None:
+    """Until `ray status` in the head shows every planned node and GPU; else name the gaps."""
+    head = group.nodes[0].launch
+    want = planned_gpus(group.plan)
+    nodes, gpus = len(want), sum(g for _, g in want.values())
+    timeout, poll = _data(host, "serve_ray_timeout"), _data(host, "serve_poll_interval")
+    status_cmd = f"docker exec {shlex.quote(head.container.name)} ray status"
+    started = time.monotonic()
+    seen = ray_status.RayStatus(0, 0.0, 0.0, "none")
+    while True:
+        ok, out = _run(host, status_cmd)
+        if ok:
+            seen = ray_status.parse(out)
+            if seen.nodes >= nodes and seen.gpus >= gpus:
+                logger.info(
+                    f"{host.print_prefix}Ray: {seen.nodes} nodes, {seen.gpus:g} GPUs after "
+                    f"{time.monotonic() - started:.1f}s"
+                )
+                return
+        if time.monotonic() - started >= timeout:
+            break
+        time.sleep(poll)
+    probe = (
+        f"docker exec {shlex.quote(head.container.name)} python3 -c "
+        f"{shlex.quote(ray_status.NODES_PROBE)}"
+    )
+    ok, out = _run(host, probe)
+    try:
+        alive = ray_status.parse_nodes_probe(out) if ok else {}
+        gaps = ray_status.missing(want, alive)
+    except ValueError:
+        gaps = [
+            (name, address, "unknown (Ray's node list unreadable)")
+            for name, (address, _) in want.items()
+        ]
+    down = set(group.unreachable)
+    named = "; ".join(
+        f"{name} ({address}): {why}"
+        + (" -- its SSH connection failed in this run (node down?)" if name in down else "")
+        for name, address, why in gaps
+    )
+    raise RuntimeError(
+        f"Ray in {head.container.name} on {head.node} shows {seen.nodes}/{nodes} nodes and "
+        f"{seen.gpus:g}/{gpus:g} GPUs after {timeout:g}s (serve_ray_timeout). Missing: "
+        f"{named or 'none named by Ray (check `ray status` in the head)'}"
+    )
+
+
+def _restarts(host: Any, container: str) -> int | None:
+    ok, out = _run(host, f"docker inspect -f '{{{{.RestartCount}}}}' {shlex.quote(container)}")
+    return int(out.strip()) if ok and out.strip().isdigit() else None
+
+
+def _alive(host: Any, group: GroupServe, restarts_at_start: int | None) -> tuple[bool, str]:
+    """Whether the serving process still runs (the serve command in a Ray head, else the
+    container itself, not crash-looping), with the reason when not."""
+    node = group.serving.launch
+    name = shlex.quote(node.container.name)
+    ok, out = _run(host, f"docker inspect -f '{{{{.State.Status}}}}' {name}")
+    if not ok or out.strip() not in ("running", "restarting"):
+        return False, f"container {node.container.name} is {out.strip() or 'gone'}"
+    now = _restarts(host, node.container.name)
+    limit = _data(host, "serve_ready_restarts")
+    if restarts_at_start is not None and now is not None and now - restarts_at_start >= limit:
+        return False, (
+            f"container {node.container.name} restarted {now - restarts_at_start} times while "
+            "loading (a crash loop)"
+        )
+    if group.ray:
+        ok, _ = _run(host, spec.docker_exec_sh(node.container.name, spec.serve_probe()))
+        if not ok:
+            return False, f"the serve command in {node.container.name} exited"
+    return True, ""
+
+
+def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
+    """Until GET /health answers 200, reading the engine log for progress and stalls."""
+    node = group.serving.launch
+    url = f"http://{node.address}:{group.plan.context.port}/health"
+    poll = _data(host, "serve_poll_interval")
+    now = time.monotonic()
+    watch = readiness.LoadWatch(
+        started=now,
+        stall_s=_data(host, "serve_stall_timeout"),
+        total_s=_data(host, "serve_ready_timeout"),
+    )
+    logs = f"docker logs --tail 60 {shlex.quote(node.container.name)} 2>&1"
+    restarts = _restarts(host, node.container.name)
+    said = now
+    what = f"{node.node}: {url}"
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                logger.info(
+                    f"{host.print_prefix}engine ready at {url} after "
+                    f"{time.monotonic() - watch.started:.1f}s"
+                )
+                return
+        except httpx.HTTPError:
+            pass
+        alive, why = _alive(host, group, restarts)
+        _, log = _run(host, logs)
+        now = time.monotonic()
+        if not alive:
+            raise readiness.NotReady(
+                f"{what}: {why} before it was ready. Log tail:\n"
+                + "\n".join(log.strip().splitlines()[-15:])
+            )
+        watch.observe(now, log)
+        watch.verdict(now, what)
+        if now - said >= PROGRESS_EVERY_S:
+            said = now
+            progress = readiness.progress_of(log) or readiness.last_line(log)
+            logger.info(
+                f"{host.print_prefix}waiting for {url} ({now - watch.started:.0f}s): {progress}"
+            )
+        time.sleep(poll)
+
+
+def prove_completion(state: Any, host: Any, group: GroupServe) -> None:
+    """A real chat completion with the key; the same request without it must be refused."""
+    node = group.serving.launch
+    ctx = group.plan.context
+    base = f"http://{node.address}:{ctx.port}/v1"
+    key = read_key(group.key_file)
+    body = {
+        "model": ctx.served_name,
+        "messages": [
+            {
+                "role": "user",
+                "content": str(host.data.get("serve_completion_prompt") or "Say hello."),
+            }
+        ],
+        "max_tokens": int(_data(host, "serve_completion_max_tokens")),
+    }
+    timeout = _data(host, "serve_completion_timeout")
+    started = time.monotonic()
+    answer = httpx.post(
+        f"{base}/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=timeout,
+    )
+    if answer.status_code != 200:
+        raise RuntimeError(
+            f"{node.node}: chat completion at {base} answered HTTP {answer.status_code}: "
+            f"{answer.text[:300]}"
+        )
+    choice = answer.json()["choices"][0]["message"].get("content") or ""
+    if not choice.strip():
+        raise RuntimeError(f"{node.node}: chat completion at {base} is empty")
+    if ctx.engine.kind.value != "mindie":  # MindIE has no API key (engines/mindie.py)
+        refused = httpx.get(f"{base}/models", timeout=30)
+        if refused.status_code not in (401, 403):
+            raise RuntimeError(
+                f"{node.node}: {base}/models answers HTTP {refused.status_code} without the "
+                "API key; it must refuse"
+            )
+    logger.info(
+        f"{host.print_prefix}chat completion from {ctx.served_name} at {base} in "
+        f"{time.monotonic() - started:.2f}s: {choice.strip()[:80]!r}"
+    )

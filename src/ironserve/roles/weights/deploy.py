@@ -1,0 +1,306 @@
+"""roles/weights: one download from the hub on the group's seed (its head), verified against the
+hub's digests, then a doubling tree of rsync-over-SSH pulls between nodes, each verified with
+`sha256sum -c` before it is moved into place.
+
+Everything is decided before the first operation, by the first host to get here, for every host
+of the run: the hub's metadata (once per group, on the control machine), each node's state (one
+fact), the disk check on every node (a refusal stops the whole run, naming host, path, need and
+free), and the fan-out schedule. A node already complete adds no operation at all, so a second
+run changes nothing and `--dry` shows nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import weakref
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from pyinfra import logger
+from pyinfra.api.deploy import deploy
+from pyinfra.api.exceptions import DeployError
+from pyinfra.context import host, state
+from pyinfra.operations import files, server
+
+from ironserve.deploy.context import HostPlan
+from ironserve.roles import plan_of, run_of
+from ironserve.roles.weights.defaults import DEFAULTS
+from ironserve.weights import node_pull
+from ironserve.weights.facts import WeightsState
+from ironserve.weights.manifest import complete, missing_bytes
+from ironserve.weights.metadata import RepoMeta, WeightsError, hub_metadata, read_token
+from ironserve.weights.schedule import fanout, rounds_for
+
+SCRIPT_SOURCE = Path(node_pull.__file__)
+
+
+@dataclass
+class GroupWeights:
+    """What the run decided for one serving group."""
+
+    meta: RepoMeta
+    dest: str
+    seed: str
+    states: dict[str, dict[str, Any]]
+    complete: set[str]
+    rounds: list[list[tuple[str, str]]]
+    known_hosts: str = ""
+    key: Path | None = None
+    refusals: list[str] = field(default_factory=list)
+
+
+_RUNS: weakref.WeakKeyDictionary[Any, dict[str, GroupWeights]] = weakref.WeakKeyDictionary()
+
+
+def _get(h: Any, key: str) -> Any:
+    value = h.data.get(key)
+    return DEFAULTS[key] if value is None and key in DEFAULTS else value
+
+
+def pull_config(
+    meta: RepoMeta, dest: str, endpoint: str | None, token_file: str | None, attempts: int
+) -> str:
+    """The node script's config (JSON, no secret: the token is a path to a 0600 file)."""
+    doc = meta.as_dict() | {
+        "dest": dest,
+        "endpoint": endpoint,
+        "token_file": token_file,
+        "attempts": attempts,
+    }
+    return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+
+def receive_command(
+    source_ip: str, user: str, dest: str, key: str, known_hosts: str, script: str, config: str
+) -> str:
+    """A receiver pulls the source's verified copy into staging, checks it, moves it in place."""
+    staging = f"{dest}.incoming"
+    ssh = (
+        f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes "
+        f"-o UserKnownHostsFile={known_hosts}"
+    )
+    q = shlex.quote
+    return " && ".join(
+        [
+            f"mkdir -p {q(staging)}",
+            f"rsync -a --partial --delete --exclude=.cache -e {q(ssh)} "
+            f"{q(f'{user}@{source_ip}:{dest}/')} {q(staging + '/')}",
+            f"cd {q(staging)}",
+            "sha256sum -c --quiet SHA256SUMS",
+            f"python3 {q(script)} place {q(config)}",
+        ]
+    )
+
+
+def fanout_key(directory: str, group: str, ips: list[str]) -> Path:
+    """The cluster's fan-out key pair on the control machine (made once, ssh-keygen)."""
+    tag = hashlib.sha256(" ".join([group, *sorted(ips)]).encode()).hexdigest()[:12]
+    key = Path(directory).expanduser() / f"{group}-{tag}" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # pyinfra loads the deploy file for every host at once (greenlets): two hosts may get
+        # here together. Each makes its pair aside; the first to finish puts it in place (no
+        # greenlet switch between the check and the renames), the others use that one.
+        with tempfile.TemporaryDirectory(dir=key.parent) as aside:
+            new = Path(aside) / key.name
+            subprocess.run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    f"ironserve-weights-{group}",
+                    "-f",
+                    str(new),
+                ],
+                check=True,
+            )
+            if not key.exists():
+                os.replace(f"{new}.pub", f"{key}.pub")
+                os.replace(new, key)
+    return key
+
+
+def authorized_line(public_key: str, ips: list[str], group: str) -> str:
+    """Only the cluster's nodes may use the key, and only to run commands (no forwarding)."""
+    return f'from="{",".join(ips)}",restrict {public_key.strip()} ironserve-weights-{group}'
+
+
+def _decide(run: Any) -> dict[str, GroupWeights]:
+    plans: dict[str, HostPlan] = {h.name: plan_of(state, h) for h in state.inventory}
+    groups: dict[str, GroupWeights] = {}
+    refusals: list[str] = []
+    for hp in plans.values():
+        group = hp.group
+        if group.name in groups:
+            continue
+        h0 = state.inventory.get_host(group.head.name)
+        endpoint = group.hub.endpoint
+        try:
+            token = read_token(group.hub.token_file)
+            meta = hub_metadata(
+                group.hub.kind, endpoint, group.model.id, group.model.revision, token
+            )
+        except (WeightsError, OSError) as error:
+            raise DeployError(f"weights: group {group.name}: {error}") from error
+        dest = hp.plan.context.weights_path
+        venv = str(_get(h0, "weights_client_venv"))
+        states = {
+            n.name: state.inventory.get_host(n.name)
+            .get_fact(WeightsState, dest=dest, venv=venv)
+            .copy()
+            for n in group.nodes
+        }
+        done = {n for n, s in states.items() if complete(meta, s)}
+        for n in group.nodes:
+            s, h = states[n.name], state.inventory.get_host(n.name)
+            need = missing_bytes(meta, s)
+            margin = int(_get(h, "weights_disk_margin_bytes"))
+            if need and need + margin > int(s["free_bytes"]):
+                refusals.append(
+                    f"{n.name}: disk: {s['free_path']} has {s['free_bytes']} bytes free; the "
+                    f"weights need {need} more (+{margin} margin) for {dest}"
+                )
+        seed = group.head.name
+        holders = [seed] + [n.name for n in group.nodes if n.name in done and n.name != seed]
+        receivers = [n.name for n in group.nodes if n.name not in done and n.name != seed]
+        gw = GroupWeights(meta, dest, seed, states, done, fanout(holders, receivers))
+        if gw.rounds:
+            ips = [str(n.node.ip) for n in group.nodes]
+            gw.key = fanout_key(str(_get(h0, "weights_fanout_key_dir")), group.name, ips)
+            gw.known_hosts = "".join(
+                f"{n.node.ip} {states[n.name]['host_key']}\n"
+                for n in group.nodes
+                if states[n.name].get("host_key")
+            )
+        for member in group.nodes:
+            groups[member.name] = gw
+        groups[group.name] = gw
+    if refusals:
+        raise DeployError(
+            "weights: refused before any download:\n  "
+            + "\n  ".join(refusals)
+            + "\nRemedy: free space (or set model_weights_dir to a larger filesystem)."
+        )
+    return groups
+
+
+def group_weights() -> GroupWeights:
+    run = run_of(state)
+    if run not in _RUNS:
+        _RUNS[run] = _decide(run)
+    return _RUNS[run][host.name]
+
+
+@deploy("Weights", data_defaults=DEFAULTS)
+def deploy_weights() -> None:
+    hp = plan_of(state, host)
+    group = hp.group
+    gw = group_weights()
+    cfg_dir = f"{_get(host, 'weights_config_dir')}/{group.name}"
+    script, config = str(_get(host, "weights_script")), f"{cfg_dir}/weights.json"
+    mb = gw.meta.total_bytes / 2**20
+    if host.name in gw.complete:
+        logger.info(f"{host.name}: {gw.meta.repo_id} verified ({mb:.0f} MiB at {gw.dest})")
+    else:
+        files.put(name="Weights pull script", src=str(SCRIPT_SOURCE), dest=script, mode="755")
+    is_seed = host.name == gw.seed and host.name not in gw.complete
+    token_path = f"{cfg_dir}/hub-token" if group.hub.token_file else None
+    if host.name not in gw.complete:
+        files.put(
+            name="Weights pull config",
+            src=StringIO(
+                pull_config(
+                    gw.meta,
+                    gw.dest,
+                    group.hub.endpoint,
+                    token_path,
+                    int(_get(host, "weights_attempts")),
+                )
+            ),
+            dest=config,
+            mode="644",
+        )
+    if is_seed:
+        _seed_ops(gw, token_path, script, config)
+    if gw.rounds and gw.key is not None:
+        _fanout_ops(gw, group.name, [str(n.node.ip) for n in group.nodes], cfg_dir)
+    by_name = {n.name: str(n.node.ip) for n in group.nodes}
+    user = host.data.get("ssh_user") or "root"
+    for index in host.loop(range(rounds_for(len(group.nodes)))):
+        pairs = dict(gw.rounds[index]) if index < len(gw.rounds) else {}
+        source = pairs.get(host.name)
+        if source is None:
+            continue
+        server.shell(
+            name=f"Weights: fan-out round {index + 1} (each receiver pulls from a holder)",
+            commands=[
+                receive_command(
+                    by_name[source],
+                    user,
+                    gw.dest,
+                    f"{cfg_dir}/fanout_key",
+                    f"{cfg_dir}/known_hosts",
+                    script,
+                    config,
+                )
+            ],
+        )
+
+
+def _seed_ops(gw: GroupWeights, token_path: str | None, script: str, config: str) -> None:
+    venv = str(_get(host, "weights_client_venv"))
+    if not gw.states[host.name].get("client"):
+        index = _get(host, "weights_pip_index_url")
+        pip = f"{venv}/bin/pip install -q"
+        if index:
+            pip += f" --index-url {shlex.quote(str(index))}"
+        packages = " ".join(shlex.quote(p) for p in _get(host, "weights_client_packages"))
+        server.shell(
+            name="Install the hub client",
+            commands=[f"python3 -m venv {shlex.quote(venv)} && {pip} {packages}"],
+        )
+    token_file = plan_of(state, host).group.hub.token_file
+    if token_path and token_file:
+        files.put(
+            name="Hub token (0600)",
+            src=str(Path(token_file).expanduser()),
+            dest=token_path,
+            mode="600",
+        )
+    server.shell(
+        name=f"Weights: download {gw.meta.repo_id} once ({gw.meta.total_bytes} bytes)",
+        commands=[
+            f"{shlex.quote(venv)}/bin/python {shlex.quote(script)} seed {shlex.quote(config)}"
+        ],
+    )
+
+
+def _fanout_ops(gw: GroupWeights, group: str, ips: list[str], cfg_dir: str) -> None:
+    assert gw.key is not None
+    files.put(name="Fan-out key (0600)", src=str(gw.key), dest=f"{cfg_dir}/fanout_key", mode="600")
+    files.put(
+        name="Fan-out known hosts",
+        src=StringIO(gw.known_hosts),
+        dest=f"{cfg_dir}/known_hosts",
+        mode="644",
+    )
+    public = Path(f"{gw.key}.pub").read_text()
+    user = host.data.get("ssh_user") or "root"
+    home = "/root" if user == "root" else f"/home/{user}"
+    files.line(
+        name="Fan-out key authorized (cluster nodes only)",
+        path=f"{home}/.ssh/authorized_keys",
+        line=f".* ironserve-weights-{group}$",
+        replace=authorized_line(public.split(" ironserve-weights")[0], ips, group),
+    )
