@@ -29,7 +29,16 @@ def test_roles_folder_is_found_beside_the_inventory_folder() -> None:
 
 
 def test_role_keys_validate() -> None:
-    build_cluster([_record(nvidia_driver_branch="570", base_time_sync="chrony")], str(INVENTORY))
+    build_cluster(
+        [
+            _record(
+                nvidia_driver_branch="570",
+                nvidia_driver_version="570.133.20-1",
+                base_time_sync="chrony",
+            )
+        ],
+        str(INVENTORY),
+    )
 
 
 def test_misspelt_role_key_gets_did_you_mean() -> None:
