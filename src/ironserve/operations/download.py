@@ -23,6 +23,14 @@ from pyinfra.context import host
 from pyinfra.facts.files import File, Sha256File
 
 
+def fingerprint_command(path: str) -> str:
+    """Shell printing the primary key fingerprint of the OpenPGP key file at ``path``."""
+    return (
+        f"gpg --batch --show-keys --with-colons {shlex.quote(path)} 2>/dev/null"
+        " | awk -F: '$1 == \"fpr\" { print $10; exit }'"
+    )
+
+
 class KeyFingerprint(FactBase[str | None]):
     """The primary key's fingerprint (40 upper-case hex digits) of an OpenPGP key file, as gpg
     lists it; None when the file is absent or holds no key.
@@ -33,11 +41,7 @@ class KeyFingerprint(FactBase[str | None]):
     """
 
     def command(self, path: str) -> str:
-        quoted = shlex.quote(path)
-        return (
-            f"test -f {quoted} && gpg --batch --show-keys --with-colons {quoted} 2>/dev/null"
-            " | awk -F: '$1 == \"fpr\" { print $10; exit }' || true"
-        )
+        return f"test -f {shlex.quote(path)} && {fingerprint_command(path)} || true"
 
     def process(self, output: list[str]) -> str | None:
         text = "".join(output).strip().upper()
@@ -72,10 +76,7 @@ def verify_script(
         got = f"$(sha256sum {p} | cut -d' ' -f1)"
     else:
         what, want = "key fingerprint", str(fingerprint).upper()
-        got = (
-            f"$(gpg --batch --show-keys --with-colons {p} 2>/dev/null"
-            " | awk -F: '$1 == \"fpr\" { print $10; exit }')"
-        )
+        got = f"$({fingerprint_command(part)})"
     refused = shlex.quote(f"{artifact}: refused, nothing installed: the {what} of {src} is ")
     expected = shlex.quote(f", expected {want} (a tampered or wrong file)")
     failed = shlex.quote(f"{artifact}: could not download {src}")
@@ -116,6 +117,8 @@ def verified(
     + fingerprint: the expected primary key fingerprint (an OpenPGP key file)
     + mode: the file's mode once in place (``0755`` for an installer)
     """
+    if (sha256 is None) == (fingerprint is None):
+        raise ValueError(f"{artifact}: verify by exactly one of sha256 or fingerprint")
     if sha256 is not None:
         current = host.get_fact(Sha256File, path=dest)
         matches = current is not None and current.lower() == sha256.lower()
