@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pyinfra.api.exceptions import DeployError
 from typer.testing import CliRunner
 
 from ironserve.cli import app
 from ironserve.config.inventory import HostRecord
 from ironserve.config.loader import build_cluster
 from ironserve.errors import InputError
+from roles import artifact_sha256
 from roles.ascend.defaults import DRIVER_VERSION as ASCEND_DRIVER
 from roles.ascend.defaults import FIRMWARE_VERSION as ASCEND_FIRMWARE
 from roles.vastai.defaults import DRIVER_VERSION as VASTAI_DRIVER
@@ -137,3 +140,14 @@ def test_validate_exits_2_naming_host_and_field(tmp_path: Path) -> None:
         f"va16-0: vastai_checksums: driver {VASTAI_DRIVER}: 'deadbeef' is not a sha256"
         in result.stderr
     )
+
+
+def test_the_role_reads_the_sum_and_refuses_a_run_without_one() -> None:
+    host = SimpleNamespace(
+        name="va16-0", data={"vastai_checksums": {"driver": {"3.3.0": SUM.upper()}}}
+    )
+    assert artifact_sha256(host, "vastai", "driver", "3.3.0") == SUM
+    with pytest.raises(
+        DeployError, match=r"va16-0: no sha256 for the driver 3.4.0 in vastai_checksums"
+    ):
+        artifact_sha256(host, "vastai", "driver", "3.4.0")
