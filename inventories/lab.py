@@ -70,6 +70,21 @@ def _lab_serving(node, registry):
     return data
 
 
+def _provisioning(state):
+    """What the roles install from the lab's repository: the versions it serves (the NVIDIA
+    driver's exact apt version, the installers') and the sha256 of each installer, recorded by
+    `lab up` where it built them."""
+    from ironserve.lab import packages
+
+    return {
+        "nvidia_driver_version": packages.NVIDIA_DEB_VERSION,
+        "ascend_driver_version": packages.ASCEND_DRIVER,
+        "ascend_firmware_version": packages.ASCEND_FIRMWARE,
+        "vastai_driver_version": packages.VASTAI_DRIVER,
+        **packages.role_checksums(state.get("installer_sha256") or {}),
+    }
+
+
 def _hosts():
     path = _lab_dir() / "state.json"
     try:
@@ -112,6 +127,7 @@ def _hosts():
             # for more locked memory than this machine's hard limit fails to start (runc:
             # "error setting rlimit type 8"), so dockerd's default memlock is that limit.
             "container_runtime_daemon_settings": _memlock_settings(),
+            **_provisioning(state),
         }
         registry = state.get("services", {}).get("registry")
         if registry:  # the lab registry speaks plain HTTP: dockerd must be told so

@@ -41,6 +41,11 @@ GROUP_DATA: dict[str, Any] = {
     "npu_netmask": NETMASK,
     "npu_gateway": GATEWAY,
     "npu_tls": False,
+    "ascend_installer_url": "http://mirror.example/ascend/",
+    "ascend_checksums": {
+        "driver": {DRIVER_VERSION: hashlib.sha256(b"driver").hexdigest()},
+        "firmware": {FIRMWARE_VERSION: hashlib.sha256(b"firmware").hexdigest()},
+    },
     "fake_delay": 0,
     "fake_delay_jitter": 0,
 }
@@ -142,7 +147,12 @@ def test_first_run_installs_and_configures_every_port() -> None:
         f"{tool} -i 0 -gateway -s gateway {GATEWAY}",
         f"{tool} -i 0 -tls -s enable 0",
     ]
-    # Download before check before install, driver before firmware.
+    # Download (verified by the sums in ascend_checksums) before check before install, driver
+    # before firmware.
+    downloads = [c for c in commands if c.startswith("mkdir -p /var/cache/ironserve/ascend;")]
+    assert len(downloads) == 2
+    assert hashlib.sha256(b"driver").hexdigest() in downloads[0] and "npu-driver" in downloads[0]
+    assert hashlib.sha256(b"firmware").hexdigest() in downloads[1]
     driver = [c for c in commands if "npu-driver" in c]
     assert "--check" in driver[-3] and "--version" in driver[-2] and "--full" in driver[-1]
     # The rank table was read back from the live facts at execution, on every node.

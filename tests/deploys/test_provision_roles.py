@@ -81,6 +81,9 @@ def test_bare_node_first_run_installs_and_configures() -> None:
     )
     install = next(c for c in cmds if "nvidia-driver-580-server-open" in c and "install" in c)
     assert "nvidia-utils-580-server" in install
+    # The exact pinned version of both (nvidia_driver_version), not whatever the branch has now.
+    assert f" nvidia-driver-580-server-open={node.DRIVER} " in install
+    assert install.endswith(f" nvidia-utils-580-server={node.DRIVER}")
     assert "apt-mark hold nvidia-driver-580-server-open nvidia-utils-580-server" in text
     assert "cuda-toolkit-12-8" in text and "datacenter-gpu-manager-4-cuda12" in text
     fm = next(c for c in cmds if "nvidia-fabricmanager-580" in c)

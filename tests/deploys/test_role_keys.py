@@ -34,7 +34,7 @@ def test_role_keys_do_not_depend_on_the_working_directory(
 ) -> None:
     """The roles are the package's: validating from any folder knows their keys."""
     monkeypatch.chdir(tmp_path)
-    build_cluster([_record(nvidia_driver_branch="570")])
+    build_cluster([_record(nvidia_driver_branch="570", nvidia_driver_version="570.133.20-1")])
     with pytest.raises(InputError, match="did you mean 'nvidia_driver_branch'"):
         build_cluster([_record(nvidia_driver_brach="570")])
 
@@ -51,7 +51,15 @@ def test_role_defaults_are_the_roles_values() -> None:
 
 
 def test_role_keys_validate() -> None:
-    build_cluster([_record(nvidia_driver_branch="570", base_time_sync="chrony")])
+    build_cluster(
+        [
+            _record(
+                nvidia_driver_branch="570",
+                nvidia_driver_version="570.133.20-1",
+                base_time_sync="chrony",
+            )
+        ]
+    )
 
 
 def test_misspelt_role_key_gets_did_you_mean() -> None:

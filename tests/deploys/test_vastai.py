@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -13,12 +14,14 @@ from ironserve.roles.vastai.deploy import parse_vasmi_list
 from tests.deploys.conftest import FakeRun
 
 HOST = "@fake/va16-0"
+SHA256 = hashlib.sha256(b"the Vastai installer").hexdigest()
 GROUP_DATA: dict[str, Any] = {
     "model_id": "deepseek-ai/DeepSeek-R1-0528",
     "model_weights_dir": "/weights",
     "engine_kind": "vllm_vacc",
     "accelerator_kind": "va16-128g",
     "accelerator_count": 8,
+    "vastai_checksums": {"driver": {DRIVER_VERSION: SHA256}},
     "fake_delay": 0,
     "fake_delay_jitter": 0,
 }
@@ -63,7 +66,8 @@ def test_first_run_installs_then_checks_the_devices() -> None:
     run.execute()
     assert run.failed() == []
     commands = run.commands(HOST)
-    assert any(MIRROR + RUN in c for c in commands)
+    download = [c for c in commands if MIRROR + RUN in c]
+    assert len(download) == 1 and SHA256 in download[0]  # verified on the node before use
     installs = [c for c in commands if f"/var/cache/ironserve/vastai/{RUN} install" in c]
     assert len(installs) == 1 and "--setkernelhook" in installs[0]
     assert "intel_iommu=off" in installs[0]  # the remedy, should the installer refuse
@@ -85,6 +89,19 @@ def test_missing_cards_are_reported() -> None:
     run = run_with({"/sys/class/iommu": IOMMU_OFF, "vasmi list": vasmi(7)})
     with pytest.raises(DeployError, match="vasmi lists 7 Vastai cards, the inventory says 8"):
         run.prepare(deploy_vastai)
+
+
+def test_an_installer_without_its_sha256_stops_before_any_command() -> None:
+    run = FakeRun(
+        [(HOST, {"node_role": "head", "node_ip": "10.40.0.10", "fake_responses": {}})],
+        {**GROUP_DATA, "vastai_checksums": {"driver": {"3.2.0": SHA256}}},
+    )
+    with pytest.raises(DeployError) as info:
+        run.prepare(deploy_vastai)
+    message = str(info.value)
+    assert f"{HOST}: vastai_checksums: no sha256 for the driver {DRIVER_VERSION}" in message
+    assert RUN in message
+    assert run.commands(HOST) == []
 
 
 def test_iommu_on_stops_before_any_change_with_the_remedy() -> None:

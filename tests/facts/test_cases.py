@@ -1,8 +1,11 @@
-"""pyinfra-testing style fact cases: ``cases/<fact name>/<case>.json``.
+"""pyinfra-testing style fact cases: ``cases/<fact name>/<case>.json``, one or more for every
+fact of the project (a test finds them all).
 
-Each case gives the fact's keyword arguments, the raw output (inline ``output`` lines or an
-``output_fixture`` file) and the expected ``fact`` value compared after a JSON round trip (so
-int dict keys compare as strings, as they would in a JSON report). Optional ``command`` and
+Each case gives the fact's keyword arguments, the raw output (inline ``output`` lines, an
+``output_fixture`` file, or ``output_parts``: lines and ``{"fixture": name}`` in order, for
+facts whose command frames several tool outputs with markers) and the expected ``fact`` value
+compared after a JSON round trip (so int dict keys compare as strings, as they would in a JSON
+report, and tuple keys as their items joined by spaces). Optional ``command`` and
 ``requires_command`` are compared exactly.
 """
 
@@ -16,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.facts.conftest import lines
+from tests.project_ops import project_facts
 
 CASES = Path(__file__).resolve().parent / "cases"
 ALL = sorted(CASES.glob("*/*.json"))
@@ -28,8 +32,37 @@ def _fact_class(name: str) -> type:
     return fact
 
 
-def test_there_are_cases() -> None:
-    assert len(ALL) >= 8
+def _keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            " ".join(map(str, k)) if isinstance(k, tuple) else k: _keys(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_keys(v) for v in value]
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    """The fact's value as a JSON report would hold it."""
+    return json.loads(json.dumps(_keys(value)))
+
+
+def output_of(case: dict[str, Any]) -> list[str]:
+    if "output_fixture" in case:
+        return lines(case["output_fixture"])
+    if "output_parts" in case:
+        out: list[str] = []
+        for part in case["output_parts"]:
+            out += lines(part["fixture"]) if isinstance(part, dict) else [part]
+        return out
+    output: list[str] = case["output"]
+    return output
+
+
+def test_every_project_fact_has_a_case() -> None:
+    covered = {p.parent.name for p in ALL}
+    missing = sorted(set(project_facts()) - covered)
+    assert not missing, f"facts without cases under tests/facts/cases/: {missing}"
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -41,5 +74,4 @@ def test_fact_case(path: Path) -> None:
         assert str(fact.command(**kwargs)) == case["command"]
     if "requires_command" in case:
         assert fact.requires_command(**kwargs) == case["requires_command"]
-    output = lines(case["output_fixture"]) if "output_fixture" in case else case["output"]
-    assert json.loads(json.dumps(fact.process(output))) == case["fact"]
+    assert jsonable(fact.process(output_of(case))) == case["fact"]

@@ -72,6 +72,10 @@ def test_nvidia_stack(site: Site) -> None:
     installed = [d for d in drivers if site.host.package(d).is_installed]
     assert len(installed) == 1, f"{site.name}: driver packages installed: {installed}"
     assert _held(site, installed[0]) and _held(site, utils), f"{site.name}: driver not held"
+    pinned = site.data["nvidia_driver_version"]  # the exact build, not only the branch
+    for package in (installed[0], utils):
+        version = site.host.package(package).version
+        assert version == pinned, f"{site.name}: {package} {version}, pinned {pinned}"
     for key in (
         "nvidia_cuda_toolkit_package",
         "nvidia_dcgm_package",

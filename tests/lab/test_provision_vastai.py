@@ -1,6 +1,7 @@
-"""roles/vastai end to end on the lab: va16 installs once and then changes nothing; va16-iommu
-is refused with the remedy before any change (the kernel log's "DMAR: IOMMU enabled" gives it
-away before any Vastai driver ran)."""
+"""roles/vastai end to end on the lab: a tampered installer at the lab's installer URL is refused
+by its sha256 (naming the file and the node, nothing installed); the real one installs once and
+then changes nothing; va16-iommu is refused with the remedy before any change (the kernel log's
+"DMAR: IOMMU enabled" gives it away before any Vastai driver ran)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ironserve.lab import cluster
+from ironserve.lab import cluster, packages
 from tests.lab.conftest import BIN, ROOT, Node
 
 pytestmark = pytest.mark.lab
@@ -53,8 +54,33 @@ def _pyinfra(state: Any, directory: Path) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+def _refused_when_tampered(state: Any, directory: Path) -> None:
+    """One byte changed in the installer the lab serves: the download is refused on the node by
+    the sha256 the lab inventory carries; the installer never runs and leaves no file."""
+    installer = directory / "apt" / packages.VASTAI_DRIVER_RUN
+    good = installer.read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0x01
+    installer.write_bytes(bytes(bad))
+    try:
+        code, output = _pyinfra(state, directory)
+    finally:
+        installer.write_bytes(good)
+    node = Node(state, state.nodes[0])
+    assert code != 0, output[-3000:]
+    refusal = [line for line in output.splitlines() if "refused, nothing installed" in line]
+    assert refusal, output[-3000:]
+    assert node.name in refusal[0] and packages.VASTAI_DRIVER_RUN in refusal[0]
+    assert state.installer_sha256[packages.VASTAI_DRIVER_RUN] in refusal[0]
+    _, left = node.run(
+        "ls -A /var/cache/ironserve/vastai 2>/dev/null; command -v vasmi || echo no-vasmi"
+    )
+    assert left.split() == ["no-vasmi"]
+
+
 def test_va16_installs_once(lab_of: Any) -> None:
     state, directory = lab_of("va16")
+    _refused_when_tampered(state, directory)
     code, first = _pyinfra(state, directory)
     assert code == 0, first[-3000:]
     assert "Install the Vastai driver" in first

@@ -88,6 +88,16 @@ def test_driver_branch_and_cuda_against_the_plan() -> None:
     assert nv.driver("n1", None, None, "580", None).status is Status.UNKNOWN
 
 
+def test_driver_pinned_version_names_a_node_that_differs() -> None:
+    info = parse_nvidia_smi_table(_lines(OUTPUTS / "nvidia-smi.h100.590.txt"))  # 590.48.01
+    pinned = nv.driver("n1", info, None, "590", None, "590.48.01-0ubuntu1")
+    assert pinned.status is Status.OK and "version 590.48.01" in pinned.expected
+    drifted = nv.driver("gpu-7", info, None, "590", None, "1:590.44.01-1")
+    assert (drifted.status, drifted.node) == (Status.FAIL, "gpu-7")
+    assert "590.48.01 is not the pinned 590.44.01" in drifted.observed
+    assert drifted.runbook == "upgrade-driver"
+
+
 def test_persistence_pcie_and_throttle_degraded() -> None:
     gpu = _h100()[0]
     off = [{**gpu, "persistence_mode": False}]

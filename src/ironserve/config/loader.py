@@ -14,9 +14,10 @@ from pydantic import BaseModel, ValidationError
 from ironserve.catalog.accelerators import ACCELERATORS, Accelerator
 from ironserve.catalog.engines import ENGINES, check_flags, default_engine, flag_table
 from ironserve.catalog.models import ModelSpec, UnknownModel, get_model
+from ironserve.config.downloads import download_problems
 from ironserve.config.engine_args import extra_args_problems
 from ironserve.config.inventory import HostRecord
-from ironserve.config.role_keys import role_keys
+from ironserve.config.role_keys import role_keys, roles_data
 from ironserve.config.schema import (
     SECRET_KEYS,
     SECTIONS,
@@ -307,15 +308,20 @@ def _check_unique_addresses(groups: list[ServingGroup], problems: list[Problem])
 def build_cluster(records: list[HostRecord]) -> Cluster:
     """Validate every host and every cross-host rule; raise InputError listing all problems.
 
-    Role data keys (``ironserve.roles.<role>.defaults``) are known keys."""
+    Role data keys (``ironserve.roles.<role>.defaults``) are known keys; the pins and checksums
+    of what the node's roles download are checked (config/downloads.py)."""
     problems: list[Problem] = []
     members: dict[str, list[tuple[Node, dict[str, Any]]]] = defaultdict(list)
     roles = role_keys()
+    declared = roles_data()
     for record in records:
         _check_keys(record, problems, roles)
         node, shared = _node(record, problems)
         if node is not None:
             members[shared["serving_"].group].append((node, shared))
+            accel = ACCELERATORS.get(node.accelerator.kind)
+            vendor = accel.vendor if accel is not None else None
+            problems += download_problems(record.name, record.data, vendor, declared)
     if problems:
         raise InputError(problems)
     groups = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ironserve.facts.nvidia import NvidiaDriverInfo, NvidiaGpu
 from ironserve.health.model import CheckResult, Status
+from ironserve.operations.apt import upstream_version
 
 TIER = "node"
 DRIVER_RUNBOOK = "gpu-driver"
@@ -41,13 +42,18 @@ def driver(
     gpus: list[NvidiaGpu] | None,
     branch: str | None,
     min_cuda: str | None,
+    pin: str | None = None,
 ) -> CheckResult:
     """``nvidia.driver``: the driver is the branch provisioning installs (``nvidia_driver_branch``)
-    on every GPU, and the CUDA version it supports is at least the toolkit's. ``branch`` None: no
-    expectation, any loaded driver is OK (expected "any")."""
+    at the pinned version (``nvidia_driver_version``, an apt version: its upstream part is what
+    nvidia-smi reports) on every GPU, and the CUDA version it supports is at least the toolkit's.
+    ``branch`` None: no expectation, any loaded driver is OK (expected "any")."""
     check = "nvidia.driver"
-    expected = (f"branch {branch}" if branch else "any") + (
-        f", CUDA >= {min_cuda}" if min_cuda else ""
+    wanted = upstream_version(pin) if pin else None
+    expected = (
+        (f"branch {branch}" if branch else "any")
+        + (f", version {wanted}" if wanted else "")
+        + (f", CUDA >= {min_cuda}" if min_cuda else "")
     )
     if info is None:
         return _unknown(check, node, "nvidia-smi missing or timed out", expected, DRIVER_RUNBOOK)
@@ -69,6 +75,8 @@ def driver(
     problems = []
     if branch and version.split(".")[0] != str(branch):
         problems.append(f"driver {version} is not branch {branch}")
+    elif wanted and version != wanted:
+        problems.append(f"driver {version} is not the pinned {wanted} (nvidia_driver_version)")
     if len(per_gpu) > 1:
         problems.append(f"GPUs report different drivers {per_gpu}")
     if min_cuda and cuda and _version(cuda) < _version(min_cuda):

@@ -196,6 +196,7 @@ def _nvidia_checks(n: _Node, pci: list[dict[str, Any]] | None) -> list[Any]:
             gpus,
             str(n.key("nvidia_driver_branch") or "") or None,
             _cuda_of(n.key("nvidia_cuda_toolkit_package")),
+            str(n.key("nvidia_driver_version") or "") or None,
         ),
         nvidia_checks.persistence(name, gpus, bool(n.key("nvidia_persistence_mode", True))),
         nvidia_checks.fabric_manager(name, nvswitch, gpus),

@@ -548,7 +548,8 @@ def _start_apt_repository(client: Any, state: LabState, directory: Path, address
         return
     repo = directory / "apt"
     started = time.monotonic()
-    packages.build_repository(repo)
+    built = packages.build_repository(repo)
+    state.installer_sha256 = dict(built.run_sha256)
     _log(f"apt repository built in {time.monotonic() - started:.1f}s")
     api = client.api
     name = f"{state.prefix}-apt"

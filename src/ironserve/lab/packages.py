@@ -7,6 +7,12 @@ Vastai driver ``.run``. Every package ships the simulators of ``ironserve.lab.si
 vendor tool names; maintainer scripts record the install in the node's sim state the way a
 real install changes the machine (a loaded kernel module, device nodes).
 
+The installers are built byte for byte the same from the same sources (fixed mtimes and order),
+so their sha256 is known where they are built: `lab up` records it in the lab state and the lab
+inventory hands it to the roles as ``ascend_checksums`` / ``vastai_checksums``
+(`role_checksums`), which the nodes verify each download against. A reused repository whose
+installer no longer has its sum (edited on disk) is rebuilt.
+
 Two lab-only packages exist because every node needs them before provisioning:
 ``ironserve-sim-base`` (the sim library, the fault and kernel-log commands) and ``pciutils``
 (our lspci; an epoch above Debian's so it is never replaced by the real one). The lab installs
@@ -82,6 +88,7 @@ class RepositoryInfo:
     debs: dict[str, Path]
     run_files: dict[str, Path]
     rebuilt: bool
+    run_sha256: dict[str, str] = field(default_factory=dict)  # installer file name -> sha256
 
 
 def _script(module: str) -> bytes:
@@ -445,6 +452,35 @@ def _run_files() -> dict[str, bytes]:
     }
 
 
+def installer_checksums() -> dict[str, str]:
+    """sha256 of each .run installer the repository serves, by file name."""
+    return {name: hashlib.sha256(data).hexdigest() for name, data in _run_files().items()}
+
+
+def role_checksums(sums: dict[str, str]) -> dict[str, dict[str, dict[str, str]]]:
+    """The roles' checksum data for the installers with ``sums`` (file name -> sha256): the
+    Ascend driver and firmware and the Vastai driver, each under its pinned version. An
+    installer missing from ``sums`` is left out (validation then names it)."""
+    entries = {
+        "ascend_checksums": {
+            "driver": (ASCEND_DRIVER, ASCEND_DRIVER_RUN),
+            "firmware": (ASCEND_FIRMWARE, ASCEND_FIRMWARE_RUN),
+        },
+        "vastai_checksums": {"driver": (VASTAI_DRIVER, VASTAI_DRIVER_RUN)},
+    }
+    return {
+        key: {
+            artifact: {version: sums[run]} if run in sums else {}
+            for artifact, (version, run) in artifacts.items()
+        }
+        for key, artifacts in entries.items()
+    }
+
+
+def _sha256_of(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
 def content_hash() -> str:
     """Hash of everything a build depends on: sim sources, this module, hardware versions."""
     h = hashlib.sha256()
@@ -464,9 +500,11 @@ def build_repository(dest: Path) -> RepositoryInfo:
     runs = {
         name: dest / name for name in (ASCEND_DRIVER_RUN, ASCEND_FIRMWARE_RUN, VASTAI_DRIVER_RUN)
     }
+    sums = installer_checksums()
     fresh = stamp.is_file() and stamp.read_text().strip() == digest
-    if fresh and all(p.is_file() for p in [*debs.values(), *runs.values()]):
-        return RepositoryInfo(dest, digest, versions, debs, runs, rebuilt=False)
+    intact = all(_sha256_of(path) == sums[name] for name, path in runs.items())
+    if fresh and intact and all(p.is_file() for p in debs.values()):
+        return RepositoryInfo(dest, digest, versions, debs, runs, rebuilt=False, run_sha256=sums)
     dest.mkdir(parents=True, exist_ok=True)
     for old in [*dest.glob("*.deb"), *dest.glob("*.run")]:
         old.unlink()
@@ -481,7 +519,7 @@ def build_repository(dest: Path) -> RepositoryInfo:
         runs[name].write_bytes(data)
         runs[name].chmod(0o755)
     stamp.write_text(digest + "\n", encoding="utf-8")
-    return RepositoryInfo(dest, digest, versions, debs, runs, rebuilt=True)
+    return RepositoryInfo(dest, digest, versions, debs, runs, rebuilt=True, run_sha256=sums)
 
 
 def node_base_files(hw: dict[str, object]) -> dict[str, tuple[bytes, int]]:

@@ -83,6 +83,8 @@ class LabState(BaseModel):
     known_hosts: str = ""
     apt_repository: str | None = None  # base URL of the flat repository (and .run installers)
     apt_source: str | None = None  # the sources.list line provisioning writes on nodes
+    # sha256 of each .run installer the repository serves (lab/packages.py), by file name
+    installer_sha256: dict[str, str] = Field(default_factory=dict)
     services: dict[str, ServiceState] = Field(default_factory=dict)
     # Engine images in the lab registry, as nodes name them -> manifest digest (lab/registry.py)
     engine_images: dict[str, str] = Field(default_factory=dict)

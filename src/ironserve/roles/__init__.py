@@ -14,6 +14,7 @@ from pyinfra import logger
 from pyinfra.api.exceptions import DeployError
 
 from ironserve.catalog.accelerators import ACCELERATORS
+from ironserve.config.downloads import checksums_key, sha256_for
 from ironserve.deploy.context import HostPlan, host_plan
 from ironserve.errors import InputError
 
@@ -84,4 +85,18 @@ def require(host: Any, key: str) -> Any:
     value = host.data.get(key)
     if value is None:
         raise DeployError(f"{host.name}: data key {key!r} must be given (it has no default)")
+    return value
+
+
+def artifact_sha256(host: Any, role: str, artifact: str, version: str) -> str:
+    """The sha256 of ``artifact`` at ``version`` in ``<role>_checksums``; a DeployError naming
+    the key when there is none (validation refuses that before any SSH; this guards a run
+    that skipped it)."""
+    value = sha256_for(host.data, role, artifact, version)
+    if value is None:
+        key = checksums_key(role)
+        raise DeployError(
+            f"{host.name}: no sha256 for the {artifact} {version} in {key}: add "
+            f"{key}[{artifact!r}][{version!r}]"
+        )
     return value

@@ -4,8 +4,10 @@
 2. The driver, then the firmware, from their vendor ``.run`` installers: the installed version is
    read first (``/usr/local/Ascend/{driver,firmware}/version.info``); nothing is downloaded or
    installed when it is current. Otherwise the installer is downloaded from the artifact source
-   (``ascend_installer_url``), checked (``--check`` integrity, ``--version`` the pinned one; a
-   corrupt download is removed so the next run fetches it again) and run with ``--full``.
+   (``ascend_installer_url``) and verified on the node against its sha256 in
+   ``ascend_checksums`` before it reaches its path (a mismatch is refused, nothing installed),
+   checked (``--check`` integrity, ``--version`` the pinned one; a corrupt download is removed
+   so the next run fetches it again) and run with ``--full``.
 3. Every NPU port through ``hccn_tool`` (ironserve.operations.hccn.port): address and netmask from
    ``npu_device_ips`` / ``npu_netmask``, netdetect and gateway from ``npu_gateway``, TLS from the
    group's ``npu_tls`` (one value cluster-wide). Facts decide; a configured port is a noop.
@@ -37,15 +39,15 @@ from ironserve.deploy.context import HostPlan, run_state
 from ironserve.engines.base import RenderedFile
 from ironserve.engines.mindie import rank_table_path
 from ironserve.facts.ascend import HccnConf, HccnDeviceIps, HccnTls
-from ironserve.operations import hccn
-from ironserve.roles import plan_if_vendor
-from ironserve.roles.ascend.defaults import DEFAULTS
+from ironserve.operations import download, hccn
+from ironserve.roles import artifact_sha256, plan_if_vendor, require
+from ironserve.roles.ascend.defaults import DEFAULTS, DOWNLOADS
 from ironserve.roles.ascend.render import port_specs, server_npus
 
 DRIVER_VERSION_INFO = "/usr/local/Ascend/driver/version.info"
 FIRMWARE_VERSION_INFO = "/usr/local/Ascend/firmware/version.info"
-DRIVER_RUN = "Ascend-hdk-910b-npu-driver_{version}_linux-x86-64.run"
-FIRMWARE_RUN = "Ascend-hdk-910b-npu-firmware_{version}.run"
+DRIVER_RUN = DOWNLOADS["driver"]["file"]
+FIRMWARE_RUN = DOWNLOADS["firmware"]["file"]
 
 
 def installed_version(lines: list[str] | None) -> str | None:
@@ -64,12 +66,15 @@ def _installer(kind: str, run_file: str, version: str, version_info: str) -> Non
         return
     directory = host.data.get("ascend_download_dir")
     path = f"{directory}/{run_file}"
-    url = str(host.data.get("ascend_installer_url"))
+    url = str(require(host, "ascend_installer_url"))
+    sha256 = artifact_sha256(host, "ascend", kind, version)
     files.directory(name=f"Create the Ascend download folder ({kind})", path=directory)
-    files.download(
-        name=f"Download the Ascend {kind} installer",
+    download.verified(
+        name=f"Download the Ascend {kind} installer (sha256 checked)",
         src=url.rstrip("/") + "/" + run_file,
         dest=path,
+        artifact=run_file,
+        sha256=sha256,
         mode="0755",
     )
     server.shell(

@@ -1,6 +1,8 @@
-"""roles/nvidia: vendor repository, driver (pinned branch, open or proprietary modules), CUDA
-toolkit, container toolkit, fabric manager (NVSwitch only; the driver's exact version, held),
-persistence mode, DCGM; a reboot only when the driver changed and only where allowed.
+"""roles/nvidia: vendor repository (NVIDIA's key verified by its fingerprint on the node before
+apt may use it), driver (pinned branch and exact apt version ``nvidia_driver_version``, open or
+proprietary modules, held), CUDA toolkit, container toolkit, fabric manager (NVSwitch only; the
+driver's exact version, held), persistence mode, DCGM; a reboot only when the driver changed and
+only where allowed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pyinfra.operations import files, server, systemd
 
 from ironserve.facts.host import PciDevices
 from ironserve.facts.nvidia import NvSwitchPresent
-from ironserve.operations import apt, nvidia
+from ironserve.operations import apt, download, nvidia
 from ironserve.operations.apt import DebSelections
 from ironserve.operations.templates import render
 from ironserve.roles import is_control_machine, require
@@ -65,6 +67,11 @@ def driver_packages(branch: str, open_flavour: bool) -> tuple[str, str]:
     return f"nvidia-driver-{branch}-server{suffix}", f"nvidia-utils-{branch}-server"
 
 
+def pinned(packages: tuple[str, ...], version: str) -> list[str]:
+    """``package=version`` specs: apt installs exactly that version, or fails."""
+    return [f"{package}={version}" for package in packages]
+
+
 @deploy("NVIDIA driver and tools", data_defaults=DEFAULTS)
 def deploy_nvidia() -> None:
     branch = str(require(host, "nvidia_driver_branch"))
@@ -72,12 +79,14 @@ def deploy_nvidia() -> None:
     arch = host.get_fact(Arch) or "x86_64"
     line, key_repo = source_line(str(require(host, "nvidia_apt_source")), distro, arch)
     if key_repo is not None:
-        files.download(
-            name="Fetch the NVIDIA repository key",
+        download.verified(
+            name="Fetch the NVIDIA repository key (fingerprint checked)",
             src=str(host.data.nvidia_apt_key_url).format(
                 repo=key_repo, arch=cuda_repo(distro, arch)[1]
             ),
             dest=CUDA_KEYRING,
+            artifact="the NVIDIA CUDA repository key",
+            fingerprint=str(require(host, "nvidia_apt_key_fingerprint")),
             mode="644",
         )
     files.put(
@@ -98,8 +107,8 @@ def deploy_nvidia() -> None:
             "nvidia_driver_open_modules to keep it"
         )
     driver_op = apt.packages(
-        name="Install the NVIDIA driver (pinned branch, held)",
-        packages=[driver, utils],
+        name="Install the NVIDIA driver (pinned version, held)",
+        packages=pinned((driver, utils), str(require(host, "nvidia_driver_version"))),
         source_list=SOURCE_LIST,
         hold=True,
     )

@@ -3,6 +3,11 @@
 Vastai publishes no download URL for its driver: ``vastai_installer_url`` (the folder holding
 ``vastai_driver_install_<version>.run``, ending with ``/``) must be given -- a local mirror, or
 the lab's repository in the lab. ``None`` fails loudly with the key's name.
+
+The installer is verified on the node by its sha256 before it runs (kubespray-style
+``vastai_checksums``: artifact -> version -> sha256). Vastai hands its installers out per
+customer, so the sums come from the site (group_data) with the installer; validation refuses a
+configured installer version without one.
 """
 
 from __future__ import annotations
@@ -11,8 +16,22 @@ from typing import Any
 
 DRIVER_VERSION = "3.3.0"  # the version the lab's simulated driver carries
 
+# sha256 per artifact and version (64 hex digits); a site's mapping in group_data replaces
+# this one whole, so it carries every version it installs.
+CHECKSUMS: dict[str, dict[str, str]] = {"driver": {}}
+
+# What the role downloads: artifact -> the data key of its version, of its source, its file name.
+DOWNLOADS = {
+    "driver": {
+        "version_key": "vastai_driver_version",
+        "source_key": "vastai_installer_url",
+        "file": "vastai_driver_install_{version}.run",
+    },
+}
+
 DEFAULTS: dict[str, Any] = {
     "vastai_driver_version": DRIVER_VERSION,
     "vastai_installer_url": None,
+    "vastai_checksums": CHECKSUMS,
     "vastai_download_dir": "/var/cache/ironserve/vastai",
 }

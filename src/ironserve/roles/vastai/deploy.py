@@ -4,8 +4,9 @@
    (VastModelZOO's compose entrypoint exits on dmesg's "iommu is enable"); a node with it on
    stops here, before any change, with the remedy.
 2. The driver from ``vastai_driver_install_<version>.run install --setkernelhook``, downloaded
-   from the artifact source (``vastai_installer_url``), only when ``vasmi list`` does not report
-   the pinned version.
+   from the artifact source (``vastai_installer_url``) and verified on the node against its
+   sha256 in ``vastai_checksums`` before it reaches its path (a mismatch is refused, nothing
+   installed), only when ``vasmi list`` does not report the pinned version.
 3. The devices: ``vasmi list`` must show as many cards as the inventory's accelerator_count,
    read from facts when the driver was already there, checked on the node right after an
    install otherwise.
@@ -25,10 +26,11 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from ironserve.facts.host import IommuEnabled
-from ironserve.roles import plan_if_vendor
-from ironserve.roles.vastai.defaults import DEFAULTS
+from ironserve.operations import download
+from ironserve.roles import artifact_sha256, plan_if_vendor
+from ironserve.roles.vastai.defaults import DEFAULTS, DOWNLOADS
 
-DRIVER_RUN = "vastai_driver_install_{version}.run"
+DRIVER_RUN = DOWNLOADS["driver"]["file"]
 VASMI_LIST = "if command -v vasmi >/dev/null 2>&1; then vasmi list 2>&1; fi; true"
 _VERSION_RE = re.compile(r"vasmi driver version:\s*(\S+)")
 _DIE_RE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+\S+")
@@ -96,11 +98,14 @@ def deploy_vastai() -> None:
     directory = host.data.get("vastai_download_dir")
     run_file = DRIVER_RUN.format(version=version)
     path = f"{directory}/{run_file}"
+    sha256 = artifact_sha256(host, "vastai", "driver", version)
     files.directory(name="Create the Vastai download folder", path=directory)
-    files.download(
-        name="Download the Vastai driver installer",
+    download.verified(
+        name="Download the Vastai driver installer (sha256 checked)",
         src=str(url).rstrip("/") + "/" + run_file,
         dest=path,
+        artifact=run_file,
+        sha256=sha256,
         mode="0755",
     )
     install = server.shell(
