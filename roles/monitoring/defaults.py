@@ -20,7 +20,7 @@ DEFAULTS = {
     "monitoring_retention": "15d",
     # Folder on the nodes for the rendered configuration.
     "monitoring_dir": "/etc/ironserve/monitoring",
-    # Alert thresholds.
-    "monitoring_kv_cache_alert": 0.95,
+    # Alert when a filesystem (/ or /data) has less than this fraction free. The KV-cache and
+    # queue alerts take health's numbers (ironserve.rules.serving): no setting of their own.
     "monitoring_disk_free_alert": 0.05,
 }

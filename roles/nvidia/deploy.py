@@ -21,8 +21,9 @@ from ironserve.facts.nvidia import NvSwitchPresent
 from ironserve.operations import apt, nvidia
 from ironserve.operations.apt import DebSelections
 from ironserve.operations.templates import render
+from ironserve.rules.fabric import fabric_manager_wanted
 from roles import is_control_machine, require
-from roles.nvidia.defaults import DEFAULTS
+from roles.nvidia.defaults import DEFAULTS, NvidiaData
 
 SOURCE_LIST = "/etc/apt/sources.list.d/ironserve-nvidia.list"
 CUDA_KEYRING = "/usr/share/keyrings/ironserve-nvidia-cuda.asc"
@@ -113,10 +114,9 @@ def deploy_nvidia() -> None:
         source_list=SOURCE_LIST,
     )
 
-    want_fm = host.data.nvidia_fabricmanager
-    if want_fm == "auto":
-        want_fm = host.get_fact(NvSwitchPresent)
-    if want_fm:
+    setting = NvidiaData.of(host).nvidia_fabricmanager
+    nvswitch = host.get_fact(NvSwitchPresent) if setting == "auto" else None
+    if fabric_manager_wanted(setting, nvswitch):
         nvidia.fabricmanager(
             name="Install the fabric manager at the driver's version (held)",
             branch=branch,

@@ -14,8 +14,8 @@ from ironserve.operations.apt import (
 )
 from ironserve.operations.docker import merge_daemon_config, nvidia_runtime_configured
 from ironserve.operations.nvidia import fabricmanager_matches
+from ironserve.rules.fabric import node_hcas, port_problems
 from roles.fabric import deploy_fabric
-from roles.fabric.deploy import node_hcas, port_problems
 from tests.deploys import nvidia_node as node
 from tests.deploys.test_provision_roles import operation_commands, run
 
@@ -92,7 +92,7 @@ def test_port_problems_name_the_port() -> None:
         {"ca": "mlx5_0", "port": 1, "state": "ACTIVE", "physical_state": "LinkUp"},
         {"ca": "mlx5_1", "port": 1, "state": "DOWN", "physical_state": "Disabled"},
     ]
-    assert port_problems(ports, ["mlx5_0", "mlx5_1", "mlx5_9"], "ACTIVE") == [
+    assert port_problems(ports, ["mlx5_0", "mlx5_1", "mlx5_9"]) == [
         "HCA mlx5_9 not found",
         "mlx5_1 port 1 is DOWN (Disabled)",
     ]

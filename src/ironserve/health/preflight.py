@@ -33,14 +33,20 @@ BOOK_OF_CHECK = {
 CHECKS = ("accelerators", "network", "disk", "os", "kernel", "memlock", "shm", "time")
 
 
-def _roles(inventory: str) -> Any:
+def roles_module(inventory: str, name: str) -> Any:
+    """``roles.<name>`` of the project beside the inventory, imported as pyinfra imports it
+    for a deploy (the one place health imports the roles package)."""
     directory = roles_dir(inventory)
     if directory is None:
         raise ImportError("no roles/ folder beside the inventory or in the working directory")
     root = str(directory.resolve().parent)
     if root not in sys.path:
         sys.path.insert(0, root)
-    return importlib.import_module("roles.preflight.deploy")
+    return importlib.import_module(f"roles.{name}")
+
+
+def _roles(inventory: str) -> Any:
+    return roles_module(inventory, "preflight.deploy")
 
 
 def to_results(node: str, findings: list[Any], ascend: bool) -> list[CheckResult]:
