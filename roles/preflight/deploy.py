@@ -1,7 +1,9 @@
 """roles/preflight: read-only checks of every node, before any change on any node.
 
 The first host to reach this deploy checks *all* hosts of the run (facts only, no operation is
-added), every other host waits for that result. One failing node stops the whole run: the
+added), every other host waits for that result. Each host is judged on its own data
+(``PreflightData.of(h)``: its inventory values, else the defaults) by ironserve.rules, the rules
+``ironserve health`` applies. One failing node stops the whole run: the
 DeployError names each host, check and remedy, and pyinfra executes nothing.
 """
 

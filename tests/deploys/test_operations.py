@@ -17,7 +17,8 @@ from ironserve.operations.nvidia import fabricmanager_matches
 from ironserve.rules.fabric import node_hcas, port_problems
 from roles.fabric import deploy_fabric
 from tests.deploys import nvidia_node as node
-from tests.deploys.test_provision_roles import operation_commands, run
+from tests.deploys.conftest import FakeRun
+from tests.deploys.test_provision_roles import HOST, operation_commands, run
 
 
 def test_upstream_version() -> None:
@@ -110,3 +111,31 @@ def test_fabric_port_down_fails_with_remedy() -> None:
     assert len(cmds) == 1
     assert "mlx5_0 port 1 is DOWN (LinkUp)" in cmds[0]
     assert "Remedy" in cmds[0] and cmds[0].endswith("exit 1")
+
+
+def test_fabric_first_run_checks_the_ports_after_the_install() -> None:
+    # ibstat arrives with the packages: the same rule (ironserve.rules.fabric) on the IbPorts fact
+    # read after the install fails the node whose port is down, the other goes on; no shell
+    # parsing on the node.
+    down = {
+        **node.HOST_DATA,
+        "fake_responses": node.responses(False, **{"ibstat 2>&1": node.ibstat("Down")}),
+    }
+    up = {
+        **node.HOST_DATA,
+        "node_role": "worker",
+        "node_ip": "10.10.0.12",
+        "fake_responses": node.responses(
+            False, **{"ibstat 2>&1": node.ibstat(), "ip -j addr": node.ip_addr("10.10.0.12")}
+        ),
+    }
+    fake = FakeRun([(HOST, down), ("@fake/h100-b", up)], {})
+    fake.prepare(deploy_fabric)
+    for name in (HOST, "@fake/h100-b"):
+        assert fake.changed_ops(name) == [
+            "Fabric | Install the RDMA user space",
+            "Fabric | Check that every HCA port is up (after the install)",
+        ]
+    fake.execute()
+    assert fake.failed() == [HOST]
+    assert not any("awk" in c for c in fake.commands(HOST))

@@ -24,6 +24,7 @@ import gevent  # type: ignore[import-untyped]
 from pyinfra.facts.server import Which
 
 from ironserve.catalog.accelerators import ACCELERATORS
+from ironserve.errors import InputError, Problem
 from ironserve.facts.ascend import HccnDeviceIps, HccnLinks, HccnNetHealth, HccnTls, NpuHealth
 from ironserve.facts.docker import DockerRuntimes
 from ironserve.facts.host import (
@@ -96,6 +97,20 @@ def _plans(state: Any) -> dict[str, Any]:
         return dict(host_plans(state))
     except Exception:
         return {}
+
+
+def check_role_data(hosts: list[Any], models: RoleModels) -> None:
+    """Every host's role data typed before any SSH: a bad value is bad input (InputError, exit
+    2) naming host and key, not a node that looks unreachable."""
+    problems: list[Problem] = []
+    for host in hosts:
+        for model in (models.preflight, models.base, models.container_runtime, models.nvidia):
+            try:
+                model.of(host)
+            except InputError as error:
+                problems += error.problems
+    if problems:
+        raise InputError(problems)
 
 
 class _Node:
@@ -268,6 +283,7 @@ def run_node_tier(
     state, hosts = _state(inventory_path, node)
     plans = _plans(state)
     models = role_models(os.fspath(Path(inventory_path).resolve()))
+    check_role_data(hosts, models)
     jobs: dict[str, Any] = {}
     run: Callable[..., list[CheckResult]] = _facts
     for host in hosts:
