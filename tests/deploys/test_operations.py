@@ -15,9 +15,10 @@ from ironserve.operations.apt import (
 from ironserve.operations.docker import merge_daemon_config, nvidia_runtime_configured
 from ironserve.operations.nvidia import fabricmanager_matches
 from ironserve.roles.fabric import deploy_fabric
-from ironserve.roles.fabric.deploy import node_hcas, port_problems
+from ironserve.rules.fabric import node_hcas, port_problems
 from tests.deploys import nvidia_node as node
-from tests.deploys.test_provision_roles import operation_commands, run
+from tests.deploys.conftest import FakeRun
+from tests.deploys.test_provision_roles import HOST, operation_commands, run
 
 
 def test_upstream_version() -> None:
@@ -92,7 +93,7 @@ def test_port_problems_name_the_port() -> None:
         {"ca": "mlx5_0", "port": 1, "state": "ACTIVE", "physical_state": "LinkUp"},
         {"ca": "mlx5_1", "port": 1, "state": "DOWN", "physical_state": "Disabled"},
     ]
-    assert port_problems(ports, ["mlx5_0", "mlx5_1", "mlx5_9"], "ACTIVE") == [
+    assert port_problems(ports, ["mlx5_0", "mlx5_1", "mlx5_9"]) == [
         "HCA mlx5_9 not found",
         "mlx5_1 port 1 is DOWN (Disabled)",
     ]
@@ -110,3 +111,31 @@ def test_fabric_port_down_fails_with_remedy() -> None:
     assert len(cmds) == 1
     assert "mlx5_0 port 1 is DOWN (LinkUp)" in cmds[0]
     assert "Remedy" in cmds[0] and cmds[0].endswith("exit 1")
+
+
+def test_fabric_first_run_checks_the_ports_after_the_install() -> None:
+    # ibstat arrives with the packages: the same rule (ironserve.rules.fabric) on the IbPorts fact
+    # read after the install fails the node whose port is down, the other goes on; no shell
+    # parsing on the node.
+    down = {
+        **node.HOST_DATA,
+        "fake_responses": node.responses(False, **{"ibstat 2>&1": node.ibstat("Down")}),
+    }
+    up = {
+        **node.HOST_DATA,
+        "node_role": "worker",
+        "node_ip": "10.10.0.12",
+        "fake_responses": node.responses(
+            False, **{"ibstat 2>&1": node.ibstat(), "ip -j addr": node.ip_addr("10.10.0.12")}
+        ),
+    }
+    fake = FakeRun([(HOST, down), ("@fake/h100-b", up)], {})
+    fake.prepare(deploy_fabric)
+    for name in (HOST, "@fake/h100-b"):
+        assert fake.changed_ops(name) == [
+            "Fabric | Install the RDMA user space",
+            "Fabric | Check that every HCA port is up (after the install)",
+        ]
+    fake.execute()
+    assert fake.failed() == [HOST]
+    assert not any("awk" in c for c in fake.commands(HOST))

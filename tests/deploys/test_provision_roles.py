@@ -55,6 +55,7 @@ def operation_commands(fake: FakeRun) -> list[str]:
         "lspci",
         "ip -j",
         "df -P",
+        "du -sb",
         "-release",
         "uname",
         "ulimit",

@@ -39,7 +39,7 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.server_close()
 
 
-def node_state(hub_url: str, complete: bool, free: int = 10 << 30) -> dict[str, Any]:
+def node_state(hub_url: str, complete: bool, free: int = 20 << 30) -> dict[str, Any]:
     state: dict[str, Any] = {
         "manifest": None,
         "stat": {},

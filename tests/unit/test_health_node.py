@@ -151,13 +151,13 @@ def test_ib_ports_all_active_is_ok_and_down_ports_fail() -> None:
     some_down = parse_ibstat(_lines(OUTPUTS / "ibstat.h100.some-down.txt"))
     down = hc.ib_ports("n1", some_down, [])
     assert (down.status, down.runbook) == (Status.FAIL, "ib-port")
-    assert "mlx5_2/1 DOWN" in down.observed and "mlx5_7/1 DOWN" in down.observed
+    assert "mlx5_2 port 1 is DOWN" in down.observed and "mlx5_7 port 1 is DOWN" in down.observed
     assert "mlx5_1" not in down.observed  # the 100G Ethernet NIC is judged against its own kind
     _runbook_ok(down)
     only_up = hc.ib_ports("n1", some_down, ["mlx5_0", "mlx5_3"])  # the inventory's NCCL HCAs
     assert only_up.status is Status.OK, only_up
     missing = hc.ib_ports("n1", some_down, ["mlx5_0", "mlx5_99"])
-    assert missing.status is Status.FAIL and "mlx5_99 missing" in missing.observed
+    assert missing.status is Status.FAIL and "HCA mlx5_99 not found" in missing.observed
     assert hc.ib_ports("n1", None, []).status is Status.UNKNOWN
 
 
@@ -337,9 +337,12 @@ def test_hccn_tls_consistent_with_the_group() -> None:
 def test_preflight_findings_map_to_results() -> None:
     from ironserve.health.preflight import to_results
     from ironserve.roles.preflight.checks import check_disk, check_host_limits, check_npu_tls
+    from ironserve.rules.limits import UNLIMITED
 
     findings = check_disk("n1", "/data/models", 0, 16 * GIB, 1.1)
-    findings += check_host_limits("n1", parse_memlock(["8192"]), None, 64 * 1024**2, None, True)
+    findings += check_host_limits(
+        "n1", parse_memlock(["8192"]), UNLIMITED, None, 64 * 1024**2, None, True
+    )
     off = parse_hccn_tls(_lines(OUTPUTS / "hccn-tls-g.txt"))
     findings += check_npu_tls("n1", {0: {**off, "enabled": True}}, False)
     results = {r.check: r for r in to_results("n1", findings, ascend=True)}
@@ -397,9 +400,10 @@ class _SlowHost:
 
 @pytest.mark.parametrize("kind", ["h100-80g", "ascend-910b-64g", "va16-128g"])
 def test_probes_that_time_out_are_unknown_never_ok(kind: str) -> None:
-    from ironserve.health.runner import _facts
+    from ironserve.health.runner import _facts, role_models
 
-    results = _facts(object(), _SlowHost(kind), None, {})
+    models = role_models()
+    results = _facts(object(), _SlowHost(kind), None, models)
     assert results, kind
     statuses = {r.check: r.status for r in results}
     # docker answered `which` but not `docker info`: UNKNOWN too

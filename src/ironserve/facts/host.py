@@ -270,6 +270,27 @@ class FreeDiskBytes(FactBase[int | None]):
         return entry["available_bytes"] if entry else None
 
 
+class DirBytes(FactBase[int]):
+    """Bytes under a folder (``du -sb``); 0 when it does not exist (what the weights folder
+    already holds, for ironserve.rules.disk).
+
+    .. code:: python
+
+        17179869184
+    """
+
+    def command(self, path: str) -> str:
+        return f"du -sb {shlex.quote(path)} 2>/dev/null | cut -f1; true"
+
+    @staticmethod
+    def default() -> int:
+        return 0
+
+    def process(self, output: list[str]) -> int:
+        text = "".join(output).strip()
+        return int(text) if text.isdigit() else 0
+
+
 # --------------------------------------------------------------------------------------------
 # Time synchronisation
 # --------------------------------------------------------------------------------------------

@@ -14,19 +14,17 @@ from ironserve.facts.docker import DockerRuntimeInfo
 from ironserve.facts.host import DfEntry, IommuState, Memlock, TimeSyncState
 from ironserve.facts.rdma import IbPort
 from ironserve.health.model import CheckResult, Status
+from ironserve.rules import fabric
+from ironserve.rules.disk import DISK_MARGIN, disk_need, size_text
+from ironserve.rules.limits import (
+    memlock_enough,
+    memlock_expected_text,
+    memlock_text,
+    shm_enough,
+)
 
 TIER = "node"
-GIB = 1024**3
-MIB = 1024**2
 LIMITS_RUNBOOK = "host-limits"
-
-
-def _gib(value: int) -> str:
-    return f"{value / GIB:.1f} GiB"
-
-
-def _size(value: int) -> str:
-    return _gib(value) if value >= GIB else f"{value // MIB} MiB"
 
 
 def disk(
@@ -35,28 +33,23 @@ def disk(
     free: int | None,
     present: int,
     weights_bytes: int | None,
-    margin: float = 1.1,
+    margin: float = DISK_MARGIN,
 ) -> CheckResult:
-    """``host.disk``: the filesystem of the weights folder has room for what is still to come:
-    the Plan's weights x margin, less what is already in the folder (``present`` bytes).
+    """``host.disk``: the filesystem of the weights folder has room for the Plan's weights
+    (ironserve.rules.disk, as preflight and roles/weights judge it: weights x margin, less the
+    ``present`` bytes already in the folder, never below the floor).
     ``weights_bytes`` None: the inventory does not plan, the free space is reported (OK, "any")."""
     check = "host.disk"
     if free is None:
         return CheckResult(
             check, TIER, node, Status.UNKNOWN, f"df failed for {path}", "df answers", "", ""
         )
-    observed = f"{_gib(free)} free for {path}"
+    observed = f"{size_text(free)} free for {path}"
     if weights_bytes is None:
         return CheckResult(check, TIER, node, Status.OK, observed, "any (no Plan)")
-    need = max(int(weights_bytes * margin) - present, 0)
-    # A full filesystem is a failure even when the weights are all there: the engine and the
-    # verification markers write next to them.
-    need = max(need, 64 * MIB)
-    expected = (
-        f">= {_size(need)} free (weights {_gib(weights_bytes)} x {margin},"
-        f" {_size(present)} present)"
-    )
-    if free >= need:
+    need = disk_need(weights_bytes, present, margin)
+    expected = need.explain()
+    if need.enough(free):
         return CheckResult(check, TIER, node, Status.OK, observed, expected)
     return CheckResult(
         check,
@@ -73,19 +66,19 @@ def disk(
 def shm(node: str, entry: DfEntry | None, minimum: int) -> CheckResult:
     """``host.shm``: /dev/shm at least ``minimum`` bytes (NCCL and processes outside containers)."""
     check = "host.shm"
-    expected = f">= {_size(minimum)}"
+    expected = f">= {size_text(minimum)}"
     if entry is None:
         return CheckResult(
             check, TIER, node, Status.UNKNOWN, "df /dev/shm failed", expected, "", LIMITS_RUNBOOK
         )
     size = entry["size_bytes"]
-    ok = size >= minimum
+    ok = shm_enough(size, minimum)
     return CheckResult(
         check,
         TIER,
         node,
         Status.OK if ok else Status.WARN,
-        _size(size),
+        size_text(size),
         expected,
         "" if ok else "enlarge /dev/shm (tmpfs size=) for processes outside containers",
         "" if ok else LIMITS_RUNBOOK,
@@ -93,30 +86,22 @@ def shm(node: str, entry: DfEntry | None, minimum: int) -> CheckResult:
 
 
 def memlock(node: str, limit: Memlock | None, expected_bytes: int | None) -> CheckResult:
-    """``host.memlock``: the shell's locked-memory limit is at least what the site gives its
-    engine containers: unlimited (``expected_bytes`` -1, roles/base's default), a size (the
-    inventory's daemon default-ulimits), or None: no expectation."""
+    """``host.memlock``: the shell's locked-memory limit is enough by ironserve.rules.limits
+    (unlimited, or at least the finite limit the site gives its engine containers;
+    ``expected_bytes`` from ``rules.limits.memlock_expected``, None: no expectation)."""
     check = "host.memlock"
-    if expected_bytes is None:
-        expected = "any"
-    else:
-        expected = "unlimited" if expected_bytes < 0 else f">= {_size(expected_bytes)}"
+    expected = memlock_expected_text(expected_bytes)
     if limit is None:
         return CheckResult(
             check, TIER, node, Status.UNKNOWN, "ulimit -l failed", expected, "", LIMITS_RUNBOOK
         )
-    observed = "unlimited" if limit["unlimited"] else _size(limit["bytes"] or 0)
-    ok = (
-        expected_bytes is None
-        or limit["unlimited"]
-        or (expected_bytes >= 0 and (limit["bytes"] or 0) >= expected_bytes)
-    )
+    ok = memlock_enough(limit, expected_bytes)
     return CheckResult(
         check,
         TIER,
         node,
         Status.OK if ok else Status.WARN,
-        observed,
+        memlock_text(limit),
         expected,
         "" if ok else "deploys/provision.py (roles/base: limits.d and LimitMEMLOCK), re-login",
         "" if ok else LIMITS_RUNBOOK,
@@ -217,45 +202,32 @@ def ib_ports(
     node: str, ports: list[IbPort] | None, hcas: list[str], min_rate_gbps: float | None = None
 ) -> CheckResult:
     """``fabric.ib_port``: every port of the node's HCAs (those the inventory names in ib_hcas,
-    else all) is ACTIVE / LinkUp at full rate: ``min_rate_gbps``, else the fastest port of the
-    same HCA type and link layer (a frontend 100G RoCE NIC is not a slow 400G IB port).
+    else all) is ACTIVE / LinkUp (ironserve.rules.fabric, the rule roles/fabric applies), at
+    full rate: ``min_rate_gbps``, else the fastest port of the same HCA type and link layer.
     ``ports`` None: ibstat missing or timed out."""
     check = "fabric.ib_port"
-    named = [ca for ca in hcas if ":" not in ca]  # names (mlx5_0), not PCI slots
-    if ports is not None and named:
-        ports = [p for p in ports if p["ca"] in named]
-    if ports is None or not ports:
-        what = "ibstat missing or timed out" if ports is None else "ibstat lists no port"
+    mine = fabric.node_ports(ports, hcas) if ports is not None else None
+    if mine is None or not mine:
+        what = "ibstat missing or timed out" if mine is None else "ibstat lists no port"
         return CheckResult(
             check,
             TIER,
             node,
-            Status.UNKNOWN if ports is None else Status.FAIL,
+            Status.UNKNOWN if mine is None else Status.FAIL,
             what,
-            f"{len(hcas) or 'every'} HCA port(s) ACTIVE",
+            f"{len(hcas) or 'every'} HCA port(s) {fabric.PORT_STATE}",
             "install infiniband-diags (deploys/provision.py); check the HCA driver",
             "ib-port",
         )
-    fastest: dict[tuple[str | None, str | None], float] = {}
-    for p in ports:
-        kind = (p.get("ca_type"), p.get("link_layer"))
-        fastest[kind] = max(fastest.get(kind, 0.0), p.get("rate_gbps") or 0.0)
-    rates = sorted({r for r in fastest.values() if r}, reverse=True)
+    rates = sorted({r for r in fabric.fastest_rates(mine).values() if r}, reverse=True)
     shown = f"{min_rate_gbps:g}" if min_rate_gbps else "/".join(f"{r:g}" for r in rates)
-    expected = "ACTIVE, LinkUp" + (f", {shown} Gb/s" if shown else "")
-    present = {p["ca"] for p in ports}
-    problems = [f"HCA {ca} missing" for ca in named if ca not in present]
-    down = [p for p in ports if p.get("state") != "ACTIVE" or p.get("physical_state") != "LinkUp"]
-    problems += [f"{p['ca']}/{p['port']} {p['state']} ({p['physical_state']})" for p in down]
-    slow = [
-        f"{p['ca']}/{p['port']} {p.get('rate_gbps') or 0:g} Gb/s"
-        for p in ports
-        if p not in down
-        and (p.get("rate_gbps") or 0)
-        < (min_rate_gbps or fastest[(p.get("ca_type"), p.get("link_layer"))])
-    ]
+    expected = f"{fabric.PORT_STATE}, {fabric.PHYSICAL_STATE}" + (
+        f", {shown} Gb/s" if shown else ""
+    )
+    problems = fabric.port_problems(mine, hcas)
+    slow = fabric.slow_ports(mine, min_rate_gbps)
     if not problems and not slow:
-        return CheckResult(check, TIER, node, Status.OK, f"{len(ports)} port(s) ACTIVE", expected)
+        return CheckResult(check, TIER, node, Status.OK, f"{len(mine)} port(s) ACTIVE", expected)
     return CheckResult(
         check,
         TIER,

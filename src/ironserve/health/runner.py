@@ -5,7 +5,8 @@ a fact that fails, times out or whose tool is missing becomes ``None``, which th
 functions turn into UNKNOWN (never OK). What a node is expected to have comes from the Plan
 (``ironserve.deploy.context.host_plans``: weights path and size, HCAs, NPU addresses, TLS) and
 from the roles' data keys (driver branch, persistence, memlock, time sync), as provisioning
-sees them.
+sees them: each host's own values through the roles' typed data (``RoleData.of``), judged
+by the same rules (``ironserve.rules``) as provisioning.
 """
 
 from __future__ import annotations
@@ -13,20 +14,21 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shlex
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
-from pyinfra.api.facts import FactBase
 from pyinfra.facts.server import Which
 
 from ironserve.catalog.accelerators import ACCELERATORS
-from ironserve.config.role_keys import role_defaults
+from ironserve.errors import InputError, Problem
 from ironserve.facts.ascend import HccnDeviceIps, HccnLinks, HccnNetHealth, HccnTls, NpuHealth
 from ironserve.facts.docker import DockerRuntimes
 from ironserve.facts.host import (
+    DirBytes,
     FreeDiskBytes,
     IommuEnabled,
     MemlockLimit,
@@ -34,32 +36,17 @@ from ironserve.facts.host import (
     ShmSize,
     TimeSync,
 )
-from ironserve.facts.nvidia import NvidiaDriver, NvidiaGpus, NvidiaXidEvents
+from ironserve.facts.nvidia import NvidiaDriver, NvidiaGpus, NvidiaXidEvents, NvSwitchPresent
 from ironserve.facts.rdma import IbPorts
 from ironserve.health import ascend_checks, host_checks, node_checks, nvidia_checks
 from ironserve.health.model import CheckResult, Status
+from ironserve.rules.disk import DISK_MARGIN
+from ironserve.rules.fabric import fabric_manager_wanted, node_hcas
+from ironserve.rules.limits import memlock_expected
 
 CHECK_TIMEOUT_S = 20
 # A node whose checks together take longer than this is reported UNKNOWN (a hung SSH session).
 NODE_TIMEOUT_S = 120
-MELLANOX = "15b3"
-NETWORK_CLASSES = ("0200", "0207")  # Ethernet (RoCE), InfiniBand
-NVSWITCH_CLASS = "0680"
-
-
-class DirBytes(FactBase[int]):
-    """Bytes under a folder (``du -sb``); 0 when it does not exist."""
-
-    def command(self, path: str) -> str:
-        return f"du -sb {shlex.quote(path)} 2>/dev/null | cut -f1; true"
-
-    @staticmethod
-    def default() -> int:
-        return 0
-
-    def process(self, output: list[str]) -> int:
-        text = "".join(output).strip()
-        return int(text) if text.isdigit() else 0
 
 
 def _state(inventory_path: str, limit: str | None) -> Any:
@@ -77,6 +64,27 @@ def _state(inventory_path: str, limit: str | None) -> Any:
     return state, hosts
 
 
+@dataclass(frozen=True)
+class RoleModels:
+    """The roles' typed data models (``ironserve.roles.<role>.defaults``) health reads a host
+    through: what provisioning uses."""
+
+    preflight: Any
+    base: Any
+    container_runtime: Any
+    nvidia: Any
+
+
+@lru_cache(maxsize=1)
+def role_models() -> RoleModels:
+    from ironserve.roles.base.defaults import BaseData
+    from ironserve.roles.container_runtime.defaults import ContainerRuntimeData
+    from ironserve.roles.nvidia.defaults import NvidiaData
+    from ironserve.roles.preflight.defaults import PreflightData
+
+    return RoleModels(PreflightData, BaseData, ContainerRuntimeData, NvidiaData)
+
+
 def _plans(state: Any) -> dict[str, Any]:
     """Every host's HostPlan; {} when the inventory does not plan (checks then expect "any")."""
     from ironserve.deploy.context import host_plans
@@ -87,17 +95,30 @@ def _plans(state: Any) -> dict[str, Any]:
         return {}
 
 
+def check_role_data(hosts: list[Any], models: RoleModels) -> None:
+    """Every host's role data typed before any SSH: a bad value is bad input (InputError, exit
+    2) naming host and key, not a node that looks unreachable."""
+    problems: list[Problem] = []
+    for host in hosts:
+        for model in (models.preflight, models.base, models.container_runtime, models.nvidia):
+            try:
+                model.of(host)
+            except InputError as error:
+                problems += error.problems
+    if problems:
+        raise InputError(problems)
+
+
 class _Node:
-    """One host's data keys (with the roles' defaults) and a fact getter that never raises."""
+    """One host's data: its roles' typed values, and a fact getter that never raises."""
 
-    def __init__(self, host: Any, defaults: dict[str, Any]) -> None:
-        self.host, self.defaults = host, defaults
+    def __init__(self, host: Any, models: RoleModels) -> None:
+        self.host = host
         self.data = dict(host.data.dict())
-
-    def key(self, name: str, fallback: Any = None) -> Any:
-        if name in self.data:
-            return self.data[name]
-        return self.defaults.get(name, fallback)
+        self.preflight = models.preflight.of(host)
+        self.base = models.base.of(host)
+        self.container_runtime = models.container_runtime.of(host)
+        self.nvidia = models.nvidia.of(host)
 
     def fact(self, cls: Any, **kwargs: Any) -> Any:
         try:
@@ -111,16 +132,6 @@ class _Node:
             return bool(self.host.get_fact(Which, command=command, _timeout=CHECK_TIMEOUT_S))
         except Exception:
             return None
-
-
-def _memlock_expected(n: _Node) -> int | None:
-    """-1 unlimited, a size in bytes, or None: no expectation. The inventory's dockerd
-    default-ulimits memlock (what engine containers get) wins; else roles/base's unlimited."""
-    settings = n.key("container_runtime_daemon_settings") or {}
-    hard = ((settings.get("default-ulimits") or {}).get("memlock") or {}).get("Hard")
-    if isinstance(hard, int):
-        return hard
-    return -1 if n.key("base_memlock_unlimited", True) else None
 
 
 def _cuda_of(package: str | None) -> str | None:
@@ -138,54 +149,43 @@ def _host_checks(n: _Node, hp: Any, vendor: str, pci: list[dict[str, Any]] | Non
         weights_dir = str(hp.group.model.weights_dir)
         free = n.fact(FreeDiskBytes, path=weights_dir)
         present = n.fact(DirBytes, path=hp.plan.context.weights_path) or 0
-        margin = float(n.key("preflight_disk_margin", 1.1))
+        margin = float(n.preflight.preflight_disk_margin)
         results.append(
             host_checks.disk(name, weights_dir, free, present, hp.plan.sizing.weights_bytes, margin)
         )
     else:
-        weights_dir = str(n.key("model_weights_dir") or "/data/models")
+        weights_dir = str(n.data.get("model_weights_dir") or "/data/models")
         free = n.fact(FreeDiskBytes, path=weights_dir)
-        results.append(host_checks.disk(name, weights_dir, free, 0, None))
-    shm_min = int(n.key("preflight_min_shm_bytes", 64 * 1024**2))
+        results.append(host_checks.disk(name, weights_dir, free, 0, None, DISK_MARGIN))
+    shm_min = int(n.preflight.preflight_min_shm_bytes)
     results.append(host_checks.shm(name, n.fact(ShmSize), shm_min))
-    results.append(host_checks.memlock(name, n.fact(MemlockLimit), _memlock_expected(n)))
-    results.append(host_checks.time_sync(name, n.fact(TimeSync), n.key("base_time_sync")))
+    expected = memlock_expected(
+        n.base.base_memlock_unlimited, n.container_runtime.container_runtime_daemon_settings
+    )
+    results.append(host_checks.memlock(name, n.fact(MemlockLimit), expected))
+    results.append(host_checks.time_sync(name, n.fact(TimeSync), n.base.base_time_sync))
     docker = n.has("docker")
     runtimes = n.fact(DockerRuntimes) if docker else None
     results.append(host_checks.container_runtime(name, runtimes, bool(docker), vendor == "nvidia"))
-    hcas = list(hp.node.network.ib_hcas) if hp is not None else []
-    mellanox = [
-        d
-        for d in pci or []
-        if d.get("vendor_id") == MELLANOX and d.get("class_id") in NETWORK_CLASSES
-    ]
-    if hcas or mellanox:  # only nodes with HCAs (inventory, else Mellanox functions on the bus)
+    hcas = node_hcas(list(hp.node.network.ib_hcas) if hp is not None else [], pci)
+    if hcas:  # only nodes with HCAs (inventory, else Mellanox functions on the bus)
         ports = n.fact(IbPorts) if n.has("ibstat") else None
         results.append(host_checks.ib_ports(name, ports, hcas))
     return results
 
 
-def _nvidia_checks(n: _Node, pci: list[dict[str, Any]] | None) -> list[Any]:
+def _nvidia_checks(n: _Node) -> list[Any]:
     name = n.host.name
-    expected = int(n.key("accelerator_count") or 0)
+    expected = int(n.data.get("accelerator_count") or 0)
     # a missing nvidia-smi or a timeout is UNKNOWN, never "0 GPUs" and never OK
     has_smi = n.has("nvidia-smi")
     gpus = n.fact(NvidiaGpus) if has_smi else None
     info = n.fact(NvidiaDriver) if has_smi else None
     events = n.fact(NvidiaXidEvents)
-    fm = str(n.key("nvidia_fabricmanager", "auto")).lower()
-    if fm in ("false", "0", "no"):
-        nvswitch: bool | None = False
-    elif fm in ("true", "1", "yes"):
-        nvswitch = True
-    else:
-        nvswitch = (
-            None
-            if pci is None
-            else any(
-                d.get("vendor_id") == "10de" and d.get("class_id") == NVSWITCH_CLASS for d in pci
-            )
-        )
+    setting = n.nvidia.nvidia_fabricmanager
+    nvswitch = fabric_manager_wanted(
+        setting, n.fact(NvSwitchPresent) if setting == "auto" else None
+    )
     return [
         node_checks.gpu_count(name, gpus, expected),
         node_checks.gpu_xid(name, events),
@@ -194,11 +194,11 @@ def _nvidia_checks(n: _Node, pci: list[dict[str, Any]] | None) -> list[Any]:
             name,
             info,
             gpus,
-            str(n.key("nvidia_driver_branch") or "") or None,
-            _cuda_of(n.key("nvidia_cuda_toolkit_package")),
-            str(n.key("nvidia_driver_version") or "") or None,
+            n.nvidia.nvidia_driver_branch or None,
+            _cuda_of(n.nvidia.nvidia_cuda_toolkit_package),
+            n.nvidia.nvidia_driver_version or None,
         ),
-        nvidia_checks.persistence(name, gpus, bool(n.key("nvidia_persistence_mode", True))),
+        nvidia_checks.persistence(name, gpus, n.nvidia.nvidia_persistence_mode),
         nvidia_checks.fabric_manager(name, nvswitch, gpus),
         nvidia_checks.pcie_width(name, gpus),
         nvidia_checks.throttle(name, gpus),
@@ -207,7 +207,7 @@ def _nvidia_checks(n: _Node, pci: list[dict[str, Any]] | None) -> list[Any]:
 
 def _ascend_checks(n: _Node, hp: Any) -> list[Any]:
     name = n.host.name
-    count = int(n.key("accelerator_count") or 8)
+    count = int(n.data.get("accelerator_count") or 8)
     planned = [str(ip) for ip in hp.node.npu.device_ips] if hp is not None else []
     tls = bool(hp.node.npu.tls) if hp is not None else False
     return [
@@ -222,7 +222,7 @@ def _ascend_checks(n: _Node, hp: Any) -> list[Any]:
 
 def _vastai_checks(n: _Node, pci: list[dict[str, Any]] | None) -> list[Any]:
     name = n.host.name
-    expected = int(n.key("accelerator_count") or 0)
+    expected = int(n.data.get("accelerator_count") or 0)
     return [
         host_checks.vastai_devices(name, pci, expected),
         host_checks.vastai_iommu(name, n.fact(IommuEnabled)),
@@ -240,7 +240,7 @@ def vendor_of(kind: str) -> str:
     return "vastai" if "vastai" in lowered or lowered.startswith("va") else "nvidia"
 
 
-def _facts(state: Any, host: Any, hp: Any, defaults: dict[str, Any]) -> list[CheckResult]:
+def _facts(state: Any, host: Any, hp: Any, models: RoleModels) -> list[CheckResult]:
     from pyinfra.context import ctx_host, ctx_state
 
     name = host.name
@@ -248,12 +248,12 @@ def _facts(state: Any, host: Any, hp: Any, defaults: dict[str, Any]) -> list[Che
         host.connect(show_errors=False)
         if not host.connected:
             return [node_checks.unreachable(name, "SSH connection failed")]
-        n = _Node(host, defaults)
-        vendor = vendor_of(str(n.key("accelerator_kind") or ""))
+        n = _Node(host, models)
+        vendor = vendor_of(str(n.data.get("accelerator_kind") or ""))
         pci = n.fact(PciDevices) if n.has("lspci") else None
         results = _host_checks(n, hp, vendor, pci)
         if vendor == "nvidia":
-            results += _nvidia_checks(n, pci)
+            results += _nvidia_checks(n)
         elif vendor == "ascend":
             results += _ascend_checks(n, hp)
         elif vendor == "vastai":
@@ -279,11 +279,12 @@ def run_node_tier(
 ) -> tuple[list[str], list[CheckResult]]:
     state, hosts = _state(inventory_path, node)
     plans = _plans(state)
-    defaults = role_defaults()
+    models = role_models()
+    check_role_data(hosts, models)
     jobs: dict[str, Any] = {}
     run: Callable[..., list[CheckResult]] = _facts
     for host in hosts:
-        jobs[host.name] = gevent.spawn(run, state, host, plans.get(host.name), defaults)
+        jobs[host.name] = gevent.spawn(run, state, host, plans.get(host.name), models)
     gevent.joinall(list(jobs.values()), timeout=NODE_TIMEOUT_S)
     results: list[CheckResult] = []
     for name, job in jobs.items():

@@ -10,7 +10,8 @@ is FAIL (clients see it down), never OK:
   text within the latency budget (over it: WARN);
 - ``serving.metrics``: ``GET /metrics``: running and waiting requests and KV-cache usage under
   vLLM's current and deprecated names and SGLang's (facts/metrics.py). A nearly full KV cache,
-  or requests waiting on a filling one, is WARN (kv-cache-full); no known metric is UNKNOWN.
+  or requests waiting on a filling one, is WARN (kv-cache-full; the rule and its numbers are
+  ironserve.rules.serving's, as the Prometheus alerts'); no known metric is UNKNOWN.
 
 The API key is read like a deploy reads it: the group's ``serving_api_key_file``, else the key
 the deploy generated on this machine; else (another control machine deployed it) from the
@@ -32,14 +33,13 @@ from ironserve.config.inventory import HostRecord
 from ironserve.facts.metrics import KV_USAGE, EngineMetrics, engine_metrics
 from ironserve.health.cluster_tier import GroupPlan
 from ironserve.health.model import CheckResult, Status
+from ironserve.rules import serving as serving_rules
 from ironserve.serving import apikey
 
 TIER = "serving"
 HEALTH_TIMEOUT_S = 5.0
 API_TIMEOUT_S = 10.0
 COMPLETION_BUDGET_S = 15.0  # an idle engine answers 8 tokens in well under a second
-KV_FULL = 0.95  # KV usage at or above: WARN
-KV_BUSY = 0.8  # ...or requests waiting while the cache is this full
 DEFAULT_KEY_DIR = "~/.ironserve/api-keys"  # roles/engine/defaults.py serve_api_key_dir
 DEPRECATED = {"vllm:gpu_cache_usage_perc"}
 
@@ -225,7 +225,7 @@ def check_completion(
 
 
 def judge_metrics(ep: Endpoint, m: EngineMetrics) -> CheckResult:
-    expected = f"kv < {KV_FULL:.0%}, no queue on a full cache"
+    expected = serving_rules.expected_text()
     names = f"{'/'.join(KV_USAGE)}"
     if m.kv_usage is None and m.running is None and m.waiting is None:
         return _r(
@@ -242,8 +242,7 @@ def judge_metrics(ep: Endpoint, m: EngineMetrics) -> CheckResult:
     note = ", deprecated name" if metric in DEPRECATED else ""
     kv_text = "kv ?" if kv is None else f"kv {kv:.1%} ({metric}{note})"
     observed = f"running {_num(m.running)}, waiting {_num(m.waiting)}, {kv_text}"
-    waiting = m.waiting or 0.0
-    if kv is not None and (kv >= KV_FULL or (waiting > 0 and kv >= KV_BUSY)):
+    if serving_rules.kv_pressure(kv, m.waiting):
         return _r(
             "metrics",
             ep,

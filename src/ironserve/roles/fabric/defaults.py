@@ -1,8 +1,18 @@
-"""Data keys of roles/fabric (role-prefixed; None = must be given)."""
+"""Data keys of roles/fabric (role-prefixed; None = must be given).
 
-DEFAULTS = {
+The port state every HCA port must reach is a rule, not a setting: ironserve.rules.fabric.
+"""
+
+from pydantic import Field
+
+from ironserve.deploy.role_data import RoleData
+
+
+class FabricData(RoleData):
     # Installed on nodes with InfiniBand/RoCE HCAs (network_ib_hcas, or Mellanox PCI functions).
-    "fabric_packages": ["rdma-core", "infiniband-diags", "ibverbs-utils"],
-    # Port state every HCA port must have.
-    "fabric_port_state": "ACTIVE",
-}
+    fabric_packages: list[str] = Field(
+        default_factory=lambda: ["rdma-core", "infiniband-diags", "ibverbs-utils"]
+    )
+
+
+DEFAULTS = FabricData.defaults()

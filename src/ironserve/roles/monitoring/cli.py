@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import ChainMap
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -19,8 +18,7 @@ from ironserve.config.loader import build_cluster
 from ironserve.errors import InputError, Problem
 from ironserve.plan.plan import plan_group
 from ironserve.roles.monitoring import render as r
-from ironserve.roles.monitoring.defaults import DEFAULTS
-from ironserve.roles.monitoring.deploy import settings_of
+from ironserve.roles.monitoring.defaults import MonitoringData
 
 monitoring_app = typer.Typer(
     no_args_is_help=True, help="Monitoring: Prometheus scrape targets, alert rules, dashboard."
@@ -62,8 +60,8 @@ def render_site(records: list[HostRecord]) -> tuple[str, dict[str, str]]:
     if problems:
         raise InputError(problems)
     server = chosen or next(n.node for n in plans[0].nodes if n.serves_api)
-    # The server's own data over the role's defaults, as the deploy reads host.data there.
-    settings = settings_of(ChainMap(dict(names[server].data), DEFAULTS))
+    # The server's own data, typed over the role's defaults, as the deploy reads it there.
+    settings = MonitoringData.from_data(server, dict(names[server].data)).model_dump()
     texts = r.server_files(plans, settings)
     if any(ACCELERATORS[p.context.accelerator.id].vendor == "nvidia" for p in plans):
         texts["dcgm-counters.csv"] = r.dcgm_counters()

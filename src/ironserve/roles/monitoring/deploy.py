@@ -23,12 +23,13 @@ from ironserve.deploy.context import host_plans
 from ironserve.errors import InputError
 from ironserve.plan.plan import Plan
 from ironserve.roles.monitoring import render as r
-from ironserve.roles.monitoring.defaults import DEFAULTS
+from ironserve.roles.monitoring.defaults import DEFAULTS, MonitoringData
 from ironserve.roles.monitoring.facts import MonitoringContainers
 
 
-def settings_of(data: Any) -> dict[str, Any]:
-    return {key: data.get(key) for key in DEFAULTS}
+def settings_of(host: Any) -> dict[str, Any]:
+    """The host's monitoring settings, typed (its inventory values, else the defaults)."""
+    return MonitoringData.of(host).model_dump()
 
 
 def distinct_plans(state: Any) -> list[Plan]:
@@ -63,7 +64,7 @@ def deploy_monitoring() -> None:
     if not host.data.monitoring_enabled:
         logger.info(f"{host.name}: monitoring_enabled is off; nothing to do")
         return
-    settings = settings_of(host.data)
+    settings = settings_of(host)
     plans = distinct_plans(state)
     mine = host_plans(state)[host.name]
     vendor = ACCELERATORS[mine.plan.context.accelerator.id].vendor

@@ -15,6 +15,7 @@ from typing import Any
 from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.operations.templates import render
 from ironserve.plan.plan import Plan
+from ironserve.rules import serving
 
 PROMETHEUS = "ironserve-prometheus"
 NODE_EXPORTER = "ironserve-node-exporter"
@@ -65,7 +66,9 @@ def prometheus_config(targets: list[Target], settings: Mapping[str, Any]) -> str
 
 
 def alert_rules(plans: Iterable[Plan], settings: Mapping[str, Any]) -> str:
-    """Alerts for the FAIL conditions of `ironserve health`, each naming its runbook."""
+    """Alerts for the FAIL conditions of `ironserve health`, each naming its runbook; the
+    KV-cache and queue alerts are health's serving.metrics rule (ironserve.rules.serving) under
+    vLLM's and SGLang's metric names."""
     groups = []
     for plan in plans:
         accelerator = ACCELERATORS[plan.context.accelerator.id]
@@ -81,7 +84,7 @@ def alert_rules(plans: Iterable[Plan], settings: Mapping[str, Any]) -> str:
         "monitoring",
         "alerts.yml",
         groups=groups,
-        kv_cache_alert=settings["monitoring_kv_cache_alert"],
+        serving_alerts=serving.alert_exprs("engine"),
         disk_free_alert=settings["monitoring_disk_free_alert"],
     )
 

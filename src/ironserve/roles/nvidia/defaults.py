@@ -1,9 +1,13 @@
 """Data keys of roles/nvidia (role-prefixed; None = must be given).
 
-Version pins and the repository key's identity live here as constants; the DEFAULTS point at
-them. The driver is pinned by branch (the package names) and by exact apt version (what is
+Version pins and the repository key's identity live here as constants; the model's defaults point
+at them. The driver is pinned by branch (the package names) and by exact apt version (what is
 installed, ``package=version``), so nodes installed a month apart get the same driver.
 """
+
+from typing import Literal
+
+from ironserve.deploy.role_data import RoleData
 
 DRIVER_BRANCH = "580"
 # The exact apt version of nvidia-driver-<branch>-server[-open] and nvidia-utils-<branch>-server
@@ -15,29 +19,35 @@ DRIVER_VERSION = "580.95.05-0ubuntu0.24.04.1"
 # holds when NVIDIA re-signs or re-armours the file (its sha256 would not).
 CUDA_KEY_FINGERPRINT = "EB693B3035CD5710E231E123A4B469963BF863CC"
 
-DEFAULTS = {
+
+class NvidiaData(RoleData):
     # Driver branch: nvidia-driver-<branch>-server[-open], nvidia-utils-<branch>-server and
     # nvidia-fabricmanager-<branch> all come from it.
-    "nvidia_driver_branch": DRIVER_BRANCH,
+    nvidia_driver_branch: str = DRIVER_BRANCH
     # The driver's exact apt version (epoch and Debian revision included, as ``apt-cache
     # policy`` shows it); it must belong to the branch. Health names a node running another.
-    "nvidia_driver_version": DRIVER_VERSION,
+    nvidia_driver_version: str = DRIVER_VERSION
     # "auto": open kernel modules for Turing and newer (by PCI device id), proprietary for older;
     # True / False force one flavour.
-    "nvidia_driver_open_modules": "auto",
+    nvidia_driver_open_modules: bool | Literal["auto"] = "auto"
     # Reboot when the driver package changed (never the control machine itself).
-    "nvidia_driver_reboot": True,
+    nvidia_driver_reboot: bool = True
     # The apt source line of the vendor repository; "cuda": NVIDIA's CUDA repository for the
     # node's distribution. A local mirror or the lab's repository goes here.
-    "nvidia_apt_source": "cuda",
+    nvidia_apt_source: str = "cuda"
     # Key of the CUDA repository (used with nvidia_apt_source "cuda") and the fingerprint it
     # must have (40 hex digits): a file with another key is refused, nothing installed.
-    "nvidia_apt_key_url": "https://developer.download.nvidia.com/compute/cuda/repos/{repo}/{arch}/3bf863cc.pub",
-    "nvidia_apt_key_fingerprint": CUDA_KEY_FINGERPRINT,
-    "nvidia_cuda_toolkit_package": "cuda-toolkit-12-8",
-    "nvidia_dcgm_package": "datacenter-gpu-manager-4-cuda12",
-    "nvidia_container_toolkit_package": "nvidia-container-toolkit",
-    # "auto": fabric manager where NVSwitches are present; True / False force it.
-    "nvidia_fabricmanager": "auto",
-    "nvidia_persistence_mode": True,
-}
+    nvidia_apt_key_url: str = (
+        "https://developer.download.nvidia.com/compute/cuda/repos/{repo}/{arch}/3bf863cc.pub"
+    )
+    nvidia_apt_key_fingerprint: str = CUDA_KEY_FINGERPRINT
+    nvidia_cuda_toolkit_package: str = "cuda-toolkit-12-8"
+    nvidia_dcgm_package: str = "datacenter-gpu-manager-4-cuda12"
+    nvidia_container_toolkit_package: str = "nvidia-container-toolkit"
+    # "auto": fabric manager where NVSwitches are present (ironserve.rules.fabric); True /
+    # False force it.
+    nvidia_fabricmanager: bool | Literal["auto"] = "auto"
+    nvidia_persistence_mode: bool = True
+
+
+DEFAULTS = NvidiaData.defaults()

@@ -25,7 +25,8 @@ from ironserve.operations import apt, download, nvidia
 from ironserve.operations.apt import DebSelections
 from ironserve.operations.templates import render
 from ironserve.roles import is_control_machine, require
-from ironserve.roles.nvidia.defaults import DEFAULTS
+from ironserve.roles.nvidia.defaults import DEFAULTS, NvidiaData
+from ironserve.rules.fabric import fabric_manager_wanted
 
 SOURCE_LIST = "/etc/apt/sources.list.d/ironserve-nvidia.list"
 CUDA_KEYRING = "/usr/share/keyrings/ironserve-nvidia-cuda.asc"
@@ -122,10 +123,9 @@ def deploy_nvidia() -> None:
         source_list=SOURCE_LIST,
     )
 
-    want_fm = host.data.nvidia_fabricmanager
-    if want_fm == "auto":
-        want_fm = host.get_fact(NvSwitchPresent)
-    if want_fm:
+    setting = NvidiaData.of(host).nvidia_fabricmanager
+    nvswitch = host.get_fact(NvSwitchPresent) if setting == "auto" else None
+    if fabric_manager_wanted(setting, nvswitch):
         nvidia.fabricmanager(
             name="Install the fabric manager at the driver's version (held)",
             branch=branch,

@@ -10,12 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ironserve.catalog.accelerators import Accelerator
+from ironserve.facts.host import DfEntry, Memlock
+from ironserve.rules.disk import disk_need, size_text
+from ironserve.rules.limits import (
+    memlock_enough,
+    memlock_expected_text,
+    memlock_text,
+    shm_enough,
+)
 
-GIB = 1024**3
 # PCI classes that are accelerators: VGA, 3D controller, processing accelerator. NVSwitches are
 # NVIDIA functions of class 0680 (bridge) and are never counted.
 ACCELERATOR_CLASSES = frozenset({"0300", "0302", "1200"})
-MELLANOX = "15b3"
 
 
 @dataclass(frozen=True)
@@ -106,21 +112,27 @@ def check_network(
 
 
 def check_disk(
-    host: str, path: str, free: int | None, weights_bytes: int, margin: float
+    host: str,
+    path: str,
+    free: int | None,
+    weights_bytes: int,
+    margin: float,
+    present: int = 0,
 ) -> list[Finding]:
-    need = int(weights_bytes * margin)
+    """Room for the Plan's weights on the filesystem of ``path`` (ironserve.rules.disk: the
+    weights x margin, less the ``present`` bytes already in the weights folder)."""
     if free is None:
         return [
             Finding(host, "disk", f"cannot measure free space for {path}", "check that df works")
         ]
-    if free >= need:
+    need = disk_need(weights_bytes, present, margin)
+    if need.enough(free):
         return []
     return [
         Finding(
             host,
             "disk",
-            f"{free / GIB:.1f} GiB free for {path}, the weights need {need / GIB:.1f} GiB "
-            f"({weights_bytes / GIB:.1f} GiB x {margin})",
+            f"{size_text(free)} free for {path}, the weights need {need.explain()}",
             f"free space on the filesystem of {path}, or set model_weights_dir to a larger one",
         )
     ]
@@ -176,27 +188,30 @@ def check_os(
 
 def check_host_limits(
     host: str,
-    memlock: dict[str, Any] | None,
-    shm: dict[str, Any] | None,
+    memlock: Memlock | None,
+    memlock_expected: int | None,
+    shm: DfEntry | None,
     min_shm: int,
     time_sync: dict[str, Any] | None,
     time_sync_managed: bool,
 ) -> list[Finding]:
     """Non-fatal: memlock and time sync are what roles/base sets; /dev/shm matters to
-    processes outside containers (engines get --shm-size)."""
+    processes outside containers (engines get --shm-size). memlock and /dev/shm are judged by
+    ironserve.rules.limits, as ``ironserve health`` judges them."""
     findings = []
-    if memlock is None or not memlock.get("unlimited"):
+    if memlock is None or not memlock_enough(memlock, memlock_expected):
+        seen = "unknown" if memlock is None else memlock_text(memlock)
         findings.append(
             Finding(
                 host,
                 "memlock",
-                "locked memory is limited (" + str((memlock or {}).get("bytes")) + " bytes)",
+                f"locked memory is {seen}, expected {memlock_expected_text(memlock_expected)}",
                 "roles/base sets memlock unlimited (limits.d and dockerd's LimitMEMLOCK)",
                 fatal=False,
             )
         )
-    size = (shm or {}).get("size_bytes")
-    if size is None or size < min_shm:
+    size = shm.get("size_bytes") if shm else None
+    if size is None or not shm_enough(size, min_shm):
         findings.append(
             Finding(
                 host,

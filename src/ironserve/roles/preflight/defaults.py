@@ -1,11 +1,26 @@
 """Data keys of roles/preflight (role-prefixed; None = must be given)."""
 
-DEFAULTS = {
-    # Free space needed for the weights: the plan's weights_bytes times this margin.
-    "preflight_disk_margin": 1.1,
+from pydantic import Field
+
+from ironserve.deploy.role_data import RoleData
+from ironserve.rules.disk import DISK_MARGIN
+from ironserve.rules.limits import SHM_MIN_BYTES
+
+
+class PreflightData(RoleData):
+    # Free space for the weights: the plan's weights_bytes times this, less what is present
+    # (ironserve.rules.disk; health and roles/weights use the same margin).
+    preflight_disk_margin: float = DISK_MARGIN
     # Distributions the roles support: ID (os-release, lower case) -> versions.
-    "preflight_distributions": {"ubuntu": ["22.04", "24.04"], "debian": ["12", "13"]},
-    "preflight_min_kernel": "5.4",
+    preflight_distributions: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "ubuntu": ["22.04", "24.04"],
+            "debian": ["12", "13"],
+        }
+    )
+    preflight_min_kernel: str = "5.4"
     # /dev/shm below this is reported (engines get their own with --shm-size).
-    "preflight_min_shm_bytes": 64 * 1024**2,
-}
+    preflight_min_shm_bytes: int = SHM_MIN_BYTES
+
+
+DEFAULTS = PreflightData.defaults()

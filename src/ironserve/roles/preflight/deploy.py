@@ -1,7 +1,9 @@
 """roles/preflight: read-only checks of every node, before any change on any node.
 
 The first host to reach this deploy checks *all* hosts of the run (facts only, no operation is
-added), every other host waits for that result. One failing node stops the whole run: the
+added), every other host waits for that result. Each host is judged on its own data
+(``PreflightData.of(h)``: its inventory values, else the defaults) by ironserve.rules, the rules
+``ironserve health`` applies. One failing node stops the whole run: the
 DeployError names each host, check and remedy, and pyinfra executes nothing.
 """
 
@@ -20,8 +22,17 @@ from pyinfra.facts.server import KernelVersion, LinuxDistribution
 from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.deploy.reach import group_block_reason
 from ironserve.facts.ascend import HccnTls
-from ironserve.facts.host import FreeDiskBytes, MemlockLimit, PciDevices, ShmSize, TimeSync
+from ironserve.facts.host import (
+    DirBytes,
+    FreeDiskBytes,
+    MemlockLimit,
+    PciDevices,
+    ShmSize,
+    TimeSync,
+)
 from ironserve.roles import plan_of, run_of
+from ironserve.roles.base.defaults import BaseData
+from ironserve.roles.container_runtime.defaults import ContainerRuntimeData
 from ironserve.roles.preflight.checks import (
     Finding,
     check_accelerators,
@@ -31,21 +42,20 @@ from ironserve.roles.preflight.checks import (
     check_npu_tls,
     check_os,
 )
-from ironserve.roles.preflight.defaults import DEFAULTS
+from ironserve.roles.preflight.defaults import DEFAULTS, PreflightData
 from ironserve.roles.preflight.facts import InterfaceAddresses
+from ironserve.rules.limits import memlock_expected
 
 _LOCK = Semaphore()
 _RESULTS: weakref.WeakKeyDictionary[Any, list[Finding]] = weakref.WeakKeyDictionary()
 
 
-def _get(h: Any, key: str) -> Any:
-    value = h.data.get(key)
-    return DEFAULTS[key] if value is None else value
-
-
 def host_findings(run: Any, h: Any) -> list[Finding]:
-    """Every preflight finding for host ``h`` (gathers its facts; changes nothing)."""
+    """Every preflight finding for host ``h`` (gathers its facts; changes nothing). Each
+    threshold is ``h``'s own data (typed role data), judged by ironserve.rules."""
     hp = plan_of(run, h)
+    data, base = PreflightData.of(h), BaseData.of(h)
+    runtime = ContainerRuntimeData.of(h)
     node, accel = hp.node, ACCELERATORS[hp.node.accelerator.kind]
     weights_dir = hp.group.model.weights_dir
     findings = check_accelerators(
@@ -59,14 +69,15 @@ def host_findings(run: Any, h: Any) -> list[Finding]:
         weights_dir,
         h.get_fact(FreeDiskBytes, path=weights_dir),
         hp.plan.sizing.weights_bytes,
-        float(_get(h, "preflight_disk_margin")),
+        data.preflight_disk_margin,
+        h.get_fact(DirBytes, path=hp.plan.context.weights_path),
     )
     findings += check_os(
         h.name,
         h.get_fact(LinuxDistribution),
         h.get_fact(KernelVersion),
-        _get(h, "preflight_distributions"),
-        str(_get(h, "preflight_min_kernel")),
+        data.preflight_distributions,
+        data.preflight_min_kernel,
     )
     if accel.vendor == "ascend":  # {} until the driver (hccn_tool) is installed: passes
         tls = dict(h.get_fact(HccnTls, npu_count=node.accelerator.count))
@@ -74,10 +85,11 @@ def host_findings(run: Any, h: Any) -> list[Finding]:
     findings += check_host_limits(
         h.name,
         h.get_fact(MemlockLimit),
+        memlock_expected(base.base_memlock_unlimited, runtime.container_runtime_daemon_settings),
         h.get_fact(ShmSize),
-        int(_get(h, "preflight_min_shm_bytes")),
+        data.preflight_min_shm_bytes,
         h.get_fact(TimeSync),
-        h.data.get("base_time_sync", "chrony") is not None,
+        base.base_time_sync is not None,
     )
     return findings
 

@@ -1,13 +1,18 @@
 """Data keys of roles/webui (role-prefixed; None = must be given when the role is enabled)."""
 
-DEFAULTS = {
+from ironserve.deploy.role_data import RoleData
+
+
+class WebuiData(RoleData):
     # Open WebUI in front of the group's endpoint; off unless the inventory turns it on.
-    "webui_enabled": False,
+    webui_enabled: bool = False
     # A release that creates the admin headlessly from WEBUI_ADMIN_EMAIL/PASSWORD on first start.
-    "webui_image": "ghcr.io/open-webui/open-webui:v0.6.36",
-    "webui_port": 3000,
-    "webui_admin_email": "admin@ironserve.local",
-    "webui_admin_name": "ironserve admin",
+    webui_image: str = "ghcr.io/open-webui/open-webui:v0.6.36"
+    webui_port: int = 3000
+    webui_admin_email: str = "admin@ironserve.local"
+    webui_admin_name: str = "ironserve admin"
     # A 0600 file on this machine holding the admin password: required, there is no default.
-    "webui_admin_password_file": None,
-}
+    webui_admin_password_file: str | None = None
+
+
+DEFAULTS = WebuiData.defaults()

@@ -24,20 +24,15 @@ from ironserve.facts.engine import DockerImagePresent, EngineContainer
 from ironserve.roles import plan_of, run_of
 from ironserve.roles.engine.decide import group_of
 from ironserve.roles.webui import render
-from ironserve.roles.webui.defaults import DEFAULTS
+from ironserve.roles.webui.defaults import DEFAULTS, WebuiData
 from ironserve.serving import apikey, registry
 from ironserve.serving.spec import LABEL_GROUP, LABEL_SPEC
 
 _PINS: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
-def _get(key: str) -> Any:
-    value = host.data.get(key)
-    return DEFAULTS[key] if value is None and key in DEFAULTS else value
-
-
 def _password() -> str:
-    path = _get("webui_admin_password_file")
+    path = WebuiData.of(host).webui_admin_password_file
     if path is None:
         raise DeployError(
             f"{host.name}: webui_admin_password_file must be given when webui_enabled is set "
@@ -65,7 +60,8 @@ def _pinned(image: str) -> str:
 
 @deploy("Open WebUI", data_defaults=DEFAULTS)
 def deploy_webui() -> None:
-    if not _get("webui_enabled"):
+    data = WebuiData.of(host)
+    if not data.webui_enabled:
         return
     hp = plan_of(state, host)
     if not hp.launch.serves_api:
@@ -74,14 +70,14 @@ def deploy_webui() -> None:
     group = group_of(state, host)
     ctx = hp.plan.context
     key = apikey.read_key(group.key_file)
-    image = _pinned(str(_get("webui_image")))
+    image = _pinned(data.webui_image)
     spec = render.container(
         hp.group.name,
         image,
         f"http://{hp.launch.address}:{ctx.port}/v1",
-        int(_get("webui_port")),
-        str(_get("webui_admin_email")),
-        str(_get("webui_admin_name")),
+        data.webui_port,
+        data.webui_admin_email,
+        data.webui_admin_name,
         ctx.served_name,
     )
     env = render.env_file(password, key, hp.group.name)

@@ -1,18 +1,29 @@
-"""Data keys of roles/weights (role-prefixed; None = not set)."""
+"""Data keys of roles/weights (role-prefixed; None = not set).
 
-DEFAULTS = {
+The free space a node needs for the weights is ironserve.rules.disk's (margin:
+``preflight_disk_margin``), the same rule as preflight's and health's.
+"""
+
+from pydantic import Field
+
+from ironserve.deploy.role_data import RoleData
+
+
+class WeightsData(RoleData):
     # The hub client's venv on a node (the seed downloads with it); installed by pip when missing.
-    "weights_client_venv": "/opt/ironserve/hub-client",
-    "weights_client_packages": ["huggingface_hub==2.4.0", "modelscope==1.40.2"],
+    weights_client_venv: str = "/opt/ironserve/hub-client"
+    weights_client_packages: list[str] = Field(
+        default_factory=lambda: ["huggingface_hub==2.4.0", "modelscope==1.40.2"]
+    )
     # A PyPI mirror for that install (None: pip's default index).
-    "weights_pip_index_url": None,
-    # Free bytes a node must keep beyond the weights it still has to receive.
-    "weights_disk_margin_bytes": 64 << 20,
+    weights_pip_index_url: str | None = None
     # Download attempts on the seed (a drop resumes, a corrupt file is fetched again).
-    "weights_attempts": 4,
+    weights_attempts: int = 4
     # Node-side files: the pull script, and per group its config, token and fan-out key.
-    "weights_script": "/opt/ironserve/weights-pull.py",
-    "weights_config_dir": "/etc/ironserve/weights",
+    weights_script: str = "/opt/ironserve/weights-pull.py"
+    weights_config_dir: str = "/etc/ironserve/weights"
     # Where ironserve keeps each cluster's fan-out SSH key pair on the control machine.
-    "weights_fanout_key_dir": "~/.ironserve/fanout",
-}
+    weights_fanout_key_dir: str = "~/.ironserve/fanout"
+
+
+DEFAULTS = WeightsData.defaults()

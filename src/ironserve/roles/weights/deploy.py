@@ -31,7 +31,9 @@ from pyinfra.operations import files, server
 
 from ironserve.deploy.context import HostPlan
 from ironserve.roles import plan_of, run_of
-from ironserve.roles.weights.defaults import DEFAULTS
+from ironserve.roles.preflight.defaults import PreflightData
+from ironserve.roles.weights.defaults import DEFAULTS, WeightsData
+from ironserve.rules.disk import disk_need
 from ironserve.weights import node_pull
 from ironserve.weights.facts import WeightsState
 from ironserve.weights.manifest import complete, missing_bytes
@@ -57,11 +59,6 @@ class GroupWeights:
 
 
 _RUNS: weakref.WeakKeyDictionary[Any, dict[str, GroupWeights]] = weakref.WeakKeyDictionary()
-
-
-def _get(h: Any, key: str) -> Any:
-    value = h.data.get(key)
-    return DEFAULTS[key] if value is None and key in DEFAULTS else value
 
 
 def pull_config(
@@ -136,6 +133,30 @@ def authorized_line(public_key: str, ips: list[str], group: str) -> str:
     return f'from="{",".join(ips)}",restrict {public_key.strip()} ironserve-weights-{group}'
 
 
+def disk_refusal(
+    name: str, node_state: dict[str, Any], weights_bytes: int, held: int, margin: float, dest: str
+) -> str | None:
+    """The node's refusal when its filesystem lacks room (ironserve.rules.disk, the rule
+    preflight and health apply): the Plan's weights x margin, less the ``held`` bytes the node
+    already has of them (verified files and staging)."""
+    need = disk_need(weights_bytes, held, margin)
+    free = int(node_state["free_bytes"])
+    if need.enough(free):
+        return None
+    return (
+        f"{name}: disk: {node_state['free_path']} has {free} bytes free; the weights need "
+        f"{need.need_bytes} ({need.explain()}) for {dest}"
+    )
+
+
+def _weights_state(node: Any, dest: str) -> dict[str, Any]:
+    """The WeightsState fact of one node (its own hub-client venv)."""
+    found: dict[str, Any] = node.get_fact(
+        WeightsState, dest=dest, venv=WeightsData.of(node).weights_client_venv
+    )
+    return dict(found)
+
+
 def _decide(run: Any) -> dict[str, GroupWeights]:
     plans: dict[str, HostPlan] = {h.name: plan_of(state, h) for h in state.inventory}
     groups: dict[str, GroupWeights] = {}
@@ -154,30 +175,29 @@ def _decide(run: Any) -> dict[str, GroupWeights]:
         except (WeightsError, OSError) as error:
             raise DeployError(f"weights: group {group.name}: {error}") from error
         dest = hp.plan.context.weights_path
-        venv = str(_get(h0, "weights_client_venv"))
         states = {
-            n.name: state.inventory.get_host(n.name)
-            .get_fact(WeightsState, dest=dest, venv=venv)
-            .copy()
-            for n in group.nodes
+            n.name: _weights_state(state.inventory.get_host(n.name), dest) for n in group.nodes
         }
         done = {n for n, s in states.items() if complete(meta, s)}
         for n in group.nodes:
-            s, h = states[n.name], state.inventory.get_host(n.name)
-            need = missing_bytes(meta, s)
-            margin = int(_get(h, "weights_disk_margin_bytes"))
-            if need and need + margin > int(s["free_bytes"]):
-                refusals.append(
-                    f"{n.name}: disk: {s['free_path']} has {s['free_bytes']} bytes free; the "
-                    f"weights need {need} more (+{margin} margin) for {dest}"
-                )
+            refusal = disk_refusal(
+                n.name,
+                states[n.name],
+                hp.plan.sizing.weights_bytes,
+                meta.total_bytes - missing_bytes(meta, states[n.name]),
+                PreflightData.of(state.inventory.get_host(n.name)).preflight_disk_margin,
+                dest,
+            )
+            if refusal:
+                refusals.append(refusal)
         seed = group.head.name
         holders = [seed] + [n.name for n in group.nodes if n.name in done and n.name != seed]
         receivers = [n.name for n in group.nodes if n.name not in done and n.name != seed]
         gw = GroupWeights(meta, dest, seed, states, done, fanout(holders, receivers))
         if gw.rounds:
             ips = [str(n.node.ip) for n in group.nodes]
-            gw.key = fanout_key(str(_get(h0, "weights_fanout_key_dir")), group.name, ips)
+            key_dir = WeightsData.of(h0).weights_fanout_key_dir  # on the control machine
+            gw.key = fanout_key(key_dir, group.name, ips)
             gw.known_hosts = "".join(
                 f"{n.node.ip} {states[n.name]['host_key']}\n"
                 for n in group.nodes
@@ -207,8 +227,9 @@ def deploy_weights() -> None:
     hp = plan_of(state, host)
     group = hp.group
     gw = group_weights()
-    cfg_dir = f"{_get(host, 'weights_config_dir')}/{group.name}"
-    script, config = str(_get(host, "weights_script")), f"{cfg_dir}/weights.json"
+    data = WeightsData.of(host)
+    cfg_dir = f"{data.weights_config_dir}/{group.name}"
+    script, config = data.weights_script, f"{cfg_dir}/weights.json"
     mb = gw.meta.total_bytes / 2**20
     if host.name in gw.complete:
         logger.info(f"{host.name}: {gw.meta.repo_id} verified ({mb:.0f} MiB at {gw.dest})")
@@ -225,7 +246,7 @@ def deploy_weights() -> None:
                     gw.dest,
                     group.hub.endpoint,
                     token_path,
-                    int(_get(host, "weights_attempts")),
+                    data.weights_attempts,
                 )
             ),
             dest=config,
@@ -259,13 +280,14 @@ def deploy_weights() -> None:
 
 
 def _seed_ops(gw: GroupWeights, token_path: str | None, script: str, config: str) -> None:
-    venv = str(_get(host, "weights_client_venv"))
+    data = WeightsData.of(host)
+    venv = data.weights_client_venv
     if not gw.states[host.name].get("client"):
-        index = _get(host, "weights_pip_index_url")
+        index = data.weights_pip_index_url
         pip = f"{venv}/bin/pip install -q"
         if index:
             pip += f" --index-url {shlex.quote(str(index))}"
-        packages = " ".join(shlex.quote(p) for p in _get(host, "weights_client_packages"))
+        packages = " ".join(shlex.quote(p) for p in data.weights_client_packages)
         server.shell(
             name="Install the hub client",
             commands=[f"python3 -m venv {shlex.quote(venv)} && {pip} {packages}"],
