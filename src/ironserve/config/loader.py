@@ -18,6 +18,7 @@ from ironserve.config.engine_args import extra_args_problems
 from ironserve.config.inventory import HostRecord
 from ironserve.config.role_keys import role_keys
 from ironserve.config.schema import (
+    RENAMED_KEYS,
     SECRET_KEYS,
     SECTIONS,
     Cluster,
@@ -304,6 +305,17 @@ def _check_unique_addresses(groups: list[ServingGroup], problems: list[Problem])
                 seen_npu.setdefault(key, here)
 
 
+def _renamed(record: HostRecord) -> HostRecord:
+    """The record with keys that moved under their new names (the new name wins if both)."""
+    old = [k for k in record.data if k in RENAMED_KEYS]
+    if not old:
+        return record
+    data = {k: v for k, v in record.data.items() if k not in RENAMED_KEYS}
+    for key in old:
+        data.setdefault(RENAMED_KEYS[key], record.data[key])
+    return HostRecord(record.name, record.groups, data)
+
+
 def build_cluster(records: list[HostRecord], inventory: str | None = None) -> Cluster:
     """Validate every host and every cross-host rule; raise InputError listing all problems.
 
@@ -311,7 +323,7 @@ def build_cluster(records: list[HostRecord], inventory: str | None = None) -> Cl
     problems: list[Problem] = []
     members: dict[str, list[tuple[Node, dict[str, Any]]]] = defaultdict(list)
     roles = role_keys(inventory)
-    for record in records:
+    for record in map(_renamed, records):
         _check_keys(record, problems, roles)
         node, shared = _node(record, problems)
         if node is not None:

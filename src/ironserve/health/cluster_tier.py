@@ -50,7 +50,7 @@ class GroupPlan:
 
     @property
     def ray(self) -> bool:
-        return any(n.serve_exec is not None for n in self.plan.nodes)
+        return self.plan.layout.ray is not None
 
     @property
     def head(self) -> str:
@@ -190,11 +190,14 @@ def engine_container(
 def ray_nodes(
     plan: Plan, status_text: str | None, alive: dict[str, float] | None, head_running: bool
 ) -> list[CheckResult]:
-    """One result per planned node. ``alive``: the nodes probe ({address: GPUs}), read only when
-    ``ray status`` is short (None: not read or unreadable)."""
-    want = _planned_gpus(plan)
-    nodes, gpus = len(want), sum(g for _, g in want.values())
-    head = plan.nodes[0].node
+    """One result per planned node of the Plan's Ray layout. ``alive``: the nodes probe
+    ({address: GPUs}), read only when ``ray status`` is short (None: not read or unreadable)."""
+    ray = plan.layout.ray
+    if ray is None:
+        return []
+    want = ray.planned()
+    nodes, gpus = len(ray.nodes), ray.gpus
+    head = ray.head
     expected = f"{nodes} nodes, {gpus:g} GPUs in Ray"
     action = "pyinfra -y INVENTORY deploys/restart.py"
     if not head_running or status_text is None:
@@ -215,7 +218,7 @@ def ray_nodes(
             )
         ]
     observed = f"Ray: {seen.nodes}/{nodes} nodes, {seen.gpus:g}/{gpus:g} GPUs"
-    if seen.nodes >= nodes and seen.gpus >= gpus:
+    if not ray.is_short(seen):
         return [_r("ray_nodes", name, Status.OK, observed, expected) for name in want]
     if alive is None:
         return [
@@ -364,12 +367,6 @@ def ping_targets(group: ServingGroup, node: str) -> list[tuple[int, str]]:
     return targets
 
 
-def _planned_gpus(plan: Plan) -> dict[str, tuple[str, float]]:
-    ctx = plan.context
-    units = ctx.accelerator.units_per_device
-    return {n.name: (n.address, float(n.device_count * units)) for n in ctx.nodes}
-
-
 # --- gathering (SSH, all nodes at once) --------------------------------------------------------
 
 
@@ -434,28 +431,17 @@ def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
             except Exception as error:
                 facts.errors.append(f"pings: {error}")
         status_text = (facts.container or {}).get("ray_status")
-        if head_ray and status_text and _ray_short(gp.plan, status_text):
-            facts.ray_alive = _probe_ray(host, launch.container.name)
+        ray = gp.plan.layout.ray
+        if head_ray and ray is not None and status_text:
+            seen = ray_status.parse(status_text)
+            if seen.layout != "none" and ray.is_short(seen):  # a cluster, short: name the gaps
+                facts.ray_alive = _probe_ray(host, ray.probe_command())
     return facts
 
 
-def _ray_short(plan: Plan, text: str) -> bool:
-    seen = ray_status.parse(text)
-    want = _planned_gpus(plan)
-    return seen.layout != "none" and (
-        seen.nodes < len(want) or seen.gpus < sum(g for _, g in want.values())
-    )
-
-
-def _probe_ray(host: Any, container: str) -> dict[str, float] | None:
-    import shlex
-
+def _probe_ray(host: Any, command: str) -> dict[str, float] | None:
     from pyinfra.api.command import StringCommand
 
-    command = (
-        f"timeout 30 docker exec {shlex.quote(container)} python3 -c "
-        f"{shlex.quote(ray_status.NODES_PROBE)}"
-    )
     try:
         ok, output = host.run_shell_command(StringCommand(command), _timeout=CHECK_TIMEOUT_S)
         return ray_status.parse_nodes_probe(str(output.stdout)) if ok else None
