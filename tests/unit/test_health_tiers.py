@@ -419,7 +419,7 @@ def _fake_tiers(
         return deployed
 
     monkeypatch.setattr("ironserve.health.runner.run_node_tier", node_tier)
-    monkeypatch.setattr(ct, "inventory_state", lambda inventory: None)
+    monkeypatch.setattr("ironserve.deploy.transport.open_state", lambda inventory: None)
     monkeypatch.setattr(ct, "run_cluster_tier", cluster_tier)
     monkeypatch.setattr(ct, "deployed", head_only)
     monkeypatch.setattr(sv, "run_serving_tier", serving)

@@ -18,16 +18,13 @@ the group (first-deploy) and none of its engine checks; NPU peer pings (the fabr
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 
 from ironserve.config.schema import Cluster, ServingGroup
+from ironserve.deploy import transport
 from ironserve.facts.npu_ping import NpuPeerPings, PingResult
 from ironserve.health.model import CheckResult, Status
 from ironserve.plan.plan import Plan, plan_group
@@ -380,29 +377,14 @@ class NodeFacts:
     errors: list[str] = field(default_factory=list)
 
 
-def inventory_state(inventory_path: str) -> Any:
-    """A pyinfra State over the inventory (hosts not connected yet)."""
-    from pyinfra.api.config import Config
-    from pyinfra.api.state import State
-    from pyinfra.context import ctx_state
-    from pyinfra_cli.inventory import make_inventory
-
-    with ctx_state.use(State()), contextlib.redirect_stdout(io.StringIO()):
-        inventory = make_inventory(os.fspath(Path(inventory_path)), cwd=str(Path.cwd()))
-    return State(inventory, Config(CONNECT_TIMEOUT=10))  # type: ignore[no-untyped-call]
-
-
 def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
-    from pyinfra.context import ctx_host, ctx_state
-
     from ironserve.facts.engine import EngineContainer
 
     facts = NodeFacts()
     launch = gp.plan.node(host.name)
     head_ray = gp.ray and launch.serve_exec is not None
-    with ctx_state.use(state), ctx_host.use(host):
-        host.connect(show_errors=False)
-        if not host.connected:
+    with transport.on(state, host) as connected:
+        if not connected:
             return facts
         facts.reachable = True
         try:
@@ -435,17 +417,15 @@ def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
         if head_ray and ray is not None and status_text:
             seen = ray_status.parse(status_text)
             if seen.layout != "none" and ray.is_short(seen):  # a cluster, short: name the gaps
-                facts.ray_alive = _probe_ray(host, ray.probe_command())
+                facts.ray_alive = _probe_ray(state, host, ray.probe_command())
     return facts
 
 
-def _probe_ray(host: Any, command: str) -> dict[str, float] | None:
-    from pyinfra.api.command import StringCommand
-
+def _probe_ray(state: Any, host: Any, command: str) -> dict[str, float] | None:
+    result = transport.run(state, host, command, timeout=CHECK_TIMEOUT_S)
     try:
-        ok, output = host.run_shell_command(StringCommand(command), _timeout=CHECK_TIMEOUT_S)
-        return ray_status.parse_nodes_probe(str(output.stdout)) if ok else None
-    except Exception:
+        return ray_status.parse_nodes_probe(result.stdout) if result.ok else None
+    except ValueError:
         return None
 
 
@@ -490,7 +470,7 @@ def judge_group(gp: GroupPlan, facts: dict[str, NodeFacts]) -> list[CheckResult]
 def run_cluster_tier(
     inventory_path: str, plans: list[GroupPlan], node: str | None = None, state: Any = None
 ) -> list[CheckResult]:
-    state = state if state is not None else inventory_state(inventory_path)
+    state = state if state is not None else transport.open_state(inventory_path)
     jobs: dict[tuple[str, str], Any] = {}
     for gp in plans:
         for launch in gp.plan.nodes:
@@ -517,19 +497,20 @@ def run_cluster_tier(
 
 
 def _head_container(state: Any, gp: GroupPlan) -> dict[str, Any] | None:
-    from pyinfra.context import ctx_host, ctx_state
-
     from ironserve.facts.engine import EngineContainer
 
     host = state.inventory.get_host(gp.head)
-    with ctx_state.use(state), ctx_host.use(host):
-        host.connect(show_errors=False)
-        if not host.connected:
-            return None
-        fact: dict[str, Any] = host.get_fact(
-            EngineContainer, container=gp.plan.nodes[0].container.name, _timeout=CHECK_TIMEOUT_S
+    try:
+        fact: dict[str, Any] = transport.fact(
+            state,
+            host,
+            EngineContainer,
+            container=gp.plan.nodes[0].container.name,
+            timeout=CHECK_TIMEOUT_S,
         )
-        return fact
+    except ConnectionError:
+        return None
+    return fact
 
 
 def deployed(state: Any, plans: list[GroupPlan]) -> list[CheckResult]:
