@@ -109,3 +109,28 @@ def test_a_failed_operation_or_a_refusing_deploy_is_read_from_the_state(
     )
     refused = transport.run_deploy(inventory, refusing, dry=False)
     assert not refused.ok and "disk: /data has 1 bytes free" in str(refused.error)
+
+
+def test_weights_pull_polls_the_bytes_over_the_deploys_own_connections(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pyinfra's current State is process-wide: the progress poller shares the deploy's."""
+    slow = {**RESPONSES, "sleep": {"stdout": ""}}
+    inventory = _inventory(tmp_path, slow)
+    inventory.write_text(inventory.read_text().replace('"fake_delay": 0,', '"fake_delay": 0.3,'))
+    deploy = _deploy(
+        tmp_path,
+        "from pyinfra import host, logger\n"
+        "from pyinfra.operations import server\n"
+        'logger.info(f"{host.name}: repo verified")\n'
+        'server.shell(name="Fetch", commands=["sleep 1", "sleep 2", "sleep 3"])\n',
+        "weights",
+    )
+    targets = [("@fake/n1", "/data/m", 2000), ("@fake/n2", "/data/m", 2000)]
+    with weights_cli._messages(verbose=False):
+        result = weights_cli._with_progress(inventory, deploy, targets, 4000)
+    assert result.ok, result.error
+    assert weights_cli.summary(result).startswith("weights: 2 changed, 0 unchanged, 0 failed")
+    out = capsys.readouterr()
+    assert "@fake/n1: repo verified" in out.out and "@fake/n2: repo verified" in out.out
+    assert "weights on 2 node(s)" in out.err

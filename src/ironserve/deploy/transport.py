@@ -43,25 +43,34 @@ def open_state(inventory_path: str | Path, connect_timeout: int = CONNECT_TIMEOU
 
 
 @contextmanager
-def on(state: Any, host: Any) -> Iterator[bool]:
-    """pyinfra's context for ``host``, connected; yields whether the connection stands."""
+def on(state: Any, host: Any, connect: bool = True) -> Iterator[bool]:
+    """pyinfra's context for ``host``, connected (``connect`` False: only if it already is);
+    yields whether the connection stands. pyinfra's current State is process-wide (its host is
+    per greenlet): greenlets that run side by side share one State."""
     from pyinfra.context import ctx_host, ctx_state
 
     with ctx_state.use(state), ctx_host.use(host):
-        if not host.connected:
+        if connect and not host.connected:
             host.connect(show_errors=False)
         yield bool(host.connected)
 
 
 def run(
-    state: Any, host: Any, command: str, *, timeout: float, stdin: str | None = None
+    state: Any,
+    host: Any,
+    command: str,
+    *,
+    timeout: float,
+    stdin: str | None = None,
+    connect: bool = True,
 ) -> CommandResult:
-    """``command`` on ``host`` through its connector, bounded by ``timeout`` seconds."""
+    """``command`` on ``host`` through its connector, bounded by ``timeout`` seconds
+    (``connect`` False: on a host a deploy of this State has connected, else nothing)."""
     from pyinfra.api.command import StringCommand
 
-    with on(state, host) as connected:
+    with on(state, host, connect) as connected:
         if not connected:
-            return CommandResult(False, error=f"{host.name}: unreachable")
+            return CommandResult(False, error=f"{host.name}: not connected")
         try:
             ok, output = host.run_shell_command(
                 StringCommand(command), _timeout=int(timeout), _stdin=stdin
@@ -101,10 +110,14 @@ class DeployResult:
         return self.error is None and not self.failed_hosts
 
 
-def run_deploy(inventory_path: str | Path, deploy_file: str | Path, *, dry: bool) -> DeployResult:
+def run_deploy(
+    inventory_path: str | Path, deploy_file: str | Path, *, dry: bool, state: Any = None
+) -> DeployResult:
     """Run ``deploy_file`` over the inventory through pyinfra's API, as ``pyinfra -y INVENTORY
     DEPLOY`` would (``--dry``: operations are prepared, nothing runs). The project folder (the
-    deploy file's parent's parent) is importable, as pyinfra makes its working directory."""
+    deploy file's parent's parent) is importable, as pyinfra makes its working directory.
+    ``state``: a fresh one from :func:`open_state`, shared with greenlets that watch the run
+    (``run(..., connect=False)``)."""
     import pyinfra
     from pyinfra.api.connect import connect_all, disconnect_all
     from pyinfra.api.operations import run_ops
@@ -116,7 +129,7 @@ def run_deploy(inventory_path: str | Path, deploy_file: str | Path, *, dry: bool
     root = str(deploy.parent.parent)
     if root not in sys.path:  # pyinfra puts its cwd there: deploys import `roles`
         sys.path.append(root)
-    state = open_state(inventory_path)
+    state = state if state is not None else open_state(inventory_path)
     state.cwd = root
     # As `pyinfra -y`: operations are not run twice to detect changes first, except to show them.
     state.check_for_changes = dry
@@ -137,7 +150,7 @@ def run_deploy(inventory_path: str | Path, deploy_file: str | Path, *, dry: bool
                 state.set_stage(StateStage.Execute)
                 run_ops(state)
         except Exception as error:  # a DeployError, no hosts left, a role's own bug: reported
-            result.error = f"{type(error).__name__}: {error}"
+            result.error = _describe(error)
         finally:
             state.set_stage(StateStage.Disconnect)
             result.failed_hosts = sorted(h.name for h in state.failed_hosts)
@@ -145,6 +158,16 @@ def run_deploy(inventory_path: str | Path, deploy_file: str | Path, *, dry: bool
             disconnect_all(state)
             pyinfra.is_cli = was_cli
     return result
+
+
+def _describe(error: Exception) -> str:
+    """The error as one line; an exception raised by the deploy's own code comes wrapped by
+    pyinfra's loader (``UnexpectedExternalError.exception``) and is named with its file."""
+    inner = getattr(error, "exception", None)
+    if isinstance(inner, Exception):
+        where = getattr(error, "filename", "the deploy")
+        return f"{where}: {type(inner).__name__}: {inner}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _operations(state: Any, ran: bool) -> list[dict[str, Any]]:

@@ -150,8 +150,8 @@ def pull(
 def _with_progress(
     inventory: Path, deploy: Path, targets: list[tuple[str, str, int]], total: int
 ) -> transport.DeployResult:
-    """The deploy in this greenlet, the bytes on every node polled in another (its own SSH
-    connections, so the deploy's are left alone)."""
+    """The deploy in this greenlet, the bytes on every node polled in another, over the
+    deploy's own State and connections (pyinfra's current State is process-wide)."""
     import gevent  # type: ignore[import-untyped]
     import gevent.event  # type: ignore[import-untyped]
 
@@ -160,9 +160,9 @@ def _with_progress(
     with Progress(*columns, TransferSpeedColumn(), console=err, transient=False) as bar:
         task = bar.add_task(f"weights on {len(targets)} node(s)", total=total)
 
-        def poll() -> None:
-            state = transport.open_state(inventory)
+        state = transport.open_state(inventory)
 
+        def poll() -> None:
             def held(target: tuple[str, str, int]) -> int:
                 name, dest, size = target
                 try:
@@ -179,7 +179,7 @@ def _with_progress(
 
         poller = gevent.spawn(poll)
         try:
-            return transport.run_deploy(inventory, deploy, dry=False)
+            return transport.run_deploy(inventory, deploy, dry=False, state=state)
         finally:
             stop.set()
             poller.join(timeout=10)

@@ -37,10 +37,11 @@ VERIFY_TIMEOUT_S = 600  # re-hashing a large checkpoint reads every byte
 
 
 def held_bytes(state: Any, host: Any, dest: str) -> int:
-    """Bytes of the weights on a node: final folder plus its staging folder (progress only)."""
+    """Bytes of the weights on a node: final folder plus its staging folder (progress only,
+    over the connection the running deploy opened; 0 before it has one)."""
     q = shlex.quote
     command = f"du -sb {q(dest)} {q(dest + '.incoming')} 2>/dev/null; true"
-    result = transport.run(state, host, command, timeout=HELD_TIMEOUT_S)
+    result = transport.run(state, host, command, timeout=HELD_TIMEOUT_S, connect=False)
     return sum(int(line.split()[0]) for line in result.stdout.splitlines() if line.strip())
 
 
