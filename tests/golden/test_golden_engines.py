@@ -1,4 +1,5 @@
-"""Golden files: every engine launch (docker run, docker exec, rendered files), one per topology.
+"""Golden files: every engine launch (docker run, docker exec, rendered files), one per topology,
+with what the Plan derives from it (endpoint, API key location, layout, ports, disk per node).
 
 Regenerate with ``IRONSERVE_UPDATE_GOLDEN=1 pytest tests/golden``, then read the diff: the files
 are what an operator's nodes will run.
@@ -6,6 +7,7 @@ are what an operator's nodes will run.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +19,7 @@ from ironserve.catalog.formats import WeightFormat
 from ironserve.catalog.models import get_model
 from ironserve.engines import build_launches
 from ironserve.engines.base import LaunchContext, NodeLaunch, NodeTarget
-from ironserve.plan.plan import launch_context
+from ironserve.plan.plan import Plan, launch_context
 from ironserve.plan.types import SizingRequest
 
 GOLDEN_DIR = Path(__file__).parent / "engines"
@@ -196,7 +198,14 @@ TOPOLOGIES: dict[str, Callable[[], LaunchContext]] = {
 }
 
 
-def render(ctx: LaunchContext, launches: list[NodeLaunch]) -> str:
+def derived(plan: Plan) -> list[str]:
+    """The Plan's derived fields, one JSON line each (what roles, health and bench read)."""
+    fields = ("endpoint", "api_key", "layout", "ports", "disk")
+    doc = plan.summary()
+    return [f"# {name}: {json.dumps(doc[name], sort_keys=True)}" for name in fields]
+
+
+def render(ctx: LaunchContext, launches: list[NodeLaunch], plan: Plan | None = None) -> str:
     """The launches as a reviewable text: a header, then per node its lines and files."""
     par = ctx.sizing.parallelism
     out = [
@@ -205,6 +214,7 @@ def render(ctx: LaunchContext, launches: list[NodeLaunch]) -> str:
         f"# {len(ctx.nodes)} node(s) x {ctx.accelerator.id}; TP {par.tensor} x PP {par.pipeline} "
         f"x DP {par.data}, EP {par.expert}; max_model_len {ctx.sizing.max_model_len}; "
         f"feasible {ctx.sizing.feasible}",
+        *(derived(plan) if plan is not None else []),
     ]
     for launch in launches:
         out += [
@@ -221,7 +231,9 @@ def render(ctx: LaunchContext, launches: list[NodeLaunch]) -> str:
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))
 def test_engine_launches_match_golden(name: str) -> None:
     ctx = TOPOLOGIES[name]()
-    text = render(ctx, build_launches(ctx))
+    plan = Plan.build(ctx)
+    assert plan.nodes == build_launches(ctx)
+    text = render(ctx, plan.nodes, plan)
     path = GOLDEN_DIR / f"{name}.txt"
     if os.environ.get(UPDATE_ENV) == "1":
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,7 @@ def _fake_state(directory: Path, profile: str, count: int) -> None:
                 accelerator_count=n,
                 engine_kind=cluster.ENGINE_OF_VENDOR[hw["vendor"]],
                 npu_device_ips=[f"10.201.{i}.{10 + d}" for d in range(n)]
-                if hw["vendor"] == "huawei"
+                if hw["vendor"] == "ascend"
                 else [],
                 sysfs_dir="/nonexistent",
                 host_key="ssh-ed25519 AAAA",

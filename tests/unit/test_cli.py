@@ -105,6 +105,19 @@ def test_every_example_inventory_validates_and_plans_feasible(
     doc = json.loads(result.stdout)
     assert result.exit_code == 0, doc["reasons"]
     assert doc["feasible"] is True
+    # What the Plan derives once, for scripts: the endpoint on the API node, the key's files,
+    # the layout, the ports (the API port among them) and every node's disk need.
+    api = next(n for n in doc["nodes"] if n["serves_api"])
+    assert doc["endpoint"]["url"] == f"http://{api['address']}:{doc['endpoint']['port']}/v1"
+    assert doc["api_key"]["node_file"].endswith("/secrets.env")
+    assert doc["layout"]["kind"] in ("one-node", "ray", "native")
+    assert doc["ports"][0] == {
+        "port": doc["endpoint"]["port"],
+        "nodes": [api["name"]],
+        "purpose": "OpenAI API",
+    }
+    assert [d["node"] for d in doc["disk"]] == [n["name"] for n in doc["nodes"]]
+    assert {d["weights_bytes"] for d in doc["disk"]} == {doc["weights_bytes"]}
 
 
 def test_validate_reports_every_problem_with_host_and_field(tmp_path: Path) -> None:

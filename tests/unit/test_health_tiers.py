@@ -26,7 +26,7 @@ from ironserve.health import cluster_tier as ct
 from ironserve.health import serving_tier as sv
 from ironserve.health.model import CheckResult, Status, exit_code
 from ironserve.lab.engine.server import EngineServer, Settings
-from ironserve.serving import ray_status, spec
+from ironserve.serving import apikey, ray_status, spec
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = ROOT / "tests" / "fixtures" / "ray"
@@ -354,36 +354,35 @@ def test_kv_cache_thresholds() -> None:
     assert none.status is Status.UNKNOWN
 
 
-def test_the_key_comes_from_the_inventory_file_then_the_node(
+def test_the_key_comes_from_the_plans_file_then_the_node(
     l40s: ct.GroupPlan, tmp_path: Path
 ) -> None:
+    from ironserve.plan.plan import Plan
+
+    ctx = l40s.plan.context
     key_file = tmp_path / "key"
     key_file.write_text("VLLM_API_KEY=s3cret\n")
     key_file.chmod(0o600)
-    serving = l40s.group.serving.model_copy(update={"api_key_file": key_file})
-    gp = ct.GroupPlan(l40s.group.model_copy(update={"serving": serving}), l40s.plan)
-    assert sv.key_of(gp, {}) == ("s3cret", None)
+    gp = ct.GroupPlan(l40s.group, Plan.build(ctx, api_key_file=key_file))
+    assert sv.key_of(gp) == ("s3cret", None)
     key_file.chmod(0o644)
-    key, why = sv.key_of(gp, {})
+    key, why = sv.key_of(gp)
     assert key is None and "0600" in str(why)
-    unset = l40s.group.serving.model_copy(update={"api_key_file": None})
-    gp = ct.GroupPlan(l40s.group.model_copy(update={"serving": unset}), l40s.plan)
-    records = {l40s.head: _record(l40s.head, tmp_path)}
+    # No serving_api_key_file: the key a deploy generated here, else the serving node's env file.
+    generated = Plan.build(ctx, api_key_dir=str(tmp_path / "keys"))
+    gp = ct.GroupPlan(l40s.group, generated)
     asked: list[tuple[str, str]] = []
 
     def remote(node: str, path: str) -> str:
         asked.append((node, path))
         return "VLLM_API_KEY=fromnode\nIRONSERVE_API_KEY=fromnode\n"
 
-    assert sv.key_of(gp, records, remote) == ("fromnode", None)  # type: ignore[arg-type]
+    assert sv.key_of(gp, remote) == ("fromnode", None)
     assert asked == [(l40s.head, "/etc/ironserve/default/secrets.env")]
-    assert sv.key_of(gp, records)[0] is None
-
-
-def _record(name: str, key_dir: Path) -> Any:
-    from ironserve.config.inventory import HostRecord
-
-    return HostRecord(name, (), {"serve_api_key_dir": str(key_dir)})
+    assert sv.key_of(gp)[0] is None
+    made, path, _ = apikey.ensure_plan_key(generated.api_key)
+    assert path.parent == tmp_path / "keys"
+    assert sv.key_of(gp, remote) == (made, None) and len(asked) == 1  # the node is not asked
 
 
 # --- dispatch ------------------------------------------------------------------------------------
@@ -420,7 +419,7 @@ def _fake_tiers(
         return deployed
 
     monkeypatch.setattr("ironserve.health.runner.run_node_tier", node_tier)
-    monkeypatch.setattr(ct, "inventory_state", lambda inventory: None)
+    monkeypatch.setattr("ironserve.deploy.transport.open_state", lambda inventory: None)
     monkeypatch.setattr(ct, "run_cluster_tier", cluster_tier)
     monkeypatch.setattr(ct, "deployed", head_only)
     monkeypatch.setattr(sv, "run_serving_tier", serving)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,14 +138,29 @@ def test_a_key_file_readable_by_others_or_empty_is_refused(tmp_path: Path) -> No
         apikey.read_key(path)
 
 
+def _key_location(directory: Path, addresses: list[str]) -> Any:
+    from ironserve.plan.derived import ApiKeyLocation
+
+    path = apikey.generated_key_path(str(directory), "g", addresses)
+    return ApiKeyLocation(
+        control_file=str(path),
+        generated=True,
+        node_file="/etc/ironserve/g/secrets.env",
+        enforced=True,
+    )
+
+
 def test_a_group_without_a_key_file_gets_one_generated_once(tmp_path: Path) -> None:
-    key, path, made = apikey.key_for(None, str(tmp_path / "keys"), "g", ["10.0.0.2", "10.0.0.1"])
+    where = _key_location(tmp_path / "keys", ["10.0.0.2", "10.0.0.1"])
+    with pytest.raises(apikey.ApiKeyError, match="no deploy from this machine"):
+        apikey.read_plan_key(where)  # readers never generate one
+    key, path, made = apikey.ensure_plan_key(where)
     assert made and path.parent == tmp_path / "keys" and len(key) >= 40
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    again = apikey.key_for(None, str(tmp_path / "keys"), "g", ["10.0.0.1", "10.0.0.2"])
-    assert again == (key, path, False)
-    other = apikey.key_for(None, str(tmp_path / "keys"), "g", ["10.0.0.9"])
+    again = apikey.ensure_plan_key(_key_location(tmp_path / "keys", ["10.0.0.1", "10.0.0.2"]))
+    assert again == (key, path, False) and apikey.read_plan_key(where) == key
+    other = apikey.ensure_plan_key(_key_location(tmp_path / "keys", ["10.0.0.9"]))
     assert other[0] != key and other[1] != path
 
 

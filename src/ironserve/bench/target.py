@@ -1,5 +1,6 @@
-"""The endpoint of a serving group, from the inventory's Plan: the head's address and the planned
-port, the served model name, and the API key read from ``serving_api_key_file``."""
+"""The endpoint of a serving group, from the inventory's Plan (``Plan.endpoint``: the serving
+node's address and port, the served model name) and its API key from where the Plan says
+(``Plan.api_key``), read with the 0600 check every reader shares."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from ironserve.bench.runner import Target
 from ironserve.config.schema import Cluster
 from ironserve.errors import InputError, Problem, did_you_mean
 from ironserve.plan.plan import plan_group
+from ironserve.serving import apikey
 
 
 def endpoint_of(cluster: Cluster, group: str | None = None, with_key: bool = True) -> Target:
-    """The target of ``group`` (the only group when None). Raises InputError naming the field."""
+    """The target of ``group`` (the only group when None). Raises InputError naming the field.
+    A group whose key a deploy has not generated on this machine yet gets no key."""
     names = [g.name for g in cluster.groups]
     if group is None and len(names) > 1:
         raise InputError([Problem("cluster", "--group", f"pick one of {', '.join(names)}")])
@@ -28,21 +31,21 @@ def endpoint_of(cluster: Cluster, group: str | None = None, with_key: bool = Tru
             ]
         )
     plan = plan_group(chosen)
-    head = next(n for n in plan.nodes if n.serves_api)
-    key_file = chosen.serving.api_key_file
-    api_key = read_key(chosen.head.name, key_file) if key_file and with_key else None
-    return Target(
-        base_url=f"http://{head.address}:{plan.context.port}/v1",
-        model=plan.context.served_name,
-        api_key=api_key,
-    )
+    where = plan.api_key
+    api_key = None
+    if with_key and where.enforced and (not where.generated or where.control_path.exists()):
+        try:
+            api_key = apikey.read_plan_key(where)
+        except apikey.ApiKeyError as error:
+            raise InputError(
+                [Problem(chosen.head.name, "serving_api_key_file", str(error))]
+            ) from error
+    return Target(base_url=plan.endpoint.url, model=plan.context.served_name, api_key=api_key)
 
 
 def read_key(host: str, path: Path) -> str:
+    """``--api-key-file``: the operator's own key file, with the same 0600 check."""
     try:
-        key = path.read_text().strip()
-    except OSError as error:
-        raise InputError([Problem(host, "serving_api_key_file", str(error))]) from error
-    if not key:
-        raise InputError([Problem(host, "serving_api_key_file", f"{path} is empty")])
-    return key
+        return apikey.read_key(path.expanduser())
+    except apikey.ApiKeyError as error:
+        raise InputError([Problem(host, "--api-key-file", str(error))]) from error

@@ -23,8 +23,9 @@ class HostRecord:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def load_inventory(path: str | Path, cwd: str | Path | None = None) -> list[HostRecord]:
-    """Every host of the inventory with its merged data (host > groups > all)."""
+def pyinfra_inventory(path: str | Path, cwd: str | Path | None = None) -> Any:
+    """The inventory as pyinfra's own ``Inventory`` (hosts with their connectors, not connected):
+    what ``deploy/transport.py`` opens a State over. Raises InputError when it does not load."""
     from pyinfra.api.inventory import Inventory
     from pyinfra.api.state import State
     from pyinfra.context import ctx_state
@@ -37,11 +38,15 @@ def load_inventory(path: str | Path, cwd: str | Path | None = None) -> list[Host
     state = State(Inventory.empty())  # type: ignore[no-untyped-call]
     try:
         with ctx_state.use(state), contextlib.redirect_stdout(io.StringIO()):
-            inventory = make_inventory(os.fspath(inventory_path), cwd=workdir)
+            return make_inventory(os.fspath(inventory_path), cwd=workdir)
     except Exception as error:  # a syntax error or a bad group in the operator's file
         raise InputError([Problem(str(path), "inventory", f"cannot be loaded: {error}")]) from error
+
+
+def load_inventory(path: str | Path, cwd: str | Path | None = None) -> list[HostRecord]:
+    """Every host of the inventory with its merged data (host > groups > all)."""
     records = []
-    for host in inventory:
+    for host in pyinfra_inventory(path, cwd):
         groups = tuple(g for g in host.groups if not g.startswith("@"))
         records.append(HostRecord(host.name, groups, dict(host.data.dict())))
     if not records:

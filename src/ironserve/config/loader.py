@@ -19,6 +19,7 @@ from ironserve.config.engine_args import extra_args_problems
 from ironserve.config.inventory import HostRecord
 from ironserve.config.role_keys import role_keys, roles_data
 from ironserve.config.schema import (
+    RENAMED_KEYS,
     SECRET_KEYS,
     SECTIONS,
     Cluster,
@@ -305,6 +306,17 @@ def _check_unique_addresses(groups: list[ServingGroup], problems: list[Problem])
                 seen_npu.setdefault(key, here)
 
 
+def _renamed(record: HostRecord) -> HostRecord:
+    """The record with keys that moved under their new names (the new name wins if both)."""
+    old = [k for k in record.data if k in RENAMED_KEYS]
+    if not old:
+        return record
+    data = {k: v for k, v in record.data.items() if k not in RENAMED_KEYS}
+    for key in old:
+        data.setdefault(RENAMED_KEYS[key], record.data[key])
+    return HostRecord(record.name, record.groups, data)
+
+
 def build_cluster(records: list[HostRecord]) -> Cluster:
     """Validate every host and every cross-host rule; raise InputError listing all problems.
 
@@ -314,7 +326,7 @@ def build_cluster(records: list[HostRecord]) -> Cluster:
     members: dict[str, list[tuple[Node, dict[str, Any]]]] = defaultdict(list)
     roles = role_keys()
     declared = roles_data()
-    for record in records:
+    for record in map(_renamed, records):
         _check_keys(record, problems, roles)
         node, shared = _node(record, problems)
         if node is not None:

@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from ironserve.catalog.engines import EngineKind, MultiNodeLaunch
 from ironserve.catalog.formats import WeightFormat
 
+# Groups without serving_api_key_file get a generated key (0600) in this folder of the control
+# machine; the Plan names the file (plan/derived.py), every reader takes it from there.
+DEFAULT_API_KEY_DIR = "~/.ironserve/api-keys"
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,6 +74,11 @@ class HubSettings(_Strict):
 class ServingSettings(_Strict):
     group: str = Field("default", min_length=1, description="Serving group this node belongs to")
     api_key_file: Path | None = Field(None, description="0600 file holding the API key")
+    api_key_dir: str = Field(
+        DEFAULT_API_KEY_DIR,
+        min_length=1,
+        description="Without api_key_file: where the generated key is kept on the control machine",
+    )
 
 
 class NetworkSettings(_Strict):
@@ -147,6 +156,10 @@ SECRET_KEYS = {
     "hf_token": "hub_token_file",
     "modelscope_token": "hub_token_file",
 }
+
+
+# Keys that moved: the old name is still read, as the new one (documented names stay valid).
+RENAMED_KEYS = {"serve_api_key_dir": "serving_api_key_dir"}
 
 
 def known_keys() -> set[str]:

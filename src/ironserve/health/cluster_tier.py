@@ -18,16 +18,13 @@ the group (first-deploy) and none of its engine checks; NPU peer pings (the fabr
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 
 from ironserve.config.schema import Cluster, ServingGroup
+from ironserve.deploy import transport
 from ironserve.facts.npu_ping import NpuPeerPings, PingResult
 from ironserve.health.model import CheckResult, Status
 from ironserve.plan.plan import Plan, plan_group
@@ -50,7 +47,7 @@ class GroupPlan:
 
     @property
     def ray(self) -> bool:
-        return any(n.serve_exec is not None for n in self.plan.nodes)
+        return self.plan.layout.ray is not None
 
     @property
     def head(self) -> str:
@@ -190,11 +187,14 @@ def engine_container(
 def ray_nodes(
     plan: Plan, status_text: str | None, alive: dict[str, float] | None, head_running: bool
 ) -> list[CheckResult]:
-    """One result per planned node. ``alive``: the nodes probe ({address: GPUs}), read only when
-    ``ray status`` is short (None: not read or unreadable)."""
-    want = _planned_gpus(plan)
-    nodes, gpus = len(want), sum(g for _, g in want.values())
-    head = plan.nodes[0].node
+    """One result per planned node of the Plan's Ray layout. ``alive``: the nodes probe
+    ({address: GPUs}), read only when ``ray status`` is short (None: not read or unreadable)."""
+    ray = plan.layout.ray
+    if ray is None:
+        return []
+    want = ray.planned()
+    nodes, gpus = len(ray.nodes), ray.gpus
+    head = ray.head
     expected = f"{nodes} nodes, {gpus:g} GPUs in Ray"
     action = "pyinfra -y INVENTORY deploys/restart.py"
     if not head_running or status_text is None:
@@ -215,7 +215,7 @@ def ray_nodes(
             )
         ]
     observed = f"Ray: {seen.nodes}/{nodes} nodes, {seen.gpus:g}/{gpus:g} GPUs"
-    if seen.nodes >= nodes and seen.gpus >= gpus:
+    if not ray.is_short(seen):
         return [_r("ray_nodes", name, Status.OK, observed, expected) for name in want]
     if alive is None:
         return [
@@ -364,12 +364,6 @@ def ping_targets(group: ServingGroup, node: str) -> list[tuple[int, str]]:
     return targets
 
 
-def _planned_gpus(plan: Plan) -> dict[str, tuple[str, float]]:
-    ctx = plan.context
-    units = ctx.accelerator.units_per_device
-    return {n.name: (n.address, float(n.device_count * units)) for n in ctx.nodes}
-
-
 # --- gathering (SSH, all nodes at once) --------------------------------------------------------
 
 
@@ -383,29 +377,14 @@ class NodeFacts:
     errors: list[str] = field(default_factory=list)
 
 
-def inventory_state(inventory_path: str) -> Any:
-    """A pyinfra State over the inventory (hosts not connected yet)."""
-    from pyinfra.api.config import Config
-    from pyinfra.api.state import State
-    from pyinfra.context import ctx_state
-    from pyinfra_cli.inventory import make_inventory
-
-    with ctx_state.use(State()), contextlib.redirect_stdout(io.StringIO()):
-        inventory = make_inventory(os.fspath(Path(inventory_path)), cwd=str(Path.cwd()))
-    return State(inventory, Config(CONNECT_TIMEOUT=10))  # type: ignore[no-untyped-call]
-
-
 def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
-    from pyinfra.context import ctx_host, ctx_state
-
     from ironserve.facts.engine import EngineContainer
 
     facts = NodeFacts()
     launch = gp.plan.node(host.name)
     head_ray = gp.ray and launch.serve_exec is not None
-    with ctx_state.use(state), ctx_host.use(host):
-        host.connect(show_errors=False)
-        if not host.connected:
+    with transport.on(state, host) as connected:
+        if not connected:
             return facts
         facts.reachable = True
         try:
@@ -434,32 +413,19 @@ def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
             except Exception as error:
                 facts.errors.append(f"pings: {error}")
         status_text = (facts.container or {}).get("ray_status")
-        if head_ray and status_text and _ray_short(gp.plan, status_text):
-            facts.ray_alive = _probe_ray(host, launch.container.name)
+        ray = gp.plan.layout.ray
+        if head_ray and ray is not None and status_text:
+            seen = ray_status.parse(status_text)
+            if seen.layout != "none" and ray.is_short(seen):  # a cluster, short: name the gaps
+                facts.ray_alive = _probe_ray(state, host, ray.probe_command())
     return facts
 
 
-def _ray_short(plan: Plan, text: str) -> bool:
-    seen = ray_status.parse(text)
-    want = _planned_gpus(plan)
-    return seen.layout != "none" and (
-        seen.nodes < len(want) or seen.gpus < sum(g for _, g in want.values())
-    )
-
-
-def _probe_ray(host: Any, container: str) -> dict[str, float] | None:
-    import shlex
-
-    from pyinfra.api.command import StringCommand
-
-    command = (
-        f"timeout 30 docker exec {shlex.quote(container)} python3 -c "
-        f"{shlex.quote(ray_status.NODES_PROBE)}"
-    )
+def _probe_ray(state: Any, host: Any, command: str) -> dict[str, float] | None:
+    result = transport.run(state, host, command, timeout=CHECK_TIMEOUT_S)
     try:
-        ok, output = host.run_shell_command(StringCommand(command), _timeout=CHECK_TIMEOUT_S)
-        return ray_status.parse_nodes_probe(str(output.stdout)) if ok else None
-    except Exception:
+        return ray_status.parse_nodes_probe(result.stdout) if result.ok else None
+    except ValueError:
         return None
 
 
@@ -504,7 +470,7 @@ def judge_group(gp: GroupPlan, facts: dict[str, NodeFacts]) -> list[CheckResult]
 def run_cluster_tier(
     inventory_path: str, plans: list[GroupPlan], node: str | None = None, state: Any = None
 ) -> list[CheckResult]:
-    state = state if state is not None else inventory_state(inventory_path)
+    state = state if state is not None else transport.open_state(inventory_path)
     jobs: dict[tuple[str, str], Any] = {}
     for gp in plans:
         for launch in gp.plan.nodes:
@@ -531,19 +497,20 @@ def run_cluster_tier(
 
 
 def _head_container(state: Any, gp: GroupPlan) -> dict[str, Any] | None:
-    from pyinfra.context import ctx_host, ctx_state
-
     from ironserve.facts.engine import EngineContainer
 
     host = state.inventory.get_host(gp.head)
-    with ctx_state.use(state), ctx_host.use(host):
-        host.connect(show_errors=False)
-        if not host.connected:
-            return None
-        fact: dict[str, Any] = host.get_fact(
-            EngineContainer, container=gp.plan.nodes[0].container.name, _timeout=CHECK_TIMEOUT_S
+    try:
+        fact: dict[str, Any] = transport.fact(
+            state,
+            host,
+            EngineContainer,
+            container=gp.plan.nodes[0].container.name,
+            timeout=CHECK_TIMEOUT_S,
         )
-        return fact
+    except ConnectionError:
+        return None
+    return fact
 
 
 def deployed(state: Any, plans: list[GroupPlan]) -> list[CheckResult]:

@@ -11,13 +11,9 @@ by the same rules (``ironserve.rules``) as provisioning.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
@@ -50,17 +46,10 @@ NODE_TIMEOUT_S = 120
 
 
 def _state(inventory_path: str, limit: str | None) -> Any:
-    from pyinfra.api.config import Config
-    from pyinfra.api.state import State
-    from pyinfra.context import ctx_state
-    from pyinfra_cli.inventory import make_inventory
+    from ironserve.deploy.transport import open_state
 
-    empty = State()
-    with ctx_state.use(empty), contextlib.redirect_stdout(io.StringIO()):
-        inventory = make_inventory(os.fspath(Path(inventory_path)), cwd=str(Path.cwd()))
-    config = Config(CONNECT_TIMEOUT=10)  # type: ignore[no-untyped-call]
-    state = State(inventory, config)
-    hosts = [h for h in inventory if limit is None or h.name == limit]
+    state = open_state(inventory_path)
+    hosts = [h for h in state.inventory if limit is None or h.name == limit]
     return state, hosts
 
 
@@ -241,12 +230,11 @@ def vendor_of(kind: str) -> str:
 
 
 def _facts(state: Any, host: Any, hp: Any, models: RoleModels) -> list[CheckResult]:
-    from pyinfra.context import ctx_host, ctx_state
+    from ironserve.deploy.transport import on
 
     name = host.name
-    with ctx_state.use(state), ctx_host.use(host):
-        host.connect(show_errors=False)
-        if not host.connected:
+    with on(state, host) as connected:
+        if not connected:
             return [node_checks.unreachable(name, "SSH connection failed")]
         n = _Node(host, models)
         vendor = vendor_of(str(n.data.get("accelerator_kind") or ""))

@@ -1,6 +1,6 @@
 """Serving tier: each group's OpenAI endpoint as a client sees it, from the control machine.
 
-The endpoint is the Plan's: the serving node's address (``node_ip``) and the planned port. The
+The endpoint is the Plan's (``Plan.endpoint``: the serving node's address and port). The
 four checks of a group run at once, each with its own timeout; an endpoint that does not answer
 is FAIL (clients see it down), never OK:
 
@@ -13,9 +13,10 @@ is FAIL (clients see it down), never OK:
   or requests waiting on a filling one, is WARN (kv-cache-full; the rule and its numbers are
   ironserve.rules.serving's, as the Prometheus alerts'); no known metric is UNKNOWN.
 
-The API key is read like a deploy reads it: the group's ``serving_api_key_file``, else the key
-the deploy generated on this machine; else (another control machine deployed it) from the
-serving node's 0600 env file over SSH. MindIE serves no key and no vLLM metrics.
+The API key is where the Plan says (``Plan.api_key``): its file on this machine (the group's
+``serving_api_key_file``, else the key a deploy generated here), read with the 0600 check;
+else (another control machine deployed it) the serving node's 0600 env file over SSH. MindIE
+serves no key and no vLLM metrics.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
@@ -40,7 +40,6 @@ TIER = "serving"
 HEALTH_TIMEOUT_S = 5.0
 API_TIMEOUT_S = 10.0
 COMPLETION_BUDGET_S = 15.0  # an idle engine answers 8 tokens in well under a second
-DEFAULT_KEY_DIR = "~/.ironserve/api-keys"  # roles/engine/defaults.py serve_api_key_dir
 DEPRECATED = {"vllm:gpu_cache_usage_perc"}
 
 
@@ -297,27 +296,19 @@ def check_metrics(ep: Endpoint, client: httpx.Client) -> CheckResult | None:
 
 
 def key_of(
-    gp: GroupPlan,
-    records: dict[str, HostRecord],
-    remote: Callable[[str, str], str | None] | None = None,
+    gp: GroupPlan, remote: Callable[[str, str], str | None] | None = None
 ) -> tuple[str | None, str | None]:
-    """(key, None) or (None, why): the inventory's key file, the generated one, the node's env."""
-    if gp.plan.context.engine.kind.value == "mindie":
+    """(key, None) or (None, why): the Plan's key file here, else the serving node's env file."""
+    where = gp.plan.api_key
+    if not where.enforced:
         return None, None
-    key_file = gp.group.serving.api_key_file
-    try:
-        if key_file is not None:
-            return apikey.read_key(Path(key_file).expanduser()), None
-        head = records.get(gp.group.head.name)
-        key_dir = str((head.data if head else {}).get("serve_api_key_dir") or DEFAULT_KEY_DIR)
-        path = apikey.generated_key_path(key_dir, gp.name, [n.address for n in gp.plan.nodes])
-        if path.exists():
-            return apikey.read_key(path), None
-    except apikey.ApiKeyError as error:
-        return None, str(error)
-    serving = next(n for n in gp.plan.nodes if n.serves_api)
-    env_file = gp.plan.context.secrets_env_file
-    text = remote(serving.node, env_file) if remote is not None else None
+    if not where.generated or where.control_path.exists():
+        try:
+            return apikey.read_plan_key(where), None
+        except apikey.ApiKeyError as error:
+            return None, str(error)
+    env_file = where.node_file
+    text = remote(gp.plan.endpoint.node, env_file) if remote is not None else None
     if text:
         key = apikey.parse_key(text)
         if key:
@@ -326,12 +317,11 @@ def key_of(
 
 
 def endpoint_of(gp: GroupPlan, key: str | None, key_error: str | None = None) -> Endpoint:
-    serving = next(n for n in gp.plan.nodes if n.serves_api)
     ctx = gp.plan.context
     return Endpoint(
         group=gp.name,
-        node=serving.node,
-        base=f"http://{serving.address}:{ctx.port}",
+        node=gp.plan.endpoint.node,
+        base=gp.plan.endpoint.root,
         served_name=ctx.served_name,
         engine=ctx.engine.kind.value,
         key=key,
@@ -389,7 +379,7 @@ def run_serving_tier(
         max_tokens = int(data.get("serve_completion_max_tokens") or 8)
 
         def one(gp: GroupPlan = gp, prompt: str = prompt, max_tokens: int = max_tokens) -> Any:
-            key, why = key_of(gp, records, remote)
+            key, why = key_of(gp, remote)
             return check_endpoint(endpoint_of(gp, key, why), prompt, max_tokens)
 
         jobs.append((ep, gevent.spawn(one)))

@@ -11,7 +11,6 @@ preflight.run_preflight_tier(inventory, node) -> (nodes, results)``), not run by
 from __future__ import annotations
 
 import importlib
-import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ import gevent  # type: ignore[import-untyped]
 
 from ironserve.config.inventory import HostRecord
 from ironserve.config.loader import build_cluster
+from ironserve.deploy import transport
 from ironserve.health import cluster_tier, serving_tier
 from ironserve.health.model import CheckResult
 
@@ -44,18 +44,7 @@ def _remote_reader(state: Any) -> Callable[[str, str], str | None]:
     """Read a small root-only file on a node over SSH (the serving node's 0600 env file)."""
 
     def read(node: str, path: str) -> str | None:
-        from pyinfra.api.command import StringCommand
-        from pyinfra.context import ctx_host, ctx_state
-
-        host = state.inventory.get_host(node)
-        q = shlex.quote(path)
-        with ctx_state.use(state), ctx_host.use(host):
-            host.connect(show_errors=False)
-            if not host.connected:
-                return None
-            command = StringCommand(f"cat {q} 2>/dev/null || sudo -n cat {q}")
-            ok, output = host.run_shell_command(command, _timeout=20)
-        return str(output.stdout) if ok else None
+        return transport.read_file(state, state.inventory.get_host(node), path, timeout=20)
 
     return read
 
@@ -74,7 +63,7 @@ def run(
         return run_node_tier(inventory, node)
     plans = cluster_tier.group_plans(build_cluster(records))
     by_name = {r.name: r for r in records}
-    state = cluster_tier.inventory_state(inventory)
+    state = transport.open_state(inventory)
     jobs: dict[str, Any] = {}
     if tier == "all":
         jobs["node"] = gevent.spawn(run_node_tier, inventory, node)

@@ -241,11 +241,11 @@ def chat(
     from ironserve.lab.state import lab_dir
 
     try:
-        url, model, text = serving.chat(lab_dir(), prompt, max_tokens)
+        url, key_file, model, text = serving.chat(lab_dir(), prompt, max_tokens)
     except serving.ChatError as error:
         err.print(f"lab chat: {error}", markup=False, highlight=False)
         raise typer.Exit(1) from error
-    out.print(f"endpoint: {url}  (API key: {serving.api_key_path(lab_dir())})", markup=False)
+    out.print(f"endpoint: {url}  (API key: {key_file})", markup=False)
     out.print(f"{model}: {text}", markup=False, highlight=False)
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ironserve.catalog.engines import DEFAULT_ENGINE_OF_VENDOR
 from ironserve.lab import images as img
 from ironserve.lab import state as st
 from ironserve.lab.state import LabState, NodeState, ServiceState
@@ -47,7 +48,8 @@ NODE_CAPS = {
     "cap_drop": ["SYS_RESOURCE"],  # this machine lacks it (--privileged is refused here)
     "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
 }
-ENGINE_OF_VENDOR = {"nvidia": "vllm", "huawei": "mindie", "vastai": "vllm_vacc"}
+# A lab node's engine is the one its vendor (the catalog's name: nvidia, ascend, vastai) ships.
+ENGINE_OF_VENDOR = {vendor: kind.value for vendor, kind in DEFAULT_ENGINE_OF_VENDOR.items()}
 LAB_FAULTS = ("disk-full", "node-down")
 MKFS = "mkfs.ext4 -q -F -m 0 -J size=16 -i 1048576 -L data -E lazy_itable_init=1,nodiscard"
 FILL_FILE = "/data/.ironserve-disk-full"
@@ -386,7 +388,7 @@ def _create_node(
     cid: str = container["Id"]
     accel, count = hw["accelerator"], int(hw["accelerator_count"])
     npu_ips: list[str] = []
-    if hw.get("vendor") == "huawei":
+    if hw.get("vendor") == "ascend":
         base = ipaddress.IPv4Address("10.201.0.10") + plan.index * 8
         npu_ips = [str(base + d) for d in range(count)]
     node = NodeState(
@@ -750,14 +752,10 @@ def status(directory: Path | None = None, memory: bool = False) -> dict[str, Any
 
 
 def _serving(directory: Path) -> dict[str, Any]:
-    """``endpoint`` (the OpenAI base URL, from the Plan) and ``api_key_file`` (0600)."""
+    """``endpoint`` (the OpenAI base URL) and ``api_key_file`` (0600), from the Plan."""
     from ironserve.lab import serving
 
-    key = serving.api_key_path(directory)
-    return {
-        "endpoint": serving.endpoint(directory),
-        "api_key_file": str(key) if key.is_file() else None,
-    }
+    return dict(serving.status(directory))
 
 
 # ---------------------------------------------------------------------------------------------

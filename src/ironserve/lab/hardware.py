@@ -509,7 +509,7 @@ def _ascend_node(hostname: str) -> JSON:
             )
         )
     return {
-        "vendor": "huawei",
+        "vendor": "ascend",  # the catalog's vendor name (catalog/accelerators.py)
         "devices": devices,
         "nvswitches": [],
         "hcas": [],

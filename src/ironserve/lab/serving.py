@@ -3,8 +3,8 @@
 The key is made by `lab up` (``<lab dir>/api_key``, 0600, the key alone on one line, as
 ``serving_api_key_file`` expects) and inventories/lab.py names it as the group's
 ``serving_api_key_file``, so deploys/serve.py turns it on and clients read it from there. The
-endpoint is the Plan's: the serving node's address and the planned port, computed from
-inventories/lab.py exactly as a deploy computes it.
+endpoint and the key's file are the Plan's (``Plan.endpoint``, ``Plan.api_key``), computed from
+inventories/lab.py exactly as a deploy computes them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ironserve.lab import state as st
 from ironserve.serving.apikey import write_new_key
+
+if TYPE_CHECKING:
+    from ironserve.plan.plan import Plan
 
 API_KEY_FILE = "api_key"
 
@@ -50,9 +54,9 @@ def _lab_dir_env(directory: Path) -> Iterator[None]:
             os.environ["IRONSERVE_LAB_DIR"] = old
 
 
-def endpoint(directory: Path) -> str | None:
-    """``http://<serving node>:<port>/v1`` of the lab's (first) serving group, from its Plan;
-    None when the lab's inventory does not plan (say, a profile whose engine has no image)."""
+def lab_plan(directory: Path) -> Plan | None:
+    """The Plan of the lab's (first) serving group; None when the lab's inventory does not plan
+    (say, a profile whose engine has no image)."""
     from ironserve.config.loader import load_cluster
     from ironserve.errors import InputError
     from ironserve.plan.plan import plan_group
@@ -68,28 +72,45 @@ def endpoint(directory: Path) -> str | None:
     try:
         with _lab_dir_env(directory):
             cluster = load_cluster(str(inventory), cwd=str(st.project_root()))
-        plan = plan_group(cluster.groups[0])
+        return plan_group(cluster.groups[0])
     except (InputError, ValueError):
         return None
-    head = next(n for n in plan.nodes if n.serves_api)
-    return f"http://{head.address}:{plan.context.port}/v1"
+
+
+def endpoint(directory: Path) -> str | None:
+    """The Plan's OpenAI base URL of the lab's (first) serving group, or None."""
+    plan = lab_plan(directory)
+    return plan.endpoint.url if plan is not None else None
+
+
+def status(directory: Path) -> dict[str, str | None]:
+    """``endpoint`` and ``api_key_file`` for `lab status --json`, both from the Plan."""
+    plan = lab_plan(directory)
+    if plan is None:
+        return {"endpoint": None, "api_key_file": None}
+    key = plan.api_key.control_path
+    return {"endpoint": plan.endpoint.url, "api_key_file": str(key) if key.is_file() else None}
 
 
 class ChatError(RuntimeError):
     """The lab's endpoint did not answer (not deployed yet, or refused)."""
 
 
-def chat(directory: Path, prompt: str, max_tokens: int = 16) -> tuple[str, str, str]:
-    """(endpoint, model, answer): one chat completion from the lab's endpoint with its key."""
+def chat(directory: Path, prompt: str, max_tokens: int = 16) -> tuple[str, str, str, str]:
+    """(endpoint, key file, model, answer): one chat completion from the lab's endpoint with
+    its key."""
     import httpx
 
-    from ironserve.serving.apikey import read_key
+    from ironserve.serving.apikey import ApiKeyError, read_plan_key
 
-    url = endpoint(directory)
-    key_file = api_key_path(directory)
-    if url is None or not key_file.is_file():
+    plan = lab_plan(directory)
+    if plan is None:
         raise ChatError(f"the lab in {directory} has no endpoint (is a lab up?)")
-    headers = {"Authorization": f"Bearer {read_key(key_file)}"}
+    url = plan.endpoint.url
+    try:
+        headers = {"Authorization": f"Bearer {read_plan_key(plan.api_key)}"}
+    except ApiKeyError as error:
+        raise ChatError(f"the lab in {directory} has no API key: {error}") from error
     try:
         models = httpx.get(f"{url}/models", headers=headers, timeout=10)
         models.raise_for_status()
@@ -106,4 +127,4 @@ def chat(directory: Path, prompt: str, max_tokens: int = 16) -> tuple[str, str, 
             f"{url}: {error} (deploy first: pyinfra -y inventories/lab.py deploys/site.py)"
         ) from error
     text = str(answer.json()["choices"][0]["message"].get("content") or "")
-    return url, model, text
+    return url, plan.api_key.control_file, model, text

@@ -1,4 +1,6 @@
-"""The Plan: sizing plus, per node, exactly what runs there. Computed once; roles only read it."""
+"""The Plan: sizing plus, per node, exactly what runs there, and what follows from both once
+(plan/derived.py: endpoint, API key location, launch layout, ports, disk per node). Computed
+once; roles, health, bench and runbooks only read it."""
 
 from __future__ import annotations
 
@@ -11,9 +13,21 @@ from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.catalog.engines import ENGINES
 from ironserve.catalog.formats import WeightFormat
 from ironserve.catalog.models import ModelSpec, get_model
-from ironserve.config.schema import ServingGroup
+from ironserve.config.schema import DEFAULT_API_KEY_DIR, ServingGroup
 from ironserve.engines import build_launches
 from ironserve.engines.base import LaunchContext, NodeLaunch, NodeTarget
+from ironserve.plan.derived import (
+    ApiKeyLocation,
+    Endpoint,
+    Layout,
+    NodeDisk,
+    PortUse,
+    api_key_location,
+    disk_of,
+    endpoint_of,
+    layout_of,
+    ports_of,
+)
 from ironserve.plan.sizing import size_model
 from ironserve.plan.types import Sizing, SizingRequest
 
@@ -24,6 +38,33 @@ class Plan(BaseModel):
     group: str
     context: LaunchContext
     nodes: list[NodeLaunch]
+    endpoint: Endpoint
+    api_key: ApiKeyLocation
+    layout: Layout
+    ports: list[PortUse]
+    disk: list[NodeDisk]
+
+    @classmethod
+    def build(
+        cls,
+        ctx: LaunchContext,
+        api_key_file: Path | None = None,
+        api_key_dir: str = DEFAULT_API_KEY_DIR,
+    ) -> Plan:
+        """The launches of ``ctx`` and everything derived from them, in one pass."""
+        nodes = build_launches(ctx)
+        endpoint = endpoint_of(ctx, nodes)
+        layout = layout_of(ctx, nodes)
+        return cls(
+            group=ctx.group,
+            context=ctx,
+            nodes=nodes,
+            endpoint=endpoint,
+            api_key=api_key_location(ctx, api_key_file, api_key_dir),
+            layout=layout,
+            ports=ports_of(ctx, endpoint, layout),
+            disk=disk_of(ctx),
+        )
 
     @property
     def sizing(self) -> Sizing:
@@ -32,6 +73,11 @@ class Plan(BaseModel):
     @property
     def feasible(self) -> bool:
         return self.sizing.feasible
+
+    @property
+    def serving(self) -> NodeLaunch:
+        """The node that answers the API."""
+        return self.node(self.endpoint.node)
 
     def node(self, name: str) -> NodeLaunch:
         for launch in self.nodes:
@@ -63,6 +109,11 @@ class Plan(BaseModel):
             "max_num_seqs": s.max_num_seqs,
             "full_length_sequences": s.full_length_sequences,
             "memory_per_unit": s.memory.model_dump(),
+            "endpoint": self.endpoint.model_dump(),
+            "api_key": self.api_key.model_dump(),
+            "layout": self.layout.model_dump(),
+            "ports": [p.model_dump() for p in self.ports],
+            "disk": [d.model_dump() for d in self.disk],
             "alternatives": [a.model_dump(mode="json") for a in s.alternatives],
             "nodes": [
                 {
@@ -168,7 +219,7 @@ def plan_group(group: ServingGroup) -> Plan:
         shm_size=group.engine.shm_size,
         npu_tls=group.nodes[0].npu.tls,
     )
-    return Plan(group=group.name, context=ctx, nodes=build_launches(ctx))
+    return Plan.build(ctx, group.serving.api_key_file, group.serving.api_key_dir)
 
 
 def plan_sizing(request: SizingRequest, model_config: Path | None = None) -> Plan:
@@ -194,7 +245,7 @@ def plan_sizing(request: SizingRequest, model_config: Path | None = None) -> Pla
         for rank in range(request.nodes)
     ]
     ctx = launch_context("default", model, request, targets)
-    return Plan(group="default", context=ctx, nodes=build_launches(ctx))
+    return Plan.build(ctx)
 
 
 def weights_path(weights_dir: str, model: ModelSpec, fmt: WeightFormat) -> str:

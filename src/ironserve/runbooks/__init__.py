@@ -203,10 +203,8 @@ def site_values(
             )
         chosen = groups[group]
     plan = plan_group(chosen)
-    head = next(n for n in plan.nodes if n.serves_api)
+    head = plan.serving
     target = plan.node(node) if node is not None else head
-    root = f"http://{head.address}:{plan.context.port}"
-    key_file = chosen.serving.api_key_file
     return {
         "inventory": inventory,
         "group": chosen.name,
@@ -216,10 +214,10 @@ def site_values(
         "model": plan.context.model.id,
         "served_name": plan.context.served_name,
         "weights_path": plan.context.weights_path,
-        "endpoint": f"{root}/v1",
-        "health_url": f"{root}/health",
-        "metrics_url": f"{root}/metrics",
-        "api_key_file": str(key_file) if key_file is not None else "<serving_api_key_file>",
+        "endpoint": plan.endpoint.url,
+        "health_url": plan.endpoint.health_url,
+        "metrics_url": plan.endpoint.metrics_url,
+        "api_key_file": plan.api_key.control_file,
         "npu_tls": "1" if plan.context.npu_tls else "0",
     }
 

@@ -12,8 +12,12 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ironserve.engines.common import IRONSERVE_API_KEY_ENV, VLLM_API_KEY_ENV
+
+if TYPE_CHECKING:
+    from ironserve.plan.derived import ApiKeyLocation
 
 KEY_BYTES = 32  # token_urlsafe: 43 characters, no "=" (so the env-file form stays unambiguous)
 
@@ -64,16 +68,25 @@ def generated_key_path(directory: str, group: str, addresses: list[str]) -> Path
     return Path(directory).expanduser() / f"{group}-{tag}.key"
 
 
-def key_for(
-    key_file: Path | None, directory: str, group: str, addresses: list[str]
-) -> tuple[str, Path, bool]:
-    """(key, file, generated now) for a group: its own file, else the generated one."""
-    if key_file is not None:
-        return read_key(Path(key_file).expanduser()), Path(key_file).expanduser(), False
-    path = generated_key_path(directory, group, addresses)
-    if path.exists():
-        return read_key(path), path, False
-    return write_new_key(path), path, True
+def read_plan_key(location: ApiKeyLocation) -> str:
+    """The group's key from the control machine's file the Plan names (``Plan.api_key``): the
+    one reader health, bench, lab status and the CLI share. Raises ApiKeyError."""
+    path = location.control_path
+    if location.generated and not path.exists():
+        raise ApiKeyError(
+            f"{path} does not exist: no serving_api_key_file, and no deploy from this machine "
+            "generated the key yet"
+        )
+    return read_key(path)
+
+
+def ensure_plan_key(location: ApiKeyLocation) -> tuple[str, Path, bool]:
+    """(key, file, generated now): a deploy's read of the Plan's key file, generating the key
+    into it when the group has no ``serving_api_key_file`` and none was made yet."""
+    path = location.control_path
+    if location.generated and not path.exists():
+        return write_new_key(path), path, True
+    return read_key(path), path, False
 
 
 def secrets_env(key: str) -> str:

@@ -4,20 +4,19 @@ incomplete or the pull failed, 2 bad input (nothing contacted)."""
 from __future__ import annotations
 
 import json
-import subprocess
+import logging
 import sys
-import tempfile
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from ironserve.config.schema import Cluster, ServingGroup
+from ironserve.deploy import transport
 from ironserve.errors import InputError
 from ironserve.weights import remote
 from ironserve.weights.metadata import RepoMeta, WeightsError, hub_metadata, read_token
@@ -30,6 +29,7 @@ err = Console(stderr=True)
 Inventory = Annotated[
     Path, typer.Option("-i", "--inventory", help="pyinfra inventory file (group_data beside it)")
 ]
+POLL_S = 1.0
 
 
 def _bad_input(error: InputError) -> NoReturn:
@@ -38,16 +38,13 @@ def _bad_input(error: InputError) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _load(inventory: Path) -> tuple[Cluster, dict[str, dict[str, Any]]]:
+def _load(inventory: Path) -> Cluster:
     from ironserve.config import load_cluster
-    from ironserve.config.inventory import load_inventory
 
     try:
-        cluster = load_cluster(str(inventory))
-        records = {r.name: dict(r.data) for r in load_inventory(str(inventory))}
+        return load_cluster(str(inventory))
     except InputError as error:
         _bad_input(error)
-    return cluster, records
 
 
 def _dest(group: ServingGroup) -> str:
@@ -78,64 +75,114 @@ def _project_root(inventory: Path) -> Path:
     raise typer.Exit(2)
 
 
+class _DeployMessages(logging.Handler):
+    """Prints what the deploy's roles log (``from pyinfra import logger``: the weights verified
+    on a node, a refusal) and pyinfra's warnings and errors; ``verbose``: all of pyinfra's."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__(logging.DEBUG if verbose else logging.INFO)
+        import pyinfra
+
+        self.verbose = verbose
+        self.pyinfra_dir = str(Path(pyinfra.__file__).parent)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ours = not record.pathname.startswith(self.pyinfra_dir)
+        if self.verbose or ours or record.levelno >= logging.WARNING:
+            print(record.getMessage(), flush=True)
+
+
+@contextmanager
+def _messages(verbose: bool) -> Iterator[None]:
+    logger = logging.getLogger("pyinfra")
+    handler, level = _DeployMessages(verbose), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(handler.level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def summary(result: transport.DeployResult) -> str:
+    """One line from pyinfra's results: operation x host counts (``changed`` 0: nothing to do)."""
+    if result.operations and "planned" in result.operations[0]:
+        planned = sum(len(op["planned"]) for op in result.operations)
+        return f"weights: dry run, {planned} operation(s) planned"
+    counts = {
+        key: sum(len(op.get(key, [])) for op in result.operations)
+        for key in ("changed", "no_change", "failed")
+    }
+    line = (
+        f"weights: {counts['changed']} changed, {counts['no_change']} unchanged, "
+        f"{counts['failed']} failed (operations x hosts)"
+    )
+    if result.failed_hosts:
+        line += f"; failed hosts: {', '.join(result.failed_hosts)}"
+    return line
+
+
 @weights_app.command("pull")
 def pull(
     inventory: Inventory,
     dry: Annotated[bool, typer.Option("--dry", help="Show what would change")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="pyinfra's output")] = False,
 ) -> None:
-    """Run deploys/weights.py with a progress bar of the bytes held across the cluster."""
-    cluster, records = _load(inventory)
+    """Run deploys/weights.py (pyinfra's API) with a progress bar of the bytes held across the
+    cluster."""
+    cluster = _load(inventory)
     jobs = [(g, _dest(g), _meta(g)) for g in cluster.groups]
     total = sum(meta.total_bytes * len(g.nodes) for g, _, meta in jobs)
-    root = _project_root(inventory)
-    argv = [str(Path(sys.executable).parent / "pyinfra"), "-y", str(inventory.resolve())]
-    argv += ["--dry"] if dry else []
-    argv += [str(root / "deploys" / "weights.py")]
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(argv, cwd=root, stdout=log, stderr=subprocess.STDOUT, text=True)
-        if not dry:
-            _progress(process, jobs, records, total)
-        rc = process.wait()
-        log.seek(0)
-        output = log.read()
-    if verbose:
-        print(output)
-    for line in output.splitlines():
-        keys = ("verified", "refused", "disk:", "gated", "Grand total", "Error", "Remedy")
-        if any(k in line for k in keys) or line.strip().startswith("weights:"):
-            print(line.strip())
-    raise typer.Exit(0 if rc == 0 else 1)
-
-
-def _progress(
-    process: subprocess.Popen[str],
-    jobs: list[tuple[ServingGroup, str, RepoMeta]],
-    records: dict[str, dict[str, Any]],
-    total: int,
-) -> None:
+    deploy = _project_root(inventory) / "deploys" / "weights.py"
     targets = [(n.name, dest, meta.total_bytes) for g, dest, meta in jobs for n in g.nodes]
+    with _messages(verbose):
+        if dry:
+            result = transport.run_deploy(inventory, deploy, dry=True)
+        else:
+            result = _with_progress(inventory, deploy, targets, total)
+    if result.error:
+        print(f"weights: {result.error}", file=sys.stderr)
+    print(summary(result))
+    raise typer.Exit(0 if result.ok else 1)
 
-    def held(target: tuple[str, str, int]) -> int:
-        name, dest, size = target
-        try:
-            return min(size, remote.held_bytes(name, records.get(name, {}), dest))
-        except (subprocess.SubprocessError, OSError, ValueError):
-            return 0
 
+def _with_progress(
+    inventory: Path, deploy: Path, targets: list[tuple[str, str, int]], total: int
+) -> transport.DeployResult:
+    """The deploy in this greenlet, the bytes on every node polled in another, over the
+    deploy's own State and connections (pyinfra's current State is process-wide)."""
+    import gevent  # type: ignore[import-untyped]
+    import gevent.event  # type: ignore[import-untyped]
+
+    stop = gevent.event.Event()
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn())
-    with (
-        Progress(*columns, TransferSpeedColumn(), console=err, transient=False) as bar,
-        ThreadPoolExecutor(max_workers=8) as pool,
-    ):
+    with Progress(*columns, TransferSpeedColumn(), console=err, transient=False) as bar:
         task = bar.add_task(f"weights on {len(targets)} node(s)", total=total)
-        stop = threading.Event()
-        while not stop.is_set():
-            bar.update(task, completed=sum(pool.map(held, targets)))
-            if process.poll() is not None:
-                stop.set()
-            else:
-                time.sleep(1.0)
+
+        state = transport.open_state(inventory)
+
+        def poll() -> None:
+            def held(target: tuple[str, str, int]) -> int:
+                name, dest, size = target
+                try:
+                    host = state.inventory.get_host(name)
+                    return min(size, remote.held_bytes(state, host, dest))
+                except (ValueError, IndexError):
+                    return 0
+
+            while not stop.is_set():
+                jobs = [gevent.spawn(held, t) for t in targets]
+                gevent.joinall(jobs)
+                bar.update(task, completed=sum(j.value or 0 for j in jobs))
+                stop.wait(POLL_S)
+
+        poller = gevent.spawn(poll)
+        try:
+            return transport.run_deploy(inventory, deploy, dry=False, state=state)
+        finally:
+            stop.set()
+            poller.join(timeout=10)
 
 
 @weights_app.command("verify")
@@ -145,7 +192,10 @@ def verify(
 ) -> None:
     """Re-hash every file on every node against the hub's sha256 (git sha1 for small files):
     exit 0 when every node is complete, 1 otherwise, 2 on bad input."""
-    cluster, records = _load(inventory)
+    import gevent
+
+    cluster = _load(inventory)
+    state = transport.open_state(inventory)
     reports: list[NodeReport] = []
     for group in cluster.groups:
         dest, meta = _dest(group), _meta(group)
@@ -155,13 +205,17 @@ def verify(
             name: str, dest: str = dest, meta: RepoMeta = meta, paths: list[str] = paths
         ) -> NodeReport:
             try:
-                found = remote.hashes(name, records.get(name, {}), dest, paths)
-            except (RuntimeError, subprocess.SubprocessError, ValueError) as error:
+                found = remote.hashes(state, state.inventory.get_host(name), dest, paths)
+            except (RuntimeError, ValueError) as error:
                 return NodeReport(name, dest, error=str(error))
             return classify(name, dest, meta, found)
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            reports += list(pool.map(one, [n.name for n in group.nodes]))
+        jobs = [gevent.spawn(one, n.name) for n in group.nodes]
+        gevent.joinall(jobs)
+        reports += [
+            job.value if job.successful() else NodeReport(name, dest, error=str(job.exception))
+            for name, job in zip([n.name for n in group.nodes], jobs, strict=True)
+        ]
     ok = all(r.ok for r in reports)
     if as_json:
         print(json.dumps({"complete": ok, "nodes": [r.as_dict() for r in reports]}, indent=2))

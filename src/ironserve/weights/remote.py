@@ -1,12 +1,13 @@
-"""Commands on a node from the CLI (progress polling, verification): plain `ssh` with the
-inventory's own connection settings (host, port, user, key, known_hosts), never a blind accept."""
+"""Commands on a node from the CLI (progress polling, verification), through the one transport
+(``deploy/transport.py``: pyinfra's connector with the inventory's own connection settings)."""
 
 from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from typing import Any
+
+from ironserve.deploy import transport
 
 # Full re-hash of the listed files (stdin: JSON {"dest", "paths"}); prints {path: [size, sha256,
 # git blob sha1] or null}.
@@ -31,45 +32,29 @@ for p in req["paths"]:
     out[p] = [size, a.hexdigest(), b.hexdigest()]
 print(json.dumps(out))
 """
+HELD_TIMEOUT_S = 20
+VERIFY_TIMEOUT_S = 600  # re-hashing a large checkpoint reads every byte
 
 
-def ssh_argv(name: str, data: dict[str, Any]) -> list[str]:
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
-    if data.get("ssh_port"):
-        argv += ["-p", str(data["ssh_port"])]
-    if data.get("ssh_key"):
-        argv += ["-i", str(data["ssh_key"]), "-o", "IdentitiesOnly=yes"]
-    if data.get("ssh_known_hosts_file"):
-        argv += ["-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}"]
-    strict = data.get("ssh_strict_host_key_checking") or "yes"
-    argv += ["-o", f"StrictHostKeyChecking={strict}"]
-    user = data.get("ssh_user")
-    target = str(data.get("ssh_hostname") or name)
-    return [*argv, f"{user}@{target}" if user else target]
-
-
-def run(
-    name: str, data: dict[str, Any], command: str, stdin: str = "", timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ssh_argv(name, data), command],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def held_bytes(name: str, data: dict[str, Any], dest: str) -> int:
-    """Bytes of the weights on a node: final folder plus its staging folder (progress only)."""
+def held_bytes(state: Any, host: Any, dest: str) -> int:
+    """Bytes of the weights on a node: final folder plus its staging folder (progress only,
+    over the connection the running deploy opened; 0 before it has one)."""
     q = shlex.quote
-    result = run(name, data, f"du -sb {q(dest)} {q(dest + '.incoming')} 2>/dev/null", timeout=20)
+    command = f"du -sb {q(dest)} {q(dest + '.incoming')} 2>/dev/null; true"
+    result = transport.run(state, host, command, timeout=HELD_TIMEOUT_S, connect=False)
     return sum(int(line.split()[0]) for line in result.stdout.splitlines() if line.strip())
 
 
-def hashes(name: str, data: dict[str, Any], dest: str, paths: list[str]) -> dict[str, Any]:
+def hashes(state: Any, host: Any, dest: str, paths: list[str]) -> dict[str, Any]:
     request = json.dumps({"dest": dest, "paths": paths})
-    result = run(name, data, f"python3 -c {shlex.quote(VERIFY_PROBE)}", stdin=request)
-    if result.returncode != 0:
-        raise RuntimeError(f"{name}: verify failed: {result.stderr.strip()[-300:]}")
+    result = transport.run(
+        state,
+        host,
+        f"python3 -c {shlex.quote(VERIFY_PROBE)}",
+        timeout=VERIFY_TIMEOUT_S,
+        stdin=request,
+    )
+    if not result.ok:
+        why = result.error or result.stderr.strip()[-300:]
+        raise RuntimeError(f"{host.name}: verify failed: {why}")
     return dict(json.loads(result.stdout))

@@ -28,7 +28,7 @@ _DASH_SEP = "+" + "-" * 27 + "+" + "-" * 15 + "+" + "-" * 52 + "+"
 
 
 def npus(hw: JSON, state: JSON) -> list[JSON]:
-    devices: list[JSON] = hw.get("devices", []) if hw.get("vendor") == "huawei" else []
+    devices: list[JSON] = hw.get("devices", []) if hw.get("vendor") == "ascend" else []
     alarm = fl.targets(state, "npu-alarm", len(devices))
     return [{**d, "health": "Alarm" if d["index"] in alarm else "OK"} for d in devices]
 

@@ -65,7 +65,7 @@ class GroupServe:
 
     @property
     def serving(self) -> NodeServe:
-        return next(n for n in self.nodes if n.launch.serves_api)
+        return self.node(self.plan.endpoint.node)
 
     @property
     def changed(self) -> bool:
@@ -84,20 +84,12 @@ def node_action(fact: dict[str, Any] | None, digest: str) -> str:
     return "keep"
 
 
-def planned_gpus(plan: Plan) -> dict[str, tuple[str, float]]:
-    """name -> (address, GPUs Ray should declare there), from the Plan's nodes."""
-    ctx = plan.context
-    units = ctx.accelerator.units_per_device
-    return {n.name: (n.address, float(n.device_count * units)) for n in ctx.nodes}
-
-
 def ray_short(plan: Plan, status_text: str | None) -> bool:
-    """The head's `ray status` shows fewer nodes or GPUs than planned (None: not read)."""
-    if status_text is None:
+    """The head's `ray status` shows fewer nodes or GPUs than the Plan's Ray layout (None: not
+    read; no Ray layout: never short)."""
+    if status_text is None or plan.layout.ray is None:
         return False
-    status = ray_status.parse(status_text)
-    want = planned_gpus(plan)
-    return status.nodes < len(want) or status.gpus < sum(g for _, g in want.values())
+    return plan.layout.ray.is_short(ray_status.parse(status_text))
 
 
 def group_plan(
@@ -183,14 +175,8 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
             )
         head_host = state.inventory.get_host(group.head.name)
         image = _pin(plan.context.image, head_host, pins)
-        addresses = [n.address for n in plan.nodes]
         try:
-            key, key_file, made = apikey.key_for(
-                group.serving.api_key_file,
-                str(_data(head_host, "serve_api_key_dir")),
-                group.name,
-                addresses,
-            )
+            key, key_file, made = apikey.ensure_plan_key(plan.api_key)
         except apikey.ApiKeyError as error:
             raise DeployError(f"{group.head.name}: serving_api_key_file: {error}") from error
         if made:
@@ -200,7 +186,7 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
             )
         env = apikey.secrets_env(key)
         rev = apikey.secrets_revision(group.name, env)
-        ray = any(n.serve_exec is not None for n in plan.nodes)
+        ray = plan.layout.ray is not None
         nodes = []
         for launch in plan.nodes:
             digest = spec.spec_hash(launch, image, rev)

@@ -4,8 +4,7 @@ section; None = must be given). Times are seconds."""
 from typing import Any
 
 DEFAULTS: dict[str, Any] = {
-    # Groups without serving_api_key_file get a generated key here (0600, on this machine).
-    "serve_api_key_dir": "~/.ironserve/api-keys",
+    # (The generated key's folder is the inventory's serving_api_key_dir: the Plan names it.)
     # Resolving the image's digest on the control machine (registry HTTP API).
     "serve_registry_timeout": 15,
     # Until `ray status` in the head shows every planned node and GPU.

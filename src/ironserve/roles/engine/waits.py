@@ -15,7 +15,7 @@ import httpx
 from pyinfra import logger
 from pyinfra.api.command import StringCommand
 
-from ironserve.roles.engine.decide import GroupServe, planned_gpus
+from ironserve.roles.engine.decide import GroupServe
 from ironserve.serving import ray_status, readiness, spec
 from ironserve.serving.apikey import read_key
 
@@ -37,17 +37,20 @@ def _data(host: Any, key: str) -> float:
 def wait_for_ray(state: Any, host: Any, group: GroupServe) -> None:
     """Until `ray status` in the head shows every planned node and GPU; else name the gaps."""
     head = group.nodes[0].launch
-    want = planned_gpus(group.plan)
-    nodes, gpus = len(want), sum(g for _, g in want.values())
+    ray = group.plan.layout.ray
+    if ray is None:
+        raise RuntimeError(f"serving group {group.name}: the Plan has no Ray layout")
+    want = ray.planned()
+    nodes, gpus = len(ray.nodes), ray.gpus
     timeout, poll = _data(host, "serve_ray_timeout"), _data(host, "serve_poll_interval")
-    status_cmd = f"docker exec {shlex.quote(head.container.name)} ray status"
+    status_cmd = ray.status_command()
     started = time.monotonic()
     seen = ray_status.RayStatus(0, 0.0, 0.0, "none")
     while True:
         ok, out = _run(host, status_cmd)
         if ok:
             seen = ray_status.parse(out)
-            if seen.nodes >= nodes and seen.gpus >= gpus:
+            if not ray.is_short(seen):
                 logger.info(
                     f"{host.print_prefix}Ray: {seen.nodes} nodes, {seen.gpus:g} GPUs after "
                     f"{time.monotonic() - started:.1f}s"
@@ -56,11 +59,7 @@ def wait_for_ray(state: Any, host: Any, group: GroupServe) -> None:
         if time.monotonic() - started >= timeout:
             break
         time.sleep(poll)
-    probe = (
-        f"docker exec {shlex.quote(head.container.name)} python3 -c "
-        f"{shlex.quote(ray_status.NODES_PROBE)}"
-    )
-    ok, out = _run(host, probe)
+    ok, out = _run(host, ray.probe_command())
     try:
         alive = ray_status.parse_nodes_probe(out) if ok else {}
         gaps = ray_status.missing(want, alive)
@@ -112,7 +111,7 @@ def _alive(host: Any, group: GroupServe, restarts_at_start: int | None) -> tuple
 def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
     """Until GET /health answers 200, reading the engine log for progress and stalls."""
     node = group.serving.launch
-    url = f"http://{node.address}:{group.plan.context.port}/health"
+    url = group.plan.endpoint.health_url
     poll = _data(host, "serve_poll_interval")
     now = time.monotonic()
     watch = readiness.LoadWatch(
@@ -157,7 +156,7 @@ def prove_completion(state: Any, host: Any, group: GroupServe) -> None:
     """A real chat completion with the key; the same request without it must be refused."""
     node = group.serving.launch
     ctx = group.plan.context
-    base = f"http://{node.address}:{ctx.port}/v1"
+    base = group.plan.endpoint.url
     key = read_key(group.key_file)
     body = {
         "model": ctx.served_name,
@@ -185,7 +184,7 @@ def prove_completion(state: Any, host: Any, group: GroupServe) -> None:
     choice = answer.json()["choices"][0]["message"].get("content") or ""
     if not choice.strip():
         raise RuntimeError(f"{node.node}: chat completion at {base} is empty")
-    if ctx.engine.kind.value != "mindie":  # MindIE has no API key (engines/mindie.py)
+    if group.plan.api_key.enforced:  # MindIE has no API key (engines/mindie.py)
         refused = httpx.get(f"{base}/models", timeout=30)
         if refused.status_code not in (401, 403):
             raise RuntimeError(

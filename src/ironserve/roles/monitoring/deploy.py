@@ -47,7 +47,7 @@ def server_of(plans: list[Plan], chosen: str | None) -> str:
         if chosen not in names:
             raise DeployError(f"monitoring_server: {chosen!r} is not a host of the inventory")
         return chosen
-    return next(n.node for n in plans[0].nodes if n.serves_api)
+    return plans[0].endpoint.node
 
 
 def _ensure(name: str, argv: list[str], running: dict[str, tuple[str, str]]) -> None:

@@ -38,10 +38,10 @@ def scrape_targets(plans: Iterable[Plan], settings: Mapping[str, Any]) -> list[T
     targets = []
     for plan in plans:
         vendor = ACCELERATORS[plan.context.accelerator.id].vendor
+        api = plan.endpoint
+        targets.append(Target("engine", f"{api.address}:{api.port}", api.node, plan.group))
         for node in plan.nodes:
             at = node.address
-            if node.serves_api:
-                targets.append(Target("engine", f"{at}:{plan.context.port}", node.node, plan.group))
             port = settings["monitoring_node_exporter_port"]
             targets.append(Target("node", f"{at}:{port}", node.node, plan.group))
             if vendor == "nvidia":

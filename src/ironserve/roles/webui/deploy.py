@@ -69,12 +69,12 @@ def deploy_webui() -> None:
     password = _password()
     group = group_of(state, host)
     ctx = hp.plan.context
-    key = apikey.read_key(group.key_file)
+    key = apikey.read_key(group.key_file)  # the Plan's key file (decide.py: ensure_plan_key)
     image = _pinned(data.webui_image)
     spec = render.container(
         hp.group.name,
         image,
-        f"http://{hp.launch.address}:{ctx.port}/v1",
+        hp.plan.endpoint.url,
         data.webui_port,
         data.webui_admin_email,
         data.webui_admin_name,

@@ -1,0 +1,245 @@
+"""What a serving group's Plan derives from the inventory once, beside the launches: where
+clients reach it (:class:`Endpoint`), where its API key lives (:class:`ApiKeyLocation`), how its
+nodes find each other (:class:`Layout`: Ray's head and planned GPUs, or the native rendezvous),
+the ports it uses (:class:`PortUse`) and the bytes of weights each node holds (:class:`NodeDisk`).
+
+Roles, health, bench, runbooks and ``ironserve lab status`` read these fields; none rebuilds an
+URL, a key path, Ray's planned GPUs or a port. Pure: the same context always derives the same.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+from ironserve.catalog.engines import EngineKind
+from ironserve.engines.base import (
+    RAY_PORT,
+    SGLANG_DIST_PORT,
+    VLLM_DP_RPC_PORT,
+    VLLM_MASTER_PORT,
+    LaunchContext,
+    NodeLaunch,
+)
+from ironserve.engines.common import is_multi_node, units_on
+from ironserve.serving.ray_status import NODES_PROBE
+
+if TYPE_CHECKING:
+    from ironserve.plan.types import Sizing
+    from ironserve.serving.ray_status import RayStatus
+
+# Bounds the probe inside the head container (Ray's client can hang on a half-formed cluster).
+RAY_PROBE_TIMEOUT_S = 30
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Endpoint(_Frozen):
+    """The group's OpenAI endpoint: the serving node's address and the planned port."""
+
+    node: str  # the inventory name of the node that answers the API
+    address: str
+    port: int
+    scheme: str = "http"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def root(self) -> str:
+        return f"{self.scheme}://{self.address}:{self.port}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def url(self) -> str:
+        """The OpenAI base URL (``.../v1``) clients are given."""
+        return f"{self.root}/v1"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def health_url(self) -> str:
+        return f"{self.root}/health"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def metrics_url(self) -> str:
+        return f"{self.root}/metrics"
+
+
+class ApiKeyLocation(_Frozen):
+    """Where the group's API key is: a 0600 file on the control machine (the inventory's
+    ``serving_api_key_file``, else the one a deploy generates in ``serving_api_key_dir``) and
+    the 0600 env file every node's containers read (``--env-file``)."""
+
+    control_file: str  # as written (``~`` not expanded); read it with serving.apikey.read_plan_key
+    generated: bool  # True: no serving_api_key_file, the deploy made (or makes) this file
+    node_file: str
+    enforced: bool  # the engine refuses requests without it (MindIE serves no key)
+
+    @property
+    def control_path(self) -> Path:
+        return Path(self.control_file).expanduser()
+
+
+class RayNode(_Frozen):
+    name: str
+    address: str
+    gpus: float  # what the node's `ray start --num-gpus` declares
+
+
+class RayLayout(_Frozen):
+    """vLLM on Ray: the head's GCS and every node with the GPUs it declares."""
+
+    head: str
+    head_address: str
+    port: int
+    container: str  # the Ray container, the same name on every node
+    nodes: list[RayNode]  # plan order, head first
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def gpus(self) -> float:
+        return sum(n.gpus for n in self.nodes)
+
+    def planned(self) -> dict[str, tuple[str, float]]:
+        """name -> (address, GPUs), as serving.ray_status.missing takes it."""
+        return {n.name: (n.address, n.gpus) for n in self.nodes}
+
+    def is_short(self, status: RayStatus) -> bool:
+        """``ray status`` shows fewer nodes or GPUs than planned."""
+        return status.nodes < len(self.nodes) or status.gpus < self.gpus
+
+    def status_command(self) -> str:
+        return f"docker exec {shlex.quote(self.container)} ray status"
+
+    def probe_command(self) -> str:
+        """Ray's node list (addresses and GPUs) from inside the head: names a missing node."""
+        return (
+            f"timeout {RAY_PROBE_TIMEOUT_S} docker exec {shlex.quote(self.container)} "
+            f"python3 -c {shlex.quote(NODES_PROBE)}"
+        )
+
+
+class Rendezvous(_Frozen):
+    """Where ranks that start on their own meet (vLLM native, SGLang): node 0's address and
+    port; with vLLM's data parallel over nodes, the replicas' RPC port too."""
+
+    address: str
+    port: int | None  # None: the engine's own file says (MindIE's rank table)
+    dp_rpc_port: int | None = None
+
+
+class Layout(_Frozen):
+    kind: Literal["one-node", "ray", "native"]
+    ray: RayLayout | None = None
+    rendezvous: Rendezvous | None = None
+
+
+class PortUse(_Frozen):
+    port: int
+    nodes: list[str]
+    purpose: str
+
+
+class NodeDisk(_Frozen):
+    node: str
+    path: str  # the weights folder (the same on every node)
+    weights_bytes: int  # what the node holds for the group: the whole checkpoint
+
+
+def endpoint_of(ctx: LaunchContext, nodes: list[NodeLaunch]) -> Endpoint:
+    serving = next(n for n in nodes if n.serves_api)
+    return Endpoint(node=serving.node, address=serving.address, port=ctx.port)
+
+
+def api_key_location(ctx: LaunchContext, key_file: Path | None, key_dir: str) -> ApiKeyLocation:
+    from ironserve.serving.apikey import generated_key_path
+
+    if key_file is not None:
+        control, generated = str(key_file), False
+    else:
+        path = generated_key_path(key_dir, ctx.group, [n.address for n in ctx.nodes])
+        # Keep the operator's "~" so the Plan reads the same on every control machine.
+        control, generated = str(Path(key_dir) / path.name), True
+    return ApiKeyLocation(
+        control_file=control,
+        generated=generated,
+        node_file=ctx.secrets_env_file,
+        enforced=ctx.engine.kind != EngineKind.MINDIE,
+    )
+
+
+def layout_of(ctx: LaunchContext, nodes: list[NodeLaunch]) -> Layout:
+    if not is_multi_node(ctx):
+        return Layout(kind="one-node")
+    head = ctx.head
+    if any(n.serve_exec is not None for n in nodes):  # engines/vllm.py: Ray's serve in the head
+        return Layout(
+            kind="ray",
+            ray=RayLayout(
+                head=head.name,
+                head_address=head.address,
+                port=RAY_PORT,
+                container=nodes[0].container.name,
+                nodes=[
+                    RayNode(name=n.name, address=n.address, gpus=float(units_on(ctx, n)))
+                    for n in ctx.nodes
+                ],
+            ),
+        )
+    port: int | None = None
+    dp_rpc: int | None = None
+    if ctx.engine.kind in (EngineKind.VLLM, EngineKind.VLLM_VACC):
+        port = VLLM_MASTER_PORT
+        dp_rpc = VLLM_DP_RPC_PORT if ctx.sizing.parallelism.data > 1 else None
+    elif ctx.engine.kind == EngineKind.SGLANG:
+        port = SGLANG_DIST_PORT
+    return Layout(
+        kind="native", rendezvous=Rendezvous(address=head.address, port=port, dp_rpc_port=dp_rpc)
+    )
+
+
+def ports_of(ctx: LaunchContext, endpoint: Endpoint, layout: Layout) -> list[PortUse]:
+    """Every port the group listens on, and where (host network: these are the nodes' ports)."""
+    ports = [PortUse(port=endpoint.port, nodes=[endpoint.node], purpose="OpenAI API")]
+    if layout.ray is not None:
+        ports.append(PortUse(port=layout.ray.port, nodes=[layout.ray.head], purpose="Ray GCS"))
+    rendezvous = layout.rendezvous
+    if rendezvous is not None and rendezvous.port is not None:
+        ports.append(
+            PortUse(port=rendezvous.port, nodes=[ctx.head.name], purpose="rank rendezvous")
+        )
+    if rendezvous is not None and rendezvous.dp_rpc_port is not None:
+        ports.append(
+            PortUse(port=rendezvous.dp_rpc_port, nodes=[ctx.head.name], purpose="data-parallel RPC")
+        )
+    if ctx.engine.kind == EngineKind.MINDIE:
+        from ironserve.engines import mindie
+
+        every = [n.name for n in ctx.nodes]
+        ports += [
+            PortUse(port=mindie.MANAGEMENT_PORT, nodes=every, purpose="MindIE management"),
+            PortUse(port=mindie.METRICS_PORT, nodes=every, purpose="MindIE metrics"),
+        ]
+        if is_multi_node(ctx):
+            ports += [
+                PortUse(port=mindie.MULTI_NODES_INFER_PORT, nodes=every, purpose="MindIE ranks"),
+                PortUse(port=mindie.INTER_COMM_PORT, nodes=every, purpose="MindIE inter-node"),
+            ]
+    return ports
+
+
+def weights_bytes_per_node(sizing: Sizing) -> int:
+    """Bytes of weights one node of the group holds: every node keeps the whole checkpoint
+    (roles/weights fans it out). The one place the Plan's disk figure is computed; the free
+    space a node needs on top (margin, what is already there) is the disk rule's, not the
+    Plan's."""
+    return sizing.weights_bytes
+
+
+def disk_of(ctx: LaunchContext) -> list[NodeDisk]:
+    need = weights_bytes_per_node(ctx.sizing)
+    return [NodeDisk(node=n.name, path=ctx.weights_path, weights_bytes=need) for n in ctx.nodes]
