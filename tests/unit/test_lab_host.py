@@ -14,17 +14,16 @@ from typer.testing import CliRunner
 from ironserve.cli import app
 from ironserve.lab import host
 
-# /etc/apt/sources.list.d/debian.sources of this project's machine kind (Debian 12 image).
+# /etc/apt/sources.list.d/debian.sources in the Debian 12 image's layout, with a site mirror (not a
+# host the code could know), so the test proves the mirror is read from this file.
 DEBIAN_SOURCES = """Types: deb
-# http://snapshot.debian.org/archive/debian/20250520T000000Z
-URIs: http://deb.debian.org/debian
+URIs: http://apt.site.example/debian
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
-# http://snapshot.debian.org/archive/debian-security/20250520T000000Z
-URIs: http://deb.debian.org/debian-security
+URIs: http://apt.site.example/debian-security
 Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
@@ -41,7 +40,7 @@ def _apt(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def test_mirror_comes_from_the_deb822_sources(tmp_path: Path) -> None:
     apt = _apt(tmp_path, {"sources.list.d/debian.sources": DEBIAN_SOURCES})
-    assert host.apt_mirror("bookworm", apt) == "http://deb.debian.org/debian"
+    assert host.apt_mirror("bookworm", apt) == "http://apt.site.example/debian"
 
 
 def test_mirror_from_one_line_sources_skips_security_and_disabled(tmp_path: Path) -> None:
