@@ -21,6 +21,7 @@ from ironserve.roles.ascend.defaults import DRIVER_VERSION as ASCEND_DRIVER
 from ironserve.roles.ascend.defaults import FIRMWARE_VERSION as ASCEND_FIRMWARE
 from ironserve.roles.vastai.defaults import DRIVER_VERSION as VASTAI_DRIVER
 from tests.deploys import nvidia_node as node
+from tests.deploys.test_ascend import GROUP_DATA as ASCEND_GROUP
 
 ROOT = Path(__file__).resolve().parents[2]
 SUM = hashlib.sha256(b"installer").hexdigest()
@@ -88,16 +89,10 @@ def test_checksum_tables_are_checked_on_every_node() -> None:
 
 def test_ascend_needs_both_installers_sums() -> None:
     data = {
+        **ASCEND_GROUP,
         "node_role": "head",
         "node_ip": "10.197.90.10",
-        "model_id": "deepseek-ai/DeepSeek-R1",
-        "model_format": "w8a8",
-        "model_max_len": 32768,
-        "engine_kind": "mindie",
-        "accelerator_kind": "ascend-910b-64g",
-        "accelerator_count": 8,
         "npu_device_ips": [f"10.197.91.{10 + i}" for i in range(8)],
-        "ascend_installer_url": "http://mirror.example/ascend/",
         "ascend_checksums": {"driver": {ASCEND_DRIVER: SUM}},
     }
     ((host, field, message),) = problems(data)

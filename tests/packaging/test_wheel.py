@@ -84,6 +84,15 @@ def _check(proc: subprocess.CompletedProcess[str], what: str) -> None:
     assert proc.returncode == 0, f"{what} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
 
 
+def _outside(argv: list[str], what: str, timeout: int = 300) -> str:
+    """Run ``argv`` outside the checkout's path; its stdout, once it exited 0."""
+    proc = subprocess.run(
+        argv, env=_outside_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    _check(proc, what)
+    return proc.stdout
+
+
 def _build_wheel(work: Path) -> Path:
     """pip wheel from a copy of the project's sources (the build writes beside them)."""
     source = work / "source"
@@ -93,15 +102,11 @@ def _build_wheel(work: Path) -> Path:
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
     shutil.copytree(ROOT / "src", source / "src", ignore=skip)
     dist = work / "dist"
-    proc = subprocess.run(
+    _outside(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(source)],
-        env=_outside_env(),
-        capture_output=True,
-        text=True,
+        "pip wheel",
         timeout=600,
-        check=False,
     )
-    _check(proc, "pip wheel")
     (wheel,) = dist.glob("ironserve-*.whl")
     return wheel
 
@@ -113,22 +118,10 @@ def _fresh_venv(folder: Path, wheel: Path) -> Path:
     python = str(folder / "bin" / "python")
     # Installed before the shared folder is visible: pip sees an empty venv and installs.
     pip = [sys.executable, "-m", "pip", "--python", python]
-    proc = subprocess.run(
-        [*pip, "install", "--no-deps", "--no-index", "-q", str(wheel)],
-        env=_outside_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    _check(proc, "pip install of the wheel")
-    purelib = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        env=_outside_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    _outside([*pip, "install", "--no-deps", "--no-index", "-q", str(wheel)], "pip install")
+    purelib = _outside(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], "purelib"
+    ).strip()
     shared = sysconfig.get_paths()["purelib"]
     # A plain path line: the shared folder's own .pth files (the editable install) stay unread.
     Path(purelib, "zz_shared_site_packages.pth").write_text(shared + "\n")
