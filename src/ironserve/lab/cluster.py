@@ -336,6 +336,22 @@ def _wait_ssh(port: int, deadline: float) -> None:
         time.sleep(0.2)
 
 
+def _wait_ready(client: Any, node: NodeState, deadline: float) -> None:
+    """sshd answers, and a full node's systemd has finished its boot jobs: sshd answers earlier,
+    and on a loaded machine dockerd (which writes /etc/docker/key.json on its first start) may
+    still be starting, so a "nothing changed" snapshot would see the boot, not the deploy."""
+    _wait_ssh(node.ssh_port, deadline)
+    if node.light:
+        return
+    left = max(1, int(deadline - time.monotonic()))
+    result = client.containers.get(node.container_id).exec_run(
+        ["timeout", str(left), "systemctl", "is-system-running", "--wait"]
+    )
+    status = result.output.decode(errors="replace").strip()
+    if status not in ("running", "degraded"):
+        raise LabError(f"{node.name}: systemd did not finish booting ({status or 'no answer'})")
+
+
 def _create_node(
     client: Any, state: LabState, plan: NodePlan, directory: Path, client_pub: str
 ) -> NodeState:
@@ -535,9 +551,9 @@ def _up(client: Any, state: LabState, count: int, directory: Path, client_pub: s
         ]
         _parallel(plans, create)
     write_known_hosts(state)
-    _log(f"{count} node(s) started in {time.monotonic() - started:.1f}s; waiting for sshd")
-    deadline = time.monotonic() + 120
-    _parallel([n.ssh_port for n in state.nodes], lambda p: _wait_ssh(p, deadline), workers=16)
+    _log(f"{count} node(s) started in {time.monotonic() - started:.1f}s; waiting for sshd and boot")
+    deadline = time.monotonic() + 180
+    _parallel(state.nodes, lambda n: _wait_ready(client, n, deadline), workers=16)
     st.save(state, directory)
 
 
@@ -841,7 +857,7 @@ def heal(node_name: str, directory: Path | None = None) -> str:
     container = client.containers.get(node.container_id)
     if container.status != "running":
         container.start()
-        _wait_ssh(node.ssh_port, time.monotonic() + 60)
+        _wait_ready(client, node, time.monotonic() + 120)
         container.reload()
     _exec(container, f"rm -f {FILL_FILE} {FILL_FILE}.tail")
     _exec(container, f"python3 {SIM_FAULTS} heal")
