@@ -116,6 +116,7 @@ def selections(provisioned: bool) -> list[str]:
                 ("rdma-core", "44.0-2"),
                 ("infiniband-diags", "44.0-2"),
                 ("ibverbs-utils", "44.0-2"),
+                ("nftables", "1.0.9-1build1"),
             )
         ]
     return rows
@@ -168,7 +169,21 @@ def managed_files() -> dict[str, str]:
     from ironserve.roles.base.defaults import DEFAULTS as BASE
     from ironserve.roles.base.deploy import MEMLOCK_FILE, NOUVEAU_FILE, SYSCTL_FILE, sysctl_text
     from ironserve.roles.container_runtime.deploy import DOCKER_DROPIN
+    from ironserve.roles.firewall.deploy import UNIT_PATH
+    from ironserve.roles.firewall.ruleset import RULESET_PATH, ruleset_text, spec_for, unit_text
     from ironserve.roles.nvidia.deploy import SOURCE_LIST
+
+    # The firewall of this one-node group: itself as the group, SSH on 22, the API open.
+    everywhere = ("0.0.0.0/0", "::/0")
+    firewall = spec_for(
+        "@fake/h100-a",
+        "default",
+        [NODE_IP],
+        ssh=((22,), everywhere),
+        api=((8000,), everywhere),
+        admin=None,
+        monitoring=False,
+    )
 
     return {
         SYSCTL_FILE: sysctl_text(BASE["base_sysctl"]),
@@ -178,7 +193,13 @@ def managed_files() -> dict[str, str]:
             "nvidia", "apt-source.list", line=APT_SOURCE, description="NVIDIA packages"
         ),
         DOCKER_DROPIN: render("container_runtime", "docker-limits.conf"),
+        RULESET_PATH: ruleset_text(firewall),
+        UNIT_PATH: unit_text(),
     }
+
+
+# Files the roles write with a mode other than 644.
+FILE_MODES = {"/etc/ironserve/firewall.nft": "-rw-------"}
 
 
 def _file_responses() -> dict[str, Any]:
@@ -188,7 +209,8 @@ def _file_responses() -> dict[str, Any]:
         digest = hashlib.sha1(StringIO(text).getvalue().encode()).hexdigest()
         out[f"sha1sum {path}"] = f"{digest}  {path}"
         out[f"stat -c 'user=%U group=%G mode=%A atime=%X mtime=%Y ctime=%Z size=%s %N' {path}"] = (
-            f"user=root group=root mode=-rw-r--r-- atime=0 mtime=0 ctime=0 size={len(text)} "
+            f"user=root group=root mode={FILE_MODES.get(path, '-rw-r--r--')} atime=0 mtime=0"
+            f" ctime=0 size={len(text)} "
             f"'{path}'"
         )
     for folder in sorted({path.rsplit("/", 1)[0] for path in managed_files()}):
@@ -201,7 +223,9 @@ def _file_responses() -> dict[str, Any]:
 def responses(provisioned: bool, **overrides: Any) -> dict[str, Any]:
     """fake_responses of the node: bare (before provisioning) or provisioned."""
     units = (
-        ["docker.service", "nvidia-fabricmanager.service"] if provisioned else ["docker.service"]
+        ["docker.service", "nvidia-fabricmanager.service", "ironserve-firewall.service"]
+        if provisioned
+        else ["docker.service"]
     )
     out: dict[str, Any] = {
         "nvidia-nvswitch": ["## proc", "## lspci", *nvswitch_lines()],
@@ -223,6 +247,8 @@ def responses(provisioned: bool, **overrides: Any) -> dict[str, Any]:
             render_daemon_json(provisioned_daemon_json()).splitlines() if provisioned else []
         ),
         "command -v docker": "/usr/bin/docker",
+        "nft list table inet ironserve": "loaded" if provisioned else "absent",
+        "SSH_CONNECTION": "",
         "ibstat 2>&1": ibstat() if provisioned else NOCMD,
         "command -v ibstat": "/usr/sbin/ibstat" if provisioned else {"success": True},
         "--query-gpu": gpu_rows() if provisioned else NOCMD,

@@ -1,6 +1,6 @@
-"""roles/preflight, base, nvidia, container_runtime and fabric on ``@fake`` hosts: what a first
-run does on a bare HGX node, that a provisioned node gets no command at all, and that preflight
-stops a run before any operation."""
+"""roles/preflight, base, nvidia, container_runtime, fabric and firewall on ``@fake`` hosts: what
+a first run does on a bare HGX node, that a provisioned node gets no command at all, and that
+preflight stops a run before any operation."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ironserve.deploy import context
 from ironserve.roles.base import deploy_base
 from ironserve.roles.container_runtime import deploy_container_runtime
 from ironserve.roles.fabric import deploy_fabric
+from ironserve.roles.firewall import deploy_firewall
 from ironserve.roles.nvidia import deploy_nvidia
 from ironserve.roles.preflight import deploy_preflight
 from tests.deploys import nvidia_node as node
@@ -34,6 +35,7 @@ def provision() -> None:
     roles.vendor_deploy("nvidia")()
     deploy_container_runtime()
     deploy_fabric()
+    deploy_firewall()
 
 
 def run(
@@ -65,6 +67,8 @@ def operation_commands(fake: FakeRun) -> list[str]:
         "command -v",
         "--query-gpu",
         "systemctl show",
+        "nft list table",
+        "SSH_CONNECTION",
         "stat -c",
         "sha1sum",
         "nvidia-nvswitch",
