@@ -14,6 +14,12 @@ clients' mean prompt tokens so the TTFTs are compared on equal prefills.
 
     .venv/bin/python benchmarks/bench_vs_vllm.py [--lab-dir DIR] [--rounds 2] [--concurrency 4]
 
+vLLM's own histograms (`/metrics`, scraped before and after every run) say how fast the engine
+was in each client's window: the script prints, per client, its mean ITL and TTFT over the
+server's for the same window (1.00: the client measures what the engine did), and the medians
+of the server's means. On a 2-core machine the engine's speed moves by a quarter between two runs
+of the same client; the server columns show when a ratio is the engine's, not the client's.
+
 Uses a served lab at --lab-dir (default: $IRONSERVE_LAB_DIR, else .lab/) or brings up its own
 (3 x labgpu, deploys/site.py) and removes it afterwards. Prints the medians side by side with
 their ratios (ironserve / vllm); the last line is one JSON object.
@@ -39,11 +45,17 @@ sys.path.insert(0, str(ROOT / "src"))
 BIN = Path(sys.executable).parent
 
 from ironserve.bench.dataset import random_requests  # noqa: E402
+from ironserve.facts.metrics import histogram_totals, parse_prometheus  # noqa: E402
 from ironserve.lab import cluster, images, real_model, vllm_image  # noqa: E402
 from ironserve.lab import state as st  # noqa: E402
 
 INVENTORY = "inventories/lab.py"
 METRICS = ("median_ttft_ms", "median_tpot_ms", "median_itl_ms", "output_throughput")
+# The engine's view of one window: vLLM's histograms (seconds), read as means in milliseconds.
+SERVER = {
+    "server_mean_ttft_ms": "vllm:time_to_first_token_seconds",
+    "server_mean_itl_ms": "vllm:inter_token_latency_seconds",
+}
 
 
 def log(message: str) -> None:
@@ -70,6 +82,26 @@ def bring_up(directory: Path) -> dict[str, Any]:
     doc = served_lab(directory)
     assert doc is not None
     return doc
+
+
+def server_means(base: str, run: Any) -> dict[str, Any]:
+    """Run ``run()`` and return its result with vLLM's own means over the same window."""
+
+    def scrape() -> list[Any]:
+        return parse_prometheus(httpx.get(f"{base}/metrics", timeout=30).text)
+
+    before = scrape()
+    result: dict[str, Any] = run()
+    after = scrape()
+    for key, family in SERVER.items():
+        (c0, s0), (c1, s1) = histogram_totals(before, family), histogram_totals(after, family)
+        result[key] = 1000 * (s1 - s0) / (c1 - c0) if c1 > c0 else float("nan")
+    return result
+
+
+def _over_engine(run: dict[str, Any], metric: str) -> float:
+    """The client's mean of ``metric`` (ttft, itl) over the engine's for the same window."""
+    return float(run[f"mean_{metric}_ms"] / run[f"server_mean_{metric}_ms"])
 
 
 def api_key(doc: dict[str, Any]) -> str:
@@ -157,7 +189,7 @@ def main() -> None:
     parser.add_argument("--lab-dir", type=Path, default=st.lab_dir())
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--num-prompts", type=int, default=24)
+    parser.add_argument("--num-prompts", type=int, default=48)
     parser.add_argument("--input-len", type=int, default=64, help="prompt tokens")
     parser.add_argument("--output-len", type=int, default=32)
     args = parser.parse_args()
@@ -177,18 +209,26 @@ def main() -> None:
         ).json()["data"][0]["id"]
         words, per_word = words_for(doc, model, args.input_len, key)
         log(f"{model} at {doc['endpoint']}: {per_word:.2f} tokens per word -> {words} words")
+        head = doc["endpoint"].removesuffix("/v1")
         runs: dict[str, list[dict[str, Any]]] = {"ironserve": [], "vllm": []}
         for round_ in range(args.rounds):
             started = time.monotonic()
-            runs["ironserve"].append(run_ironserve(directory, args, words))
-            runs["vllm"].append(run_vllm(doc, model, key, args, client))
+            runs["ironserve"].append(
+                server_means(head, lambda: run_ironserve(directory, args, words))
+            )
+            runs["vllm"].append(server_means(head, lambda: run_vllm(doc, model, key, args, client)))
+            for name, done in runs.items():
+                log(
+                    f"round {round_ + 1} {name}: client mean ITL {done[-1]['mean_itl_ms']:.1f} ms,"
+                    f" engine's {done[-1]['server_mean_itl_ms']:.1f} ms"
+                )
             log(f"round {round_ + 1}/{args.rounds} in {time.monotonic() - started:.0f}s")
     finally:
         if own:
             cluster.down(directory)
     summary: dict[str, Any] = {}
     print(f"{'metric':22s} {'ironserve':>10s} {'vllm':>10s} {'ratio':>7s}")
-    for metric in (*METRICS, "mean_input_tokens"):
+    for metric in (*METRICS, "mean_input_tokens", *SERVER):
         ours = statistics.median(r[metric] for r in runs["ironserve"])
         theirs = statistics.median(r[metric] for r in runs["vllm"])
         ratio = ours / theirs if theirs else float("nan")
@@ -199,6 +239,18 @@ def main() -> None:
         }
         print(f"{metric:22s} {ours:10.2f} {theirs:10.2f} {ratio:7.3f}")
     worst = max(abs(summary[m]["ratio"] - 1) for m in METRICS)
+    # Each client's mean over the engine's for the same windows: 1.00 is an exact measurement.
+    agreement: dict[str, dict[str, float]] = {}
+    for name, done in runs.items():
+        agreement[name] = {
+            m: round(statistics.median(_over_engine(r, m) for r in done), 3)
+            for m in ("ttft", "itl")
+        }
+        tpots = [r["median_tpot_ms"] for r in done]
+        print(
+            f"{name}: client/engine mean TTFT {agreement[name]['ttft']:.3f}, mean ITL"
+            f" {agreement[name]['itl']:.3f}; median TPOT {min(tpots):.1f}..{max(tpots):.1f} ms"
+        )
     print(
         json.dumps(
             {
@@ -211,6 +263,7 @@ def main() -> None:
                 "rounds": args.rounds,
                 "metrics": summary,
                 "worst_ratio_deviation": round(worst, 3),
+                "client_over_engine": agreement,
             }
         )
     )

@@ -8,7 +8,9 @@
    group is printed at the end and the exit code is non-zero,
 2. preflight every node (facts only); one failure stops the run before any change anywhere,
 3. base OS, the accelerator vendor's role (nvidia / ascend / vastai), the container runtime
-   (after the vendor role: it needs nvidia-container-toolkit), the RDMA fabric.
+   (after the vendor role: it needs nvidia-container-toolkit), the RDMA fabric,
+4. the firewall: inbound traffic from the serving group's nodes, replies, and the public ports
+   (SSH, the API) only, before weights and serving open any port (roles/firewall).
 """
 
 from pyinfra import logger
@@ -19,6 +21,7 @@ from ironserve.roles import vendor_deploy, vendor_of
 from ironserve.roles.base import deploy_base
 from ironserve.roles.container_runtime import deploy_container_runtime
 from ironserve.roles.fabric import deploy_fabric
+from ironserve.roles.firewall import deploy_firewall
 from ironserve.roles.preflight import deploy_preflight
 
 if not stop_if_group_unreachable(state, host, logger):
@@ -27,3 +30,4 @@ if not stop_if_group_unreachable(state, host, logger):
     vendor_deploy(vendor_of(state, host))()
     deploy_container_runtime()
     deploy_fabric()
+    deploy_firewall()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ironserve.facts.metrics import engine_metrics, parse_prometheus
+from ironserve.facts.metrics import engine_metrics, histogram_totals, parse_prometheus
 from ironserve.facts.npu_ping import NpuPeerPings, parse_pings, ping_command
 from tests.facts.conftest import LOCAL, SHARED
 
@@ -84,6 +84,19 @@ def test_prometheus_samples_labels_and_junk_lines() -> None:
     counters = parse_prometheus(_text("vllm-metrics.1a-gpu-cache-old.aioprometheus.txt"))
     assert counters[0].name == "requests_total_counter" and counters[0].value == 24
     assert parse_prometheus("x 1.5e+09 1700000000000\nbad line\n")[0].value == 1.5e9
+
+
+def test_histogram_totals_add_label_sets_and_an_absent_family_is_zero() -> None:
+    text = (
+        'vllm:inter_token_latency_seconds_bucket{engine="0",le="0.1",model_name="m"} 7.0\n'
+        'vllm:inter_token_latency_seconds_count{engine="0",model_name="m"} 10.0\n'
+        'vllm:inter_token_latency_seconds_sum{engine="0",model_name="m"} 0.75\n'
+        'vllm:inter_token_latency_seconds_count{engine="1",model_name="m"} 30.0\n'
+        'vllm:inter_token_latency_seconds_sum{engine="1",model_name="m"} 2.25\n'
+    )
+    samples = parse_prometheus(text)
+    assert histogram_totals(samples, "vllm:inter_token_latency_seconds") == (40.0, 3.0)
+    assert histogram_totals(samples, "vllm:time_to_first_token_seconds") == (0.0, 0.0)
 
 
 def test_both_kv_names_the_current_one_wins_and_data_parallel_engines_add_up() -> None:

@@ -20,6 +20,8 @@ from ironserve.roles.base.defaults import DEFAULTS as BASE
 from ironserve.roles.base.deploy import sysctl_text
 from ironserve.roles.container_runtime import daemon_settings
 from ironserve.roles.container_runtime.defaults import DEFAULTS as RUNTIME
+from ironserve.roles.firewall.defaults import FirewallData
+from ironserve.roles.firewall.ruleset import ruleset_text, spec_for, unit_text
 from ironserve.roles.nvidia.deploy import source_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +46,25 @@ def _apt_line(setting: str, distro: dict[str, object], arch: str) -> str:
     return render("nvidia", "apt-source.list", line=line, description="NVIDIA packages")
 
 
+def _firewall(node: str, *, api: bool, admin: bool) -> str:
+    """A two-node group with monitoring on its API node (10.20.0.10), the API open to one
+    site network, Prometheus to an admin network, SSH on 22 and on 2222 (this run's port)."""
+    data = FirewallData(
+        serving_allowed_cidrs=("10.0.0.0/8", "10.20.0.0/16"),  # merged into 10.0.0.0/8
+        firewall_admin_cidrs=("192.168.7.0/24",),
+    )
+    spec = spec_for(
+        node,
+        "r1",
+        ["10.20.0.10", "10.20.0.11", "10.20.0.10"],  # the monitoring server is a member
+        ssh=((*data.firewall_ssh_ports, 2222), data.firewall_ssh_cidrs),
+        api=((8000, 3000), data.serving_allowed_cidrs) if api else None,
+        admin=((9090,), data.firewall_admin_cidrs) if admin else None,
+        monitoring=True,
+    )
+    return ruleset_text(spec)
+
+
 CASES = {
     "daemon.json.empty": lambda: _daemon({}),
     "daemon.json.nvidia-ctk-existing": lambda: _daemon(
@@ -60,6 +81,9 @@ CASES = {
     "docker-limits.conf": lambda: render("container_runtime", "docker-limits.conf"),
     "nvidia.list.cuda-ubuntu2404": lambda: _apt_line("cuda", UBUNTU_2404, "x86_64"),
     "nvidia.list.cuda-debian12-arm64": lambda: _apt_line("cuda", DEBIAN_12, "aarch64"),
+    "firewall.nft.api-node": lambda: _firewall("h100-1", api=True, admin=True),
+    "firewall.nft.worker": lambda: _firewall("h100-2", api=False, admin=False),
+    "ironserve-firewall.service": unit_text,
     "nvidia.list.lab": lambda: _apt_line(
         "deb [trusted=yes] http://172.30.100.2/ ./", DEBIAN_12, "x86_64"
     ),

@@ -11,6 +11,10 @@ second run changes nothing and restarts nothing; a changed flag re-runs only the
 (the Ray containers stay); deploys/stop.py leaves nothing running; a worker node down before serve
 makes the Ray wait fail within its timeout naming that node.
 
+Firewall (roles/firewall, part of provisioning): of every TCP port the head listens on (Ray's
+GCS 6379, its other ports, the API), only SSH and the API answer the lab's hub, a lab address
+outside the group; a worker node of the group reaches every one.
+
 Health (`ironserve health`, cluster and serving tiers): healthy, every tier OK, exit 0, in a few
 seconds. A stopped worker engine container: the container check FAILs on exactly that node
 (engine-container) and, once Ray's GCS has marked the node dead (tens of seconds),
@@ -24,6 +28,7 @@ one WARN (first-deploy), exit 1, no serving results."""
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,6 +92,59 @@ def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         assert "docker run -d --name ironserve-default-ray" in out  # -vv shows the commands
         _print(f"site.py from bare nodes {took:.1f}s")
         yield directory
+
+
+# The TCP ports listening on the node's address (argv[1]) or on every address (/proc/net/tcp
+# and tcp6; the kernel writes an IPv4 address as 8 hex digits, least significant byte first).
+LISTENING = r"""
+import socket, sys
+mine = {"0" * 8, socket.inet_aton(sys.argv[1])[::-1].hex().upper(), "0" * 32}
+ports = set()
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(table).readlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "0A" and local.split(":")[0] in mine:
+            ports.add(int(local.split(":")[1], 16))
+print(" ".join(map(str, sorted(ports))))
+"""
+# Which of the ports answer (connect within 3 s), all probed at once: "port:1 port:0 ...".
+PROBE = r"""
+import socket, sys, threading
+answers = {}
+def probe(port):
+    try:
+        socket.create_connection((sys.argv[1], port), timeout=3).close()
+        answers[port] = 1
+    except OSError:
+        answers[port] = 0
+threads = [threading.Thread(target=probe, args=(int(p),)) for p in sys.argv[2:]]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(" ".join(f"{p}:{a}" for p, a in sorted(answers.items())))
+"""
+
+
+def _answers(output: str) -> dict[int, bool]:
+    pairs = [item.split(":") for item in output.split() if ":" in item]
+    return {int(port): answer == "1" for port, answer in pairs}
+
+
+def test_the_firewall_keeps_every_engine_port_to_the_group(lab: Path, docker_client: Any) -> None:
+    head, worker = nodes_of(lab)[0], nodes_of(lab)[1]
+    address = head.node.address
+    api_port = int(status(lab)["endpoint"].rsplit(":", 1)[1].split("/")[0])
+    _, out = head.run(f"python3 -c {shlex.quote(LISTENING)} {address}")
+    ports = [int(p) for p in out.split()]
+    assert {6379, api_port} <= set(ports), ports  # Ray's GCS and the API listen on the head
+    args = f"{address} {' '.join(map(str, ports))}"
+    _, inside = worker.run(f"python3 -c {shlex.quote(PROBE)} {args}")
+    assert _answers(inside) == dict.fromkeys(ports, True), inside
+    hub = docker_client.containers.get(head.state.services["hub"].container_id)
+    outside = hub.exec_run(["python3", "-c", PROBE, address, *map(str, ports)]).output.decode()
+    public = {22, api_port}
+    assert _answers(outside) == {p: p in public for p in ports}, outside
+    _, table = head.run("nft list table inet ironserve")
+    assert f"ip saddr @api_ip tcp dport {api_port} accept" in table, table
 
 
 def test_site_serves_the_plan_and_the_key_is_required(lab: Path) -> None:

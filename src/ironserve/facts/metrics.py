@@ -54,6 +54,14 @@ def parse_prometheus(text: str) -> list[Sample]:
     return samples
 
 
+def histogram_totals(samples: list[Sample], name: str) -> tuple[float, float]:
+    """A histogram family's observation count and sum, added over its label sets (models,
+    engines); (0, 0) when the family is absent. Two scrapes' difference is one window's."""
+    count = sum(s.value for s in samples if s.name == f"{name}_count")
+    total = sum(s.value for s in samples if s.name == f"{name}_sum")
+    return count, total
+
+
 @dataclass(frozen=True)
 class EngineMetrics:
     running: float | None

@@ -53,6 +53,7 @@ NODE_PACKAGES = (
     "libpam-systemd",
     "docker.io",
     "iptables",
+    "nftables",  # Debian's default firewall; roles/firewall loads its table with it
     "e2fsprogs",
     "util-linux",
     "xz-utils",
