@@ -54,10 +54,11 @@ def _print_plan(console: Console, plan: Plan) -> None:
         mark = "[red]x[/red]" if reason in s.blockers else "-"
         console.print(f" {mark} {reason}", highlight=False)
     nodes = Table(title="Nodes", show_header=True, header_style="bold")
-    for column in ("node", "address", "role", "rank", "serves API"):
+    for column in ("node", "address", "role", "rank", "serves API", "free disk needed"):
         nodes.add_column(column)
     for n in plan.nodes:
-        nodes.add_row(n.node, n.address, n.role, str(n.rank), "yes" if n.serves_api else "")
+        need = gib(plan.disk_of(n.node).need_bytes)
+        nodes.add_row(n.node, n.address, n.role, str(n.rank), "yes" if n.serves_api else "", need)
     console.print(nodes)
     console.print("[dim]ironserve render -i INVENTORY --node NAME prints a node's commands[/dim]")
 

@@ -8,11 +8,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pyinfra
 import pytest
 from pyinfra.api.exceptions import DeployError
+from pyinfra.api.state import StateStage
+from pyinfra.context import ctx_state
+from pyinfra_cli.util import load_deploy_file
 
 from ironserve.lab.hub import repos as hub_repos
 from ironserve.lab.hub.server import Hub, serve_in_thread
@@ -60,7 +65,14 @@ def node_state(hub_url: str, complete: bool, free: int = 20 << 30) -> dict[str, 
     return state
 
 
-def fake(hub_url: str, tmp_path: Path, states: list[dict[str, Any]]) -> FakeRun:
+def fake(
+    hub_url: str,
+    tmp_path: Path,
+    states: list[dict[str, Any]],
+    deploy_file: Path | None = None,
+) -> FakeRun:
+    """The weights role on fake nodes; ``deploy_file``: loaded as `pyinfra INVENTORY FILE`
+    loads it, instead of calling the role."""
     hosts = [
         (
             name,
@@ -85,7 +97,16 @@ def fake(hub_url: str, tmp_path: Path, states: list[dict[str, Any]]) -> FakeRun:
         "fake_delay_jitter": 0,
     }
     run = FakeRun(hosts, group_data)
-    run.prepare_as_cli(deploy_weights)
+    if deploy_file is None:
+        run.prepare_as_cli(deploy_weights)
+        return run
+    saved, pyinfra.is_cli = pyinfra.is_cli, True
+    run.state.set_stage(StateStage.Prepare)
+    try:
+        with ctx_state.use(run.state):
+            load_deploy_file(run.state, str(deploy_file))
+    finally:
+        pyinfra.is_cli = saved
     return run
 
 
@@ -140,3 +161,19 @@ def test_partly_complete_group_only_fills_its_gaps(hub_url: str, tmp_path: Path)
     ]
     for holder in NAMES[:3]:  # holders only get the fan-out key set up, to serve n4
         assert all("Fan-out" in op for op in run.changed_ops(holder))
+
+
+def test_the_packaged_deploy_file_runs_what_the_checkouts_does(
+    hub_url: str, tmp_path: Path
+) -> None:
+    """`ironserve weights pull` runs the package's deploy file (no checkout needed): on the
+    same nodes it prepares the same operations as deploys/weights.py and the role itself."""
+    states = [node_state(hub_url, i < 2) for i in range(len(NAMES))]
+    with resources.as_file(resources.files("ironserve").joinpath("deploys/weights.py")) as path:
+        packaged = fake(hub_url, tmp_path, states, deploy_file=path)
+    checkout = fake(hub_url, tmp_path, states, deploy_file=ROOT / "deploys" / "weights.py")
+    direct = fake(hub_url, tmp_path, states)
+    for name in NAMES:
+        ops = packaged.changed_ops(name)
+        assert ops == checkout.changed_ops(name) == direct.changed_ops(name)
+    assert any("fan-out round" in op for op in packaged.changed_ops(NAMES[3]))

@@ -1,7 +1,7 @@
 """The built wheel works outside the checkout: it carries the templates, runbooks, roles and
 catalog data, and, installed into a fresh venv and run from another folder, `ironserve plan`,
-`render`, `runbook` and `monitoring render` work and the golden tests of every template pass
-against the installed package.
+`render`, `runbook`, `monitoring render` and `weights pull` (the packaged deploy file, on a
+``@fake`` node) work and the golden tests of every template pass against the installed package.
 
 The wheel is built by pip as a user would (build isolation: setuptools from the configured
 index); the fresh venv sees this venv's third-party packages through a .pth line (so nothing is
@@ -153,6 +153,7 @@ def test_the_wheel_carries_the_package_data(installed: Installed) -> None:
     roles = {f"ironserve/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.glob("roles/*/*.py")}
     assert "ironserve/roles/base/defaults.py" in roles
     assert roles <= names, sorted(roles - names)
+    assert "ironserve/deploys/weights.py" in names  # the deploy `ironserve weights pull` runs
 
 
 def test_the_installed_package_is_the_wheels(installed: Installed) -> None:
@@ -191,6 +192,62 @@ def test_plan_render_runbook_and_monitoring_outside_the_checkout(installed: Inst
     ).read_text()
     assert (out / "alerts.yml").read_text() == (GOLDEN / "alerts.yml.h100x8-2node").read_text()
     assert json.loads((out / "grafana-dashboard.json").read_text())["panels"]
+
+
+def _node_inventory(folder: Path, hub_url: str) -> Path:
+    """One ``@fake`` node (no SSH) holding none of the weights, its hub the lab hub."""
+    state = {
+        "manifest": None,
+        "stat": {},
+        "staging_bytes": 0,
+        "client": True,
+        "free_path": "/weights",
+        "free_bytes": 20 << 30,
+        "host_key": "ssh-ed25519 AAAAhostkey",
+    }
+    data = {
+        "node_role": "head",
+        "node_ip": "10.9.0.1",
+        "accelerator_kind": "h100-80g",
+        "accelerator_count": 8,
+        "model_id": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+        "model_weights_dir": "/weights",
+        "hub_endpoint": hub_url,
+        "fake_delay": 0,
+        "fake_delay_jitter": 0,
+        "fake_responses": {"statvfs": json.dumps(state)},  # the WeightsState fact's probe
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "fake_node.py"
+    path.write_text(f"nodes = [({'@fake/n1'!r}, {data!r})]\n")
+    return path
+
+
+def test_weights_pull_runs_the_packaged_deploy_outside_the_checkout(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """No deploys/weights.py anywhere near: `ironserve weights pull` runs the package's own."""
+    from ironserve.lab.hub import repos as hub_repos
+    from ironserve.lab.hub.server import Hub, serve_in_thread
+
+    hub = Hub(tmp_path / "hub", PACKAGE / "catalog" / "data" / "models")
+    for spec in hub_repos.default_specs("hf_token"):
+        hub.add_repo(spec)
+    server = serve_in_thread(hub)
+    try:
+        inventory = _node_inventory(
+            installed.work / "fake-site", f"http://127.0.0.1:{server.server_address[1]}"
+        )
+        # Where the CLI looked before: the inventory's project folder and the working folder.
+        assert inventory.parent.parent == installed.work
+        assert not (installed.work / "deploys").exists()
+        pull = installed.ironserve("weights", "pull", "--dry", "-i", str(inventory))
+    finally:
+        server.shutdown()
+        server.server_close()
+    _check(pull, "ironserve weights pull --dry")
+    planned = pull.stdout.rsplit("weights: dry run, ", 1)[1].split()[0]
+    assert int(planned) > 0, pull.stdout
 
 
 def test_every_template_renders_from_the_installed_package(installed: Installed) -> None:

@@ -118,6 +118,7 @@ def test_every_example_inventory_validates_and_plans_feasible(
     }
     assert [d["node"] for d in doc["disk"]] == [n["name"] for n in doc["nodes"]]
     assert {d["weights_bytes"] for d in doc["disk"]} == {doc["weights_bytes"]}
+    assert all(d["need_bytes"] == int(d["weights_bytes"] * d["margin"]) for d in doc["disk"])
 
 
 def test_validate_reports_every_problem_with_host_and_field(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ from ironserve.health import host_checks as hc
 from ironserve.health import nvidia_checks as nv
 from ironserve.health.model import CheckResult, Status
 from ironserve.health.runner import _cuda_of, vendor_of
+from ironserve.plan.derived import NodeDisk
+from ironserve.rules.disk import node_disk_need_bytes
 from ironserve.runbooks import load_all
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -171,16 +173,22 @@ def test_ib_port_below_the_planned_rate_warns() -> None:
 # Host
 
 
+def _planned_disk(weights: int, margin: float = 1.1) -> NodeDisk:
+    need = node_disk_need_bytes(weights, margin)
+    return NodeDisk(node="n1", path="/x", weights_bytes=weights, margin=margin, need_bytes=need)
+
+
 def test_disk_for_the_weights() -> None:
     weights = 16 * GIB
-    ok = hc.disk("n1", "/data/models", 100 * GIB, 0, weights)
+    planned = _planned_disk(weights)
+    ok = hc.disk("n1", "/data/models", 100 * GIB, 0, planned)
     assert ok.status is Status.OK
-    full = hc.disk("n1", "/data/models", 0, 33_558_885, weights)  # the lab's disk-full
+    full = hc.disk("n1", "/data/models", 0, 33_558_885, planned)  # the lab's disk-full
     assert (full.status, full.runbook) == (Status.FAIL, "disk-full")
     _runbook_ok(full)
     # weights all present: only the margin is still needed
-    assert hc.disk("n1", "/data/models", 2 * GIB, weights, weights).status is Status.OK
-    assert hc.disk("n1", "/x", None, 0, weights).status is Status.UNKNOWN
+    assert hc.disk("n1", "/data/models", 2 * GIB, weights, planned).status is Status.OK
+    assert hc.disk("n1", "/x", None, 0, planned).status is Status.UNKNOWN
     assert hc.disk("n1", "/x", 5, 0, None).expected == "any (no Plan)"
 
 
@@ -339,7 +347,7 @@ def test_preflight_findings_map_to_results() -> None:
     from ironserve.roles.preflight.checks import check_disk, check_host_limits, check_npu_tls
     from ironserve.rules.limits import UNLIMITED
 
-    findings = check_disk("n1", "/data/models", 0, 16 * GIB, 1.1)
+    findings = check_disk("n1", "/data/models", 0, _planned_disk(16 * GIB))
     findings += check_host_limits(
         "n1", parse_memlock(["8192"]), UNLIMITED, None, 64 * 1024**2, None, True
     )

@@ -14,9 +14,11 @@ from ironserve.bench.target import endpoint_of as bench_endpoint
 from ironserve.config.inventory import HostRecord, load_inventory
 from ironserve.config.loader import build_cluster
 from ironserve.config.schema import Cluster
+from ironserve.errors import InputError
 from ironserve.health import cluster_tier as ct
 from ironserve.health import serving_tier as sv
 from ironserve.plan.plan import Plan, plan_group
+from ironserve.rules.disk import node_disk_need_bytes
 from ironserve.runbooks import site_values
 from ironserve.serving import ray_status
 
@@ -102,6 +104,40 @@ def test_ports_and_disk_per_node() -> None:
     assert [d.node for d in plan.disk] == ["deepseek01", "deepseek02", "deepseek03"]
     assert {d.weights_bytes for d in plan.disk} == {plan.sizing.weights_bytes}
     assert {d.path for d in plan.disk} == {plan.context.weights_path}
+
+
+def test_the_plan_states_each_nodes_disk_need_with_its_own_margin() -> None:
+    """The free disk a node needs (ironserve.rules.disk: weights x the node's own
+    preflight_disk_margin) is in the Plan, per node, and in `ironserve plan --json`."""
+    records = [
+        HostRecord(r.name, r.groups, {**r.data, "preflight_disk_margin": 1.5})
+        if r.name == "deepseek02"
+        else r
+        for r in _records(L40S)
+    ]
+    plan = plan_group(build_cluster(records).groups[0])
+    weights = plan.sizing.weights_bytes
+    assert {d.node: (d.margin, d.need_bytes) for d in plan.disk} == {
+        "deepseek01": (1.1, node_disk_need_bytes(weights, 1.1)),
+        "deepseek02": (1.5, node_disk_need_bytes(weights, 1.5)),
+        "deepseek03": (1.1, node_disk_need_bytes(weights, 1.1)),
+    }
+    assert node_disk_need_bytes(weights, 1.5) == int(weights * 1.5)
+    # With part of the weights in place the need shrinks by it, from the Plan's own figures.
+    half = weights // 2
+    assert plan.disk_of("deepseek02").need(half).need_bytes == int(weights * 1.5) - half
+    doc = {d["node"]: d for d in plan.summary()["disk"]}
+    assert doc["deepseek02"]["need_bytes"] == int(weights * 1.5)
+    assert doc["deepseek02"]["margin"] == 1.5
+
+
+@pytest.mark.parametrize("margin", ["lots", 0, -1.1])
+def test_a_bad_disk_margin_is_bad_input_naming_host_and_key(margin: object) -> None:
+    with pytest.raises(InputError) as error:
+        _cluster(preflight_disk_margin=margin)
+    assert any(
+        p.host == "deepseek01" and p.field == "preflight_disk_margin" for p in error.value.problems
+    )
 
 
 @pytest.mark.parametrize("port", [8000, 9123])

@@ -253,13 +253,11 @@ def _health_disk(state: _State, host: _Host) -> Any:
 
 def _weights_refuses(state: _State, host: _Host, present: int) -> bool:
     from ironserve.deploy.context import host_plans
-    from ironserve.roles.preflight.defaults import PreflightData
     from ironserve.roles.weights.deploy import disk_refusal
 
     hp = host_plans(state)[host.name]
     node_state = {"free_bytes": host.facts[FreeDiskBytes.__name__], "free_path": "/data"}
-    margin = PreflightData.of(host).preflight_disk_margin
-    refusal = disk_refusal(host.name, node_state, hp.plan.sizing.weights_bytes, present, margin, "")
+    refusal = disk_refusal(host.name, node_state, hp.plan.disk_of(host.name), present, "")
     return refusal is not None
 
 
@@ -301,6 +299,28 @@ def test_preflight_health_and_weights_agree_on_the_disk(
 def test_the_sites_margin_moves_every_verdict_together() -> None:
     weights = _weights_bytes()
     state, host = _node(int(weights * 1.3), 0, {"preflight_disk_margin": 1.5})
+    assert _preflight_disk_fails(state, host)
+    assert _health_disk(state, host).status is Status.FAIL
+    assert _weights_refuses(state, host, 0)
+
+
+def test_preflight_health_and_weights_read_the_nodes_need_from_the_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """None of the three computes the need from its own inputs: a Plan stating a larger need
+    for the node turns every verdict."""
+    from ironserve.deploy.context import host_plans
+    from ironserve.plan.plan import Plan
+
+    weights = _weights_bytes()
+    state, host = _node(int(weights * 1.2), 0)  # room for weights x 1.1
+    assert not _preflight_disk_fails(state, host)
+    stated = host_plans(state)[host.name].plan.disk_of(host.name)
+    larger = stated.model_copy(
+        update={"margin": 1.3, "need_bytes": disk.node_disk_need_bytes(weights, 1.3)}
+    )
+    monkeypatch.setattr(Plan, "disk_of", lambda self, name: larger)
+    state, host = _node(int(weights * 1.2), 0)
     assert _preflight_disk_fails(state, host)
     assert _health_disk(state, host).status is Status.FAIL
     assert _weights_refuses(state, host, 0)

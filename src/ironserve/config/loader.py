@@ -30,6 +30,7 @@ from ironserve.config.schema import (
 )
 from ironserve.errors import InputError, Problem, did_you_mean
 from ironserve.plan.sizing import fallback_formats
+from ironserve.rules.disk import DISK_MARGIN
 
 # Keys pyinfra itself reads: connector settings and global operation arguments.
 _PYINFRA_PREFIXES = (
@@ -91,6 +92,26 @@ def _check_keys(record: HostRecord, problems: list[Problem], roles: frozenset[st
         problems.append(Problem(record.name, key, f"unknown key{did_you_mean(key, known)}"))
 
 
+def _disk_margin(record: HostRecord, problems: list[Problem]) -> float:
+    """The node's ``preflight_disk_margin`` (typed as roles/preflight reads it): the Plan states
+    each node's disk need with it."""
+    # Imported here: the roles import this module (through the Plan).
+    from ironserve.roles.preflight.defaults import PreflightData
+
+    key = "preflight_disk_margin"
+    try:  # this key alone: the role's other keys are the role's to judge
+        margin = PreflightData.from_data(
+            record.name, {key: record.data.get(key)}
+        ).preflight_disk_margin
+    except InputError as error:
+        problems += error.problems
+        return DISK_MARGIN
+    if margin <= 0:
+        problems.append(Problem(record.name, key, f"must be > 0 (got {margin!r})"))
+        return DISK_MARGIN
+    return margin
+
+
 def _node(record: HostRecord, problems: list[Problem]) -> tuple[Node | None, dict[str, Any]]:
     """The node's own settings, and its shared settings (to compare within the group)."""
     data = record.data
@@ -99,6 +120,7 @@ def _node(record: HostRecord, problems: list[Problem]) -> tuple[Node | None, dic
         prefix: _section(record.name, data, prefix, model, problems)
         for prefix, (model, _) in SECTIONS.items()
     }
+    margin = _disk_margin(record, problems)
     if len(problems) > before:
         return None, {}
     node = Node(
@@ -107,6 +129,7 @@ def _node(record: HostRecord, problems: list[Problem]) -> tuple[Node | None, dic
         accelerator=parts["accelerator_"],
         network=parts["network_"],
         npu=parts["npu_"],
+        disk_margin=margin,
     )
     return node, {prefix: parts[prefix] for prefix in _SHARED}
 

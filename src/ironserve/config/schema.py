@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from ironserve.catalog.engines import EngineKind, MultiNodeLaunch
 from ironserve.catalog.formats import WeightFormat
+from ironserve.rules.disk import DISK_MARGIN
 
 # Groups without serving_api_key_file get a generated key (0600) in this folder of the control
 # machine; the Plan names the file (plan/derived.py), every reader takes it from there.
@@ -116,6 +117,8 @@ class Node(_Strict):
     accelerator: AcceleratorSettings
     network: NetworkSettings
     npu: NpuSettings
+    # preflight_disk_margin (roles/preflight's data key): the Plan's disk need per node.
+    disk_margin: float = Field(DISK_MARGIN, gt=0)
 
 
 class ServingGroup(_Strict):

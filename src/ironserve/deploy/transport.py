@@ -111,11 +111,17 @@ class DeployResult:
 
 
 def run_deploy(
-    inventory_path: str | Path, deploy_file: str | Path, *, dry: bool, state: Any = None
+    inventory_path: str | Path,
+    deploy_file: str | Path,
+    *,
+    dry: bool,
+    state: Any = None,
+    cwd: str | Path | None = None,
 ) -> DeployResult:
     """Run ``deploy_file`` over the inventory through pyinfra's API, as ``pyinfra -y INVENTORY
-    DEPLOY`` would (``--dry``: operations are prepared, nothing runs). The project folder (the
-    deploy file's parent's parent) is importable, as pyinfra makes its working directory.
+    DEPLOY`` would (``--dry``: operations are prepared, nothing runs). ``cwd`` is pyinfra's
+    working directory (relative paths of the deploy's operations; importable, as pyinfra
+    makes it): by default the project of a ``deploys/`` file (the file's parent's parent).
     ``state``: a fresh one from :func:`open_state`, shared with greenlets that watch the run
     (``run(..., connect=False)``)."""
     import pyinfra
@@ -126,8 +132,8 @@ def run_deploy(
     from pyinfra_cli.util import load_deploy_file
 
     deploy = Path(deploy_file).resolve()
-    root = str(deploy.parent.parent)
-    if root not in sys.path:  # pyinfra puts its cwd there: deploys import `roles`
+    root = str(Path(cwd).resolve() if cwd is not None else deploy.parent.parent)
+    if root not in sys.path:  # pyinfra puts its cwd there
         sys.path.append(root)
     state = state if state is not None else open_state(inventory_path)
     state.cwd = root

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.facts.docker import DockerRuntimeInfo
@@ -15,7 +15,7 @@ from ironserve.facts.host import DfEntry, IommuState, Memlock, TimeSyncState
 from ironserve.facts.rdma import IbPort
 from ironserve.health.model import CheckResult, Status
 from ironserve.rules import fabric
-from ironserve.rules.disk import DISK_MARGIN, disk_need, size_text
+from ironserve.rules.disk import size_text
 from ironserve.rules.limits import (
     memlock_enough,
     memlock_expected_text,
@@ -23,31 +23,29 @@ from ironserve.rules.limits import (
     shm_enough,
 )
 
+if TYPE_CHECKING:
+    from ironserve.plan.derived import NodeDisk
+
 TIER = "node"
 LIMITS_RUNBOOK = "host-limits"
 
 
 def disk(
-    node: str,
-    path: str,
-    free: int | None,
-    present: int,
-    weights_bytes: int | None,
-    margin: float = DISK_MARGIN,
+    node: str, path: str, free: int | None, present: int, planned: NodeDisk | None
 ) -> CheckResult:
-    """``host.disk``: the filesystem of the weights folder has room for the Plan's weights
-    (ironserve.rules.disk, as preflight and roles/weights judge it: weights x margin, less the
-    ``present`` bytes already in the folder, never below the floor).
-    ``weights_bytes`` None: the inventory does not plan, the free space is reported (OK, "any")."""
+    """``host.disk``: the filesystem of the weights folder has room for the weights: the Plan's
+    disk need of the node (ironserve.rules.disk, as preflight and roles/weights judge it:
+    weights x margin), less the ``present`` bytes already in the folder, never below the floor.
+    ``planned`` None: the inventory does not plan, the free space is reported (OK, "any")."""
     check = "host.disk"
     if free is None:
         return CheckResult(
             check, TIER, node, Status.UNKNOWN, f"df failed for {path}", "df answers", "", ""
         )
     observed = f"{size_text(free)} free for {path}"
-    if weights_bytes is None:
+    if planned is None:
         return CheckResult(check, TIER, node, Status.OK, observed, "any (no Plan)")
-    need = disk_need(weights_bytes, present, margin)
+    need = planned.need(present)
     expected = need.explain()
     if need.enough(free):
         return CheckResult(check, TIER, node, Status.OK, observed, expected)

@@ -36,7 +36,6 @@ from ironserve.facts.nvidia import NvidiaDriver, NvidiaGpus, NvidiaXidEvents, Nv
 from ironserve.facts.rdma import IbPorts
 from ironserve.health import ascend_checks, host_checks, node_checks, nvidia_checks
 from ironserve.health.model import CheckResult, Status
-from ironserve.rules.disk import DISK_MARGIN
 from ironserve.rules.fabric import fabric_manager_wanted, node_hcas
 from ironserve.rules.limits import memlock_expected
 
@@ -138,14 +137,12 @@ def _host_checks(n: _Node, hp: Any, vendor: str, pci: list[dict[str, Any]] | Non
         weights_dir = str(hp.group.model.weights_dir)
         free = n.fact(FreeDiskBytes, path=weights_dir)
         present = n.fact(DirBytes, path=hp.plan.context.weights_path) or 0
-        margin = float(n.preflight.preflight_disk_margin)
-        results.append(
-            host_checks.disk(name, weights_dir, free, present, hp.plan.sizing.weights_bytes, margin)
-        )
+        planned = hp.plan.disk_of(name)
+        results.append(host_checks.disk(name, weights_dir, free, present, planned))
     else:
         weights_dir = str(n.data.get("model_weights_dir") or "/data/models")
         free = n.fact(FreeDiskBytes, path=weights_dir)
-        results.append(host_checks.disk(name, weights_dir, free, 0, None, DISK_MARGIN))
+        results.append(host_checks.disk(name, weights_dir, free, 0, None))
     shm_min = int(n.preflight.preflight_min_shm_bytes)
     results.append(host_checks.shm(name, n.fact(ShmSize), shm_min))
     expected = memlock_expected(

@@ -1,7 +1,8 @@
 """What a serving group's Plan derives from the inventory once, beside the launches: where
 clients reach it (:class:`Endpoint`), where its API key lives (:class:`ApiKeyLocation`), how its
 nodes find each other (:class:`Layout`: Ray's head and planned GPUs, or the native rendezvous),
-the ports it uses (:class:`PortUse`) and the bytes of weights each node holds (:class:`NodeDisk`).
+the ports it uses (:class:`PortUse`) and the free disk each node needs for the weights
+(:class:`NodeDisk`).
 
 Roles, health, bench, runbooks and ``ironserve lab status`` read these fields; none rebuilds an
 URL, a key path, Ray's planned GPUs or a port. Pure: the same context always derives the same.
@@ -10,6 +11,7 @@ URL, a key path, Ray's planned GPUs or a port. Pure: the same context always der
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -25,6 +27,7 @@ from ironserve.engines.base import (
     NodeLaunch,
 )
 from ironserve.engines.common import is_multi_node, units_on
+from ironserve.rules.disk import DISK_MARGIN, DiskNeed, disk_need, node_disk_need_bytes
 from ironserve.serving.ray_status import NODES_PROBE
 
 if TYPE_CHECKING:
@@ -145,9 +148,18 @@ class PortUse(_Frozen):
 
 
 class NodeDisk(_Frozen):
+    """The disk a node needs for the group's weights (ironserve.rules.disk): preflight, health
+    and the weights role read it here, with the node's own margin."""
+
     node: str
     path: str  # the weights folder (the same on every node)
     weights_bytes: int  # what the node holds for the group: the whole checkpoint
+    margin: float  # the node's preflight_disk_margin
+    need_bytes: int  # free bytes the node needs while it holds none of the weights
+
+    def need(self, present_bytes: int = 0) -> DiskNeed:
+        """What the node needs free with ``present_bytes`` of the weights already in place."""
+        return disk_need(self.weights_bytes, present_bytes, self.margin)
 
 
 def endpoint_of(ctx: LaunchContext, nodes: list[NodeLaunch]) -> Endpoint:
@@ -234,12 +246,25 @@ def ports_of(ctx: LaunchContext, endpoint: Endpoint, layout: Layout) -> list[Por
 
 def weights_bytes_per_node(sizing: Sizing) -> int:
     """Bytes of weights one node of the group holds: every node keeps the whole checkpoint
-    (roles/weights fans it out). The one place the Plan's disk figure is computed; the free
-    space a node needs on top (margin, what is already there) is the disk rule's, not the
-    Plan's."""
+    (roles/weights fans it out)."""
     return sizing.weights_bytes
 
 
-def disk_of(ctx: LaunchContext) -> list[NodeDisk]:
-    need = weights_bytes_per_node(ctx.sizing)
-    return [NodeDisk(node=n.name, path=ctx.weights_path, weights_bytes=need) for n in ctx.nodes]
+def disk_of(ctx: LaunchContext, margins: Mapping[str, float] | None = None) -> list[NodeDisk]:
+    """Per node, the weights it holds and the free space that needs (ironserve.rules.disk),
+    with the node's own margin (``margins``: node -> preflight_disk_margin; the rule's default
+    for a node not named)."""
+    weights = weights_bytes_per_node(ctx.sizing)
+    disks = []
+    for n in ctx.nodes:
+        margin = (margins or {}).get(n.name, DISK_MARGIN)
+        disks.append(
+            NodeDisk(
+                node=n.name,
+                path=ctx.weights_path,
+                weights_bytes=weights,
+                margin=margin,
+                need_bytes=node_disk_need_bytes(weights, margin),
+            )
+        )
+    return disks

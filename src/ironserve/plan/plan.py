@@ -4,6 +4,7 @@ once; roles, health, bench and runbooks only read it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,10 @@ class Plan(BaseModel):
         ctx: LaunchContext,
         api_key_file: Path | None = None,
         api_key_dir: str = DEFAULT_API_KEY_DIR,
+        disk_margins: Mapping[str, float] | None = None,
     ) -> Plan:
-        """The launches of ``ctx`` and everything derived from them, in one pass."""
+        """The launches of ``ctx`` and everything derived from them, in one pass
+        (``disk_margins``: each node's preflight_disk_margin)."""
         nodes = build_launches(ctx)
         endpoint = endpoint_of(ctx, nodes)
         layout = layout_of(ctx, nodes)
@@ -63,7 +66,7 @@ class Plan(BaseModel):
             api_key=api_key_location(ctx, api_key_file, api_key_dir),
             layout=layout,
             ports=ports_of(ctx, endpoint, layout),
-            disk=disk_of(ctx),
+            disk=disk_of(ctx, disk_margins),
         )
 
     @property
@@ -78,6 +81,13 @@ class Plan(BaseModel):
     def serving(self) -> NodeLaunch:
         """The node that answers the API."""
         return self.node(self.endpoint.node)
+
+    def disk_of(self, name: str) -> NodeDisk:
+        """The disk node ``name`` needs for the weights (preflight, health, roles/weights)."""
+        for disk in self.disk:
+            if disk.node == name:
+                return disk
+        raise KeyError(name)
 
     def node(self, name: str) -> NodeLaunch:
         for launch in self.nodes:
@@ -219,7 +229,12 @@ def plan_group(group: ServingGroup) -> Plan:
         shm_size=group.engine.shm_size,
         npu_tls=group.nodes[0].npu.tls,
     )
-    return Plan.build(ctx, group.serving.api_key_file, group.serving.api_key_dir)
+    return Plan.build(
+        ctx,
+        group.serving.api_key_file,
+        group.serving.api_key_dir,
+        {n.name: n.disk_margin for n in group.nodes},
+    )
 
 
 def plan_sizing(request: SizingRequest, model_config: Path | None = None) -> Plan:

@@ -1,7 +1,9 @@
 """Disk for the weights: the free space a node needs for the Plan's weights, given what the
-weights folder already holds. Preflight (roles/preflight), ``ironserve health`` (host.disk) and
-the weights role's guard (roles/weights) all decide with :func:`disk_need`, so the same node gets
-the same verdict from each.
+weights folder already holds. The Plan states each node's need (plan/derived.py ``NodeDisk``:
+:func:`node_disk_need_bytes` with the node's own margin); preflight (roles/preflight),
+``ironserve health`` (host.disk) and the weights role's guard (roles/weights) read it there and
+take off what is present (``NodeDisk.need``, :func:`disk_need`), so the same node gets the same
+verdict from each.
 """
 
 from __future__ import annotations

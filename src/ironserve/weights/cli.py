@@ -7,7 +7,8 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -67,12 +68,10 @@ def _meta(group: ServingGroup) -> RepoMeta:
         raise typer.Exit(1) from error
 
 
-def _project_root(inventory: Path) -> Path:
-    for root in (inventory.resolve().parent.parent, Path.cwd()):
-        if (root / "deploys" / "weights.py").is_file():
-            return root
-    err.print("deploys/weights.py not found beside the inventory's folder or here")
-    raise typer.Exit(2)
+def _packaged_deploy() -> AbstractContextManager[Path]:
+    """The package's weights deploy file (ironserve/deploys/weights.py) as a path, wherever
+    ironserve is installed: no checkout needed."""
+    return resources.as_file(resources.files("ironserve").joinpath("deploys/weights.py"))
 
 
 class _DeployMessages(logging.Handler):
@@ -129,16 +128,15 @@ def pull(
     dry: Annotated[bool, typer.Option("--dry", help="Show what would change")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="pyinfra's output")] = False,
 ) -> None:
-    """Run deploys/weights.py (pyinfra's API) with a progress bar of the bytes held across the
-    cluster."""
+    """Run the packaged weights deploy (pyinfra's API; this folder is pyinfra's working
+    directory) with a progress bar of the bytes held across the cluster."""
     cluster = _load(inventory)
     jobs = [(g, _dest(g), _meta(g)) for g in cluster.groups]
     total = sum(meta.total_bytes * len(g.nodes) for g, _, meta in jobs)
-    deploy = _project_root(inventory) / "deploys" / "weights.py"
     targets = [(n.name, dest, meta.total_bytes) for g, dest, meta in jobs for n in g.nodes]
-    with _messages(verbose):
+    with _packaged_deploy() as deploy, _messages(verbose):
         if dry:
-            result = transport.run_deploy(inventory, deploy, dry=True)
+            result = transport.run_deploy(inventory, deploy, dry=True, cwd=Path.cwd())
         else:
             result = _with_progress(inventory, deploy, targets, total)
     if result.error:
@@ -179,7 +177,7 @@ def _with_progress(
 
         poller = gevent.spawn(poll)
         try:
-            return transport.run_deploy(inventory, deploy, dry=False, state=state)
+            return transport.run_deploy(inventory, deploy, dry=False, state=state, cwd=Path.cwd())
         finally:
             stop.set()
             poller.join(timeout=10)

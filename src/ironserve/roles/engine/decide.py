@@ -153,7 +153,9 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
     if run in _RUNS:
         return _RUNS[run]
     down = unconnected(state)
-    pins: dict[str, str] = {}
+    # Each group's image is resolved with its own head's registry settings (mirrors, insecure
+    # registries, timeout): one cache per head, so no group's settings answer for another's.
+    pins: dict[str, dict[str, str]] = {}
     groups: dict[str, GroupServe] = {}
     try:
         plans = host_plans(state)
@@ -174,7 +176,7 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
                 + " (see `ironserve plan -i ...`)"
             )
         head_host = state.inventory.get_host(group.head.name)
-        image = _pin(plan.context.image, head_host, pins)
+        image = _pin(plan.context.image, head_host, pins.setdefault(head_host.name, {}))
         try:
             key, key_file, made = apikey.ensure_plan_key(plan.api_key)
         except apikey.ApiKeyError as error:

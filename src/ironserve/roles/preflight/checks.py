@@ -7,17 +7,20 @@ printed (they are things the roles fix, such as memlock, or that only matter lat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ironserve.catalog.accelerators import Accelerator
 from ironserve.facts.host import DfEntry, Memlock
-from ironserve.rules.disk import disk_need, size_text
+from ironserve.rules.disk import size_text
 from ironserve.rules.limits import (
     memlock_enough,
     memlock_expected_text,
     memlock_text,
     shm_enough,
 )
+
+if TYPE_CHECKING:
+    from ironserve.plan.derived import NodeDisk
 
 # PCI classes that are accelerators: VGA, 3D controller, processing accelerator. NVSwitches are
 # NVIDIA functions of class 0680 (bridge) and are never counted.
@@ -112,20 +115,15 @@ def check_network(
 
 
 def check_disk(
-    host: str,
-    path: str,
-    free: int | None,
-    weights_bytes: int,
-    margin: float,
-    present: int = 0,
+    host: str, path: str, free: int | None, planned: NodeDisk, present: int = 0
 ) -> list[Finding]:
-    """Room for the Plan's weights on the filesystem of ``path`` (ironserve.rules.disk: the
-    weights x margin, less the ``present`` bytes already in the weights folder)."""
+    """Room for the weights on the filesystem of ``path``: the Plan's disk need of the node
+    (ironserve.rules.disk: weights x margin), less the ``present`` bytes already in place."""
     if free is None:
         return [
             Finding(host, "disk", f"cannot measure free space for {path}", "check that df works")
         ]
-    need = disk_need(weights_bytes, present, margin)
+    need = planned.need(present)
     if need.enough(free):
         return []
     return [

@@ -68,8 +68,7 @@ def host_findings(run: Any, h: Any) -> list[Finding]:
         h.name,
         weights_dir,
         h.get_fact(FreeDiskBytes, path=weights_dir),
-        hp.plan.sizing.weights_bytes,
-        data.preflight_disk_margin,
+        hp.plan.disk_of(h.name),
         h.get_fact(DirBytes, path=hp.plan.context.weights_path),
     )
     findings += check_os(

@@ -22,13 +22,19 @@ from pyinfra.operations import files, server
 from ironserve.engines.base import NODE_STATE_DIR
 from ironserve.facts.engine import DockerImagePresent, EngineContainer
 from ironserve.roles import plan_of, run_of
+from ironserve.roles.container_runtime.defaults import ContainerRuntimeData
 from ironserve.roles.engine.decide import group_of
 from ironserve.roles.webui import render
 from ironserve.roles.webui.defaults import DEFAULTS, WebuiData
 from ironserve.serving import apikey, registry
 from ironserve.serving.spec import LABEL_GROUP, LABEL_SPEC
 
-_PINS: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+# Per run: image pins, keyed by the image and the registry settings that resolve it (the
+# serving node's own mirrors and insecure registries), so a node never gets a digest another
+# node's settings found.
+_PINS: weakref.WeakKeyDictionary[Any, dict[tuple[str, tuple[str, ...], tuple[str, ...]], str]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _password() -> str:
@@ -45,17 +51,18 @@ def _password() -> str:
 
 
 def _pinned(image: str) -> str:
+    """``image`` by digest, resolved with this host's registry settings."""
+    runtime = ContainerRuntimeData.of(host)
+    insecure = tuple(runtime.container_runtime_insecure_registries)
+    mirrors = tuple(runtime.container_runtime_registry_mirrors)
     pins = _PINS.setdefault(run_of(state), {})
-    if image not in pins:
+    key = (image, insecure, mirrors)
+    if key not in pins:
         try:
-            pins[image] = registry.resolve(
-                image,
-                insecure=list(host.data.get("container_runtime_insecure_registries") or []),
-                mirrors=list(host.data.get("container_runtime_registry_mirrors") or []),
-            )
+            pins[key] = registry.resolve(image, insecure=insecure, mirrors=mirrors)
         except registry.ImageError as error:
             raise DeployError(f"webui_image: {error}") from error
-    return pins[image]
+    return pins[key]
 
 
 @deploy("Open WebUI", data_defaults=DEFAULTS)

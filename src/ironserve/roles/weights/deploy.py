@@ -30,10 +30,9 @@ from pyinfra.context import host, state
 from pyinfra.operations import files, server
 
 from ironserve.deploy.context import HostPlan
+from ironserve.plan.derived import NodeDisk
 from ironserve.roles import plan_of, run_of
-from ironserve.roles.preflight.defaults import PreflightData
 from ironserve.roles.weights.defaults import DEFAULTS, WeightsData
-from ironserve.rules.disk import disk_need
 from ironserve.weights import node_pull
 from ironserve.weights.facts import WeightsState
 from ironserve.weights.manifest import complete, missing_bytes
@@ -134,12 +133,12 @@ def authorized_line(public_key: str, ips: list[str], group: str) -> str:
 
 
 def disk_refusal(
-    name: str, node_state: dict[str, Any], weights_bytes: int, held: int, margin: float, dest: str
+    name: str, node_state: dict[str, Any], planned: NodeDisk, held: int, dest: str
 ) -> str | None:
-    """The node's refusal when its filesystem lacks room (ironserve.rules.disk, the rule
-    preflight and health apply): the Plan's weights x margin, less the ``held`` bytes the node
-    already has of them (verified files and staging)."""
-    need = disk_need(weights_bytes, held, margin)
+    """The node's refusal when its filesystem lacks room: the Plan's disk need of the node
+    (ironserve.rules.disk, as preflight and health judge it), less the ``held`` bytes the node
+    already has of the weights (verified files and staging)."""
+    need = planned.need(held)
     free = int(node_state["free_bytes"])
     if need.enough(free):
         return None
@@ -183,9 +182,8 @@ def _decide(run: Any) -> dict[str, GroupWeights]:
             refusal = disk_refusal(
                 n.name,
                 states[n.name],
-                hp.plan.sizing.weights_bytes,
+                hp.plan.disk_of(n.name),
                 meta.total_bytes - missing_bytes(meta, states[n.name]),
-                PreflightData.of(state.inventory.get_host(n.name)).preflight_disk_margin,
                 dest,
             )
             if refusal:
