@@ -105,11 +105,16 @@ def test_an_endpoint_that_is_not_a_url_is_bad_input(endpoint: str) -> None:
         hub_metadata("huggingface", endpoint, MODEL, "main", None)
 
 
-def test_an_unreachable_hub_is_one_line_and_not_bad_input() -> None:
+@pytest.mark.parametrize("kind", ["huggingface", "modelscope"])
+def test_an_unreachable_hub_is_one_line_and_not_bad_input(
+    kind: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(WeightsError) as error:
-        hub_metadata("huggingface", f"http://127.0.0.1:{free_port()}", MODEL, "main", None)
+        hub_metadata(kind, endpoint, MODEL, "main", None)
     assert not isinstance(error.value, WeightsInputError)
-    assert "could not be read" in str(error.value) and "\n" not in str(error.value)
+    assert f"{kind} hub {endpoint}" in str(error.value) and "\n" not in str(error.value)
+    assert capfd.readouterr().err == ""  # the client's retries log nothing of their own
 
 
 def test_a_token_file_that_is_the_token_itself_is_never_echoed(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ control machine with the real client (huggingface_hub or modelscope) before any 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -184,6 +185,10 @@ def _modelscope(endpoint: str | None, repo_id: str, revision: str, token: str | 
 
     api = HubApi(endpoint=endpoint.rstrip("/") if endpoint else None, token=token)
     ms_revision = "master" if revision == "main" else revision
+    # Its retries log a warning line each; the error that follows says it all, in one line.
+    client_log = logging.getLogger("modelscope_hub")
+    level = client_log.level
+    client_log.setLevel(logging.ERROR)
     try:
         entries = api.list_repo_files(repo_id, RepoType.MODEL, revision=ms_revision)
     except (AuthenticationError, PermissionDeniedError) as error:
@@ -192,6 +197,8 @@ def _modelscope(endpoint: str | None, repo_id: str, revision: str, token: str | 
         raise WeightsError(
             f"{hub_label('modelscope', endpoint)}: {repo_id}@{ms_revision}: {one_line(error)}"
         ) from error
+    finally:
+        client_log.setLevel(level)
     return RepoMeta("modelscope", repo_id, ms_revision, modelscope_files(list(entries)))
 
 
