@@ -142,7 +142,7 @@ def test_fabric_manager_follows_the_driver_version() -> None:
     cmds = operation_commands(
         run(provisioned=True, deploy=deploy_nvidia, **{"dpkg-query -W": rows})
     )
-    assert len(cmds) == 1 and "nvidia-fabricmanager-580=$fmv" in cmds[0]
+    assert len(cmds) == 1 and 'nvidia-fabricmanager-580"=$fmv"' in cmds[0]
 
 
 def test_daemon_json_is_merged_not_clobbered() -> None:

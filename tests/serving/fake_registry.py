@@ -19,6 +19,8 @@ class Registry:
         self.images: dict[str, dict[str, bytes]] = {}  # repository -> {tag or digest: body}
         self.token = token
         self.digest_on_head = digest_on_head
+        # A hostile registry: repository -> the Docker-Content-Digest it answers instead.
+        self.lies: dict[str, str] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.url = ""
 
@@ -65,7 +67,7 @@ def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             if registry.digest_on_head or not head:
                 digest = "sha256:" + hashlib.sha256(body).hexdigest()
-                self.send_header("Docker-Content-Digest", digest)
+                self.send_header("Docker-Content-Digest", registry.lies.get(parts[0], digest))
             self.end_headers()
             if not head:
                 self.wfile.write(body)

@@ -18,6 +18,7 @@ from ironserve.runbooks import (
     PLACEHOLDERS,
     RunbookError,
     fill,
+    fill_markdown,
     load_all,
     parse,
     runbook_dir,
@@ -195,3 +196,52 @@ def test_remote_commands_keep_their_quoting() -> None:
             if split:
                 bad.append(f"{book.id}: {command.text}")
     assert not bad, "\n".join(bad)
+
+
+# --- values are data: quoted for the shell -------------------------------------------------
+
+HOSTILE = "/data/models/x; touch /tmp/ironserve-pwned"
+
+
+def test_a_filled_value_is_one_word_of_the_command() -> None:
+    filled = fill("pyinfra -y --limit {node} {inventory} exec -- ls -l {weights_path}", {
+        "node": "n1", "inventory": "inventories/site.py", "weights_path": HOSTILE,
+    })  # fmt: skip
+    assert shlex.split(filled)[-1] == HOSTILE
+    assert shlex.split(filled)[:4] == ["pyinfra", "-y", "--limit", "n1"]
+
+
+def test_a_value_inside_a_remote_command_is_one_word_on_the_node() -> None:
+    text = "pyinfra -y --limit {node} {inventory} exec -- 'docker logs --tail 50 {container} 2>&1'"
+    name = "c'1; touch /tmp/ironserve-pwned"
+    filled = fill(text, {"node": "n1", "inventory": "i.py", "container": name})
+    remote = shlex.split(filled)[-1]  # what pyinfra runs on the node
+    assert shlex.split(remote) == ["docker", "logs", "--tail", "50", name, "2>&1"]
+
+
+def test_safe_values_fill_as_before() -> None:
+    values = {"node": "h100-b", "container": "ironserve-default-head", "weights_path": "/d/m"}
+    for book in load_all().values():
+        for command in book.commands:
+            plain = re.sub(r"\{([a-z_]+)\}", lambda m: values.get(m[1], m[0]), command.text)
+            assert fill(command.text, values) == plain
+
+
+def test_markdown_quotes_commands_only() -> None:
+    body = (
+        "Check `{weights_path}` first.\n\n"
+        "```console\n$ ls -l {weights_path}\nls: {weights_path}\n```\n"
+    )
+    filled = fill_markdown(body, {"weights_path": "/a b"})
+    assert filled == "Check `/a b` first.\n\n```console\n$ ls -l '/a b'\nls: /a b\n```\n"
+
+
+def test_a_placeholder_in_double_quotes_is_refused(tmp_path: Path) -> None:
+    book = tmp_path / "x.md"
+    book.write_text(
+        "---\nid: x\ntitle: X\nkind: failure\napplies_to: all\n---\n"
+        '## Symptoms\ns\n## Diagnosis\n```console\n$ echo "{node}"\n```\n'
+        "## Fix\nf\n## Verification\nv\n"
+    )
+    with pytest.raises(RunbookError, match="never inside double quotes"):
+        parse(book)

@@ -43,10 +43,10 @@ def fabricmanager_script(driver: str, fabricmanager: str, source_list: str | Non
         f"{update_command(source_list)} >/dev/null; "
         f'fmv=$(apt-cache madison {fm} | awk -v u="$v-" \'{{ if (index($3, u) == 1) '
         "{ print $3; exit } }'); "
-        f'if [ -z "$fmv" ]; then echo "no {fabricmanager} $v in the apt sources: the fabric '
+        f'if [ -z "$fmv" ]; then echo no {fm} "$v in the apt sources: the fabric '
         f'manager must match driver $v exactly; mirror it and run again" >&2; exit 1; fi; '
         f"apt-mark unhold {fm} >/dev/null 2>&1 || true; "
-        f'{INSTALL} "{fabricmanager}=$fmv"; apt-mark hold {fm}'
+        f'{INSTALL} {fm}"=$fmv"; apt-mark hold {fm}'
     )
 
 

@@ -8,13 +8,21 @@ A runbook is markdown with a fixed front matter (``id``, ``title``, ``kind`` fai
 ``ironserve lab heal``), the sections Symptoms, Diagnosis, Fix and Verification, and its commands in
 ```` ```console ```` blocks as ``$ command`` lines. A trailing ``# exits N`` on a command says the
 exit code it has at that step (a diagnosis run while the fault is present); otherwise 0.
-Placeholders (``{inventory}``, ``{node}``, ...) are filled by :func:`fill`; the lab test runs
-every command of every runbook (tests/lab/test_runbooks.py), so a runbook cannot rot.
+Placeholders (``{inventory}``, ``{node}``, ...) are filled by :func:`fill` (a command) and
+:func:`fill_markdown` (a whole runbook); the lab test runs every command of every runbook
+(tests/lab/test_runbooks.py), so a runbook cannot rot.
+
+Values come from the inventory and the Plan, so a command quotes them for the shell
+(``shlex.quote``): a placeholder outside quotes becomes one word; one inside single quotes is in a
+command for the node's shell (``pyinfra ... exec -- '...'``), so it is quoted for that shell and
+then escaped for the single quotes around it. A placeholder inside double quotes could not be
+quoted that way: :func:`parse` refuses it.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -142,6 +150,13 @@ def parse(path: Traversable) -> Runbook:
     }
     if unknown:
         raise RunbookError(f"{path}: unknown placeholders {sorted(unknown)}")
+    for c in commands:
+        quoting = {quote for _, quote in _placeholders(c.text)}
+        if '"' in quoting or ("'" in quoting and " exec -- " not in c.text):
+            raise RunbookError(
+                f"{path}: {c.text!r}: a placeholder may stand outside quotes, or inside the "
+                "single-quoted command of `exec -- '...'`, never inside double quotes"
+            )
     return Runbook(
         id=meta["id"],
         title=meta["title"],
@@ -222,6 +237,68 @@ def site_values(
     }
 
 
+def _placeholders(command: str) -> list[tuple[re.Match[str], str | None]]:
+    """Each placeholder of a shell command with the quote it stands in (None, ``'`` or ``"``),
+    read the way a POSIX shell reads quotes and backslashes."""
+    found: list[tuple[re.Match[str], str | None]] = []
+    quote: str | None = None
+    i = 0
+    while i < len(command):
+        match = _PLACEHOLDER.match(command, i)
+        if match:
+            found.append((match, quote))
+            i = match.end()
+            continue
+        c = command[i]
+        if c == "\\" and quote != "'":
+            i += 2
+            continue
+        if quote is None and c in "'\"":
+            quote = c
+        elif c == quote:
+            quote = None
+        i += 1
+    return found
+
+
+def _quoted(value: str, quote: str | None) -> str:
+    word = shlex.quote(value)
+    if quote is None:
+        return word
+    if quote == "'":  # inside '...': a word for the node's shell, escaped for the quotes around
+        return word.replace("'", "'\"'\"'")
+    raise ValueError(f"a placeholder inside double quotes cannot be quoted: {value!r}")
+
+
 def fill(text: str, values: dict[str, str]) -> str:
-    """``text`` with every known placeholder replaced (unknown braces are left alone)."""
+    """The shell command ``text`` with every known placeholder replaced by its value, quoted
+    (unknown braces, such as docker's ``{{.State.Status}}``, are left alone)."""
+    out, at = [], 0
+    for match, quote in _placeholders(text):
+        name = match.group(1)
+        if name in values:
+            out += [text[at : match.start()], _quoted(values[name], quote)]
+            at = match.end()
+    return "".join(out) + text[at:]
+
+
+def fill_markdown(body: str, values: dict[str, str]) -> str:
+    """A runbook's markdown: its commands (``$`` lines of ```console blocks) filled by
+    :func:`fill`, placeholders elsewhere (prose, output shown) replaced as they are."""
+
+    def block(fence: re.Match[str]) -> str:
+        lines = [
+            f"$ {fill(line[2:], values)}" if line.startswith("$ ") else _plain(line, values)
+            for line in fence.group(1).splitlines(keepends=True)
+        ]
+        return fence.group(0).replace(fence.group(1), "".join(lines), 1)
+
+    parts, at = [], 0
+    for fence in _FENCE.finditer(body):
+        parts += [_plain(body[at : fence.start()], values), block(fence)]
+        at = fence.end()
+    return "".join(parts) + _plain(body[at:], values)
+
+
+def _plain(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)

@@ -25,7 +25,7 @@ def runbook(
 ) -> None:
     """Print runbook ID (ironserve/runbooks/data/ID.md) with the site's hosts, paths and
     endpoint filled in. An unknown id lists the known ones and exits 2."""
-    from ironserve.runbooks import fill, load_all, lookup, site_values
+    from ironserve.runbooks import fill, fill_markdown, load_all, lookup, site_values
 
     books = load_all()
     if list_ids or runbook_id is None:
@@ -47,7 +47,7 @@ def runbook(
         for problem in error.problems:
             print(problem, file=sys.stderr)
         raise typer.Exit(2) from None
-    body = fill(book.body, values)
+    body = fill_markdown(book.body, values)
     if as_json:
         doc = {
             "id": book.id,

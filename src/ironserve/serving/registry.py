@@ -31,7 +31,7 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
 )
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # always fullmatch: '$' would let a newline by
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -57,12 +57,18 @@ class ImageRef:
         return f"{self.name}@{digest}"
 
 
+def is_digest(value: str) -> bool:
+    """``sha256:`` and 64 lower-case hex digits, nothing else: a registry's answer is data that
+    reaches the nodes' command lines, so nothing else is ever used as a digest."""
+    return _DIGEST.fullmatch(value) is not None
+
+
 def parse_image(ref: str) -> ImageRef:
     """Split an image reference the way Docker does."""
     name, digest = ref, None
     if "@" in ref:
         name, digest = ref.split("@", 1)
-    if digest is not None and not _DIGEST.match(digest):
+    if digest is not None and not is_digest(digest):
         raise ImageError(f"image {ref!r}: {digest!r} is not a sha256 digest")
     tag = None
     last = name.rsplit("/", 1)[-1]
@@ -132,6 +138,8 @@ def _manifest_digest(client: httpx.Client, base: str, image: ImageRef) -> tuple[
         body = client.get(url, headers=headers)
         body.raise_for_status()
         digest = "sha256:" + hashlib.sha256(body.content).hexdigest()
+    if not is_digest(digest):  # a hostile or broken registry (or mirror): never used
+        raise ValueError(f"Docker-Content-Digest {digest[:100]!r} is not sha256:<64 hex digits>")
     return 200, digest
 
 

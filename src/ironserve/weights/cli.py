@@ -1,5 +1,6 @@
 """`ironserve weights pull|verify -i INVENTORY`. Exit codes: 0 done / all complete, 1 a node is
-incomplete or the pull failed, 2 bad input (nothing contacted)."""
+incomplete, the pull failed or the hub is unreachable, 2 bad input: the inventory, the hub
+endpoint or token file, or an unsafe file name in the hub's listing (nothing contacted)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,13 @@ from ironserve.config.schema import Cluster, ServingGroup
 from ironserve.deploy import transport
 from ironserve.errors import InputError
 from ironserve.weights import remote
-from ironserve.weights.metadata import RepoMeta, WeightsError, hub_metadata, read_token
+from ironserve.weights.metadata import (
+    RepoMeta,
+    WeightsError,
+    WeightsInputError,
+    hub_metadata,
+    read_token,
+)
 from ironserve.weights.verify import NodeReport, classify
 
 weights_app = typer.Typer(
@@ -55,6 +62,8 @@ def _dest(group: ServingGroup) -> str:
 
 
 def _meta(group: ServingGroup) -> RepoMeta:
+    """The group's hub listing, names checked, before any node is contacted: exit 2 for bad
+    input (endpoint, token file, an unsafe name in the listing), 1 for an unreachable hub."""
     try:
         return hub_metadata(
             group.hub.kind,
@@ -65,7 +74,7 @@ def _meta(group: ServingGroup) -> RepoMeta:
         )
     except WeightsError as error:
         print(f"group {group.name}: {error}", file=sys.stderr)  # one line: scripts read it
-        raise typer.Exit(1) from error
+        raise typer.Exit(2 if isinstance(error, WeightsInputError) else 1) from None
 
 
 def _packaged_deploy() -> AbstractContextManager[Path]:
@@ -193,10 +202,10 @@ def verify(
     import gevent
 
     cluster = _load(inventory)
+    listings = [(g, _dest(g), _meta(g)) for g in cluster.groups]  # before any node
     state = transport.open_state(inventory)
     reports: list[NodeReport] = []
-    for group in cluster.groups:
-        dest, meta = _dest(group), _meta(group)
+    for group, dest, meta in listings:
         paths = [f.path for f in meta.files]
 
         def one(

@@ -11,6 +11,11 @@ CONFIG (JSON, no secret): kind, endpoint, repo_id, revision, dest, token_file, a
 [{path, size, sha256, git_sha1}]. The token is read from token_file (0600), never from argv/env.
 The manifest (ironserve-manifest.json, plus SHA256SUMS for `sha256sum -c`) is written last: a
 folder without it is not complete, and no file reaches <dest> before it is verified.
+
+The listed names were checked on the control machine (ironserve/weights/names.py); this script
+checks again what it can on its own: every path it opens, moves or deletes is proven, once
+resolved, to lie inside <dest> or <dest>.incoming, and a name that would break a SHA256SUMS line
+stops the run (exit 2) before anything is created.
 """
 
 from __future__ import annotations
@@ -27,6 +32,41 @@ from typing import Any
 MANIFEST = "ironserve-manifest.json"
 SUMS = "SHA256SUMS"
 GATED_EXIT = 3
+UNSAFE_EXIT = 2
+
+
+class UnsafePath(ValueError):
+    """A listed name that would reach outside the weights folders, or break SHA256SUMS."""
+
+
+def inside(root: Path, name: str) -> Path:
+    """``root/name``, proven to lie inside ``root`` once symlinks and '..' are resolved."""
+    base = root.resolve()
+    path = base / name
+    real = path.resolve()
+    if base not in real.parents:
+        raise UnsafePath(f"{name!r} leads to {real}, outside {base}")
+    return path
+
+
+def staged(cfg: dict[str, Any], name: str) -> Path:
+    return inside(Path(f"{cfg['dest']}.incoming"), name)
+
+
+def final(cfg: dict[str, Any], name: str) -> Path:
+    return inside(Path(cfg["dest"]), name)
+
+
+def prove_names(cfg: dict[str, Any]) -> None:
+    """Every listed name stays inside both folders and fits on one SHA256SUMS line."""
+    for f in cfg["files"]:
+        name = f["path"]
+        if not isinstance(name, str) or any(
+            c == "\\" or ord(c) < 32 or ord(c) == 127 for c in name
+        ):
+            raise UnsafePath(f"{name!r}, which cannot be written to {SUMS}")
+        staged(cfg, name)
+        final(cfg, name)
 
 
 def log(message: str) -> None:
@@ -82,10 +122,10 @@ def _download(cfg: dict[str, Any], staging: Path, paths: list[str], token: str |
     )
 
 
-def _forget(staging: Path, path: str) -> None:
+def _forget(cfg: dict[str, Any], path: str) -> None:
     """Drop a bad file and the client's record of it, so the next attempt fetches it again."""
-    (staging / path).unlink(missing_ok=True)
-    (staging / ".cache" / "huggingface" / "download" / f"{path}.metadata").unlink(missing_ok=True)
+    staged(cfg, path).unlink(missing_ok=True)
+    staged(cfg, f".cache/huggingface/download/{path}.metadata").unlink(missing_ok=True)
 
 
 def _gated(error: BaseException) -> bool:
@@ -110,10 +150,10 @@ def seed(cfg: dict[str, Any]) -> int:
     total = sum(f["size"] for f in files)
     sums: dict[str, str] = {}
     for f in files:  # files already at dest (an earlier run moved them) need no download
-        held = check(dest / f["path"], f)
+        held = check(final(cfg, f["path"]), f)
         if held:
-            staging.joinpath(f["path"]).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(dest / f["path"], staging / f["path"])
+            staged(cfg, f["path"]).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(final(cfg, f["path"]), staged(cfg, f["path"]))
             sums[f["path"]] = held
     for attempt in range(1, int(cfg.get("attempts", 4)) + 1):
         pending = [f for f in files if f["path"] not in sums]
@@ -133,12 +173,12 @@ def seed(cfg: dict[str, Any]) -> int:
                 return GATED_EXIT
             log(f"attempt {attempt} interrupted ({type(error).__name__}); resuming")
         for f in pending:
-            sha256 = check(staging / f["path"], f)
+            sha256 = check(staged(cfg, f["path"]), f)
             if sha256:
                 sums[f["path"]] = sha256
-            elif (staging / f["path"]).is_file():
+            elif staged(cfg, f["path"]).is_file():
                 log(f"{f['path']}: digest mismatch, discarded and fetched again")
-                _forget(staging, f["path"])
+                _forget(cfg, f["path"])
         done = sum(f["size"] for f in files if f["path"] in sums)
         log(f"verified {done}/{total} bytes ({time.monotonic() - started:.1f}s)")
     missing = [f["path"] for f in files if f["path"] not in sums]
@@ -156,10 +196,10 @@ def install(cfg: dict[str, Any], staging: Path, sums: dict[str, str]) -> None:
     (dest / MANIFEST).unlink(missing_ok=True)  # incomplete until rewritten below
     entries = {}
     for f in cfg["files"]:
-        target = dest / f["path"]
+        target = final(cfg, f["path"])
         target.parent.mkdir(parents=True, exist_ok=True)
-        if (staging / f["path"]).exists():
-            os.replace(staging / f["path"], target)
+        if staged(cfg, f["path"]).exists():
+            os.replace(staged(cfg, f["path"]), target)
         stat = target.stat()
         entries[f["path"]] = {
             "size": stat.st_size,
@@ -190,7 +230,7 @@ def place(cfg: dict[str, Any]) -> int:
         digest, _, path = line.partition("  ")
         sums[path] = digest
     for f in cfg["files"]:
-        ok = f["path"] in sums and (staging / f["path"]).stat().st_size == f["size"]
+        ok = f["path"] in sums and staged(cfg, f["path"]).stat().st_size == f["size"]
         if not ok or (f.get("sha256") and sums[f["path"]] != f["sha256"]):
             log(f"{f['path']}: the peer's copy does not match the hub; not installed")
             return 1
@@ -201,6 +241,11 @@ def place(cfg: dict[str, Any]) -> int:
 def main(argv: list[str]) -> int:
     command, config = argv[1], argv[2]
     cfg = json.loads(Path(config).read_text())
+    try:
+        prove_names(cfg)
+    except UnsafePath as error:
+        log(f"refused, nothing touched: the file list names {error}")
+        return UNSAFE_EXIT
     return seed(cfg) if command == "seed" else place(cfg)
 
 

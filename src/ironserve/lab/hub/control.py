@@ -83,8 +83,10 @@ class HubControl:
         gated: bool = False,
         token: str | None = None,
         revision_tags: list[str] | None = None,
+        unsafe_names: list[str] | None = None,
     ) -> dict[str, Any]:
-        """(Re)generate a repo (may take a while for GBs); returns it as `repos()` lists it."""
+        """(Re)generate a repo (may take a while for GBs); returns it as `repos()` lists it.
+        ``unsafe_names``: names its listing holds beside the files (a hostile hub), never served."""
         body: dict[str, Any] = {
             "repo_id": repo_id,
             "total_bytes": total_bytes,
@@ -94,6 +96,8 @@ class HubControl:
         }
         if token is not None:
             body["token"] = token
+        if unsafe_names:
+            body["unsafe_names"] = unsafe_names
         return self._call("POST", "repos", body, timeout=max(self.timeout, 3600.0))
 
     def repos(self) -> dict[str, dict[str, Any]]:

@@ -37,6 +37,9 @@ class RepoSpec:
     revision_tags: tuple[str, ...] = ("v1.0",)
     # A folder holding a real model's files, served as they are (no generated shards).
     source: str | None = None
+    # A hostile hub's listing: names listed beside the real files (e.g. "../../etc/cron.d/x"),
+    # never served, so that tests can prove a client refuses them before any download.
+    unsafe_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         parts = self.repo_id.split("/")
@@ -50,10 +53,15 @@ class RepoSpec:
             )
         if self.gated and not self.token:
             raise ValueError(f"{self.repo_id}: a gated repo needs its accepted token")
+        if not all(isinstance(n, str) for n in self.unsafe_names):
+            raise ValueError("unsafe_names must be strings")
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> RepoSpec:
-        known = {"repo_id", "total_bytes", "shards", "gated", "token", "revision_tags"}
+        known = {
+            *("repo_id", "total_bytes", "shards", "gated", "token", "revision_tags"),
+            "unsafe_names",
+        }
         unknown = set(doc) - known
         if unknown:
             raise ValueError(f"unknown repo field(s): {', '.join(sorted(unknown))}")
@@ -66,6 +74,7 @@ class RepoSpec:
             gated=bool(doc.get("gated", False)),
             token=doc.get("token") or None,
             revision_tags=tuple(str(t) for t in doc.get("revision_tags", ("v1.0",))),
+            unsafe_names=tuple(doc.get("unsafe_names", ())),
         )
 
     def content_key(self) -> dict[str, Any]:
@@ -105,6 +114,16 @@ class Repo:
     def revisions(self) -> set[str]:
         return {"main", "master", self.commit, *self.spec.revision_tags}
 
+    def listing(self) -> list[RepoFile]:
+        """What the hub's APIs list: the files, plus the spec's unsafe names (never served)."""
+        phantom = b"x\n"
+        digest = hashlib.sha256(phantom).hexdigest()
+        listed = {
+            name: RepoFile(name, len(phantom), digest, git_blob_sha1(phantom), False)
+            for name in self.spec.unsafe_names
+        }
+        return [f for _, f in sorted((listed | self.files).items())]
+
     def describe(self) -> dict[str, Any]:
         return {
             "repo_id": self.spec.repo_id,
@@ -112,6 +131,7 @@ class Repo:
             "gated": self.spec.gated,
             "shards": self.spec.shards,
             "revision_tags": list(self.spec.revision_tags),
+            "unsafe_names": list(self.spec.unsafe_names),
             "total_bytes": self.total_bytes,
             "files": {
                 f.path: {"size": f.size, "sha256": f.sha256, "lfs": f.lfs}

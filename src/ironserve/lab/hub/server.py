@@ -371,12 +371,12 @@ class Handler(BaseHTTPRequestHandler):
         # The generated repos are flat: no folders to list.
         if prefix:
             raise HubError(404, "EntryNotFound", f"{prefix} does not exist on {repo.spec.repo_id}.")
-        return [self._hf_entry(f) for _, f in sorted(repo.files.items())]
+        return [self._hf_entry(f) for f in repo.listing()]
 
     @staticmethod
     def _hf_info(repo: Repo, blobs: bool) -> dict[str, Any]:
         siblings = []
-        for _, f in sorted(repo.files.items()):
+        for f in repo.listing():
             sibling: dict[str, Any] = {"rfilename": f.path}
             if blobs:
                 sibling |= {"size": f.size, "blobId": f.blob_id}
@@ -433,9 +433,7 @@ class Handler(BaseHTTPRequestHandler):
             root = (query.get("Root") or "").strip("/")
             if root:
                 raise HubError(404, "EntryNotFound", f"no folder {root} in {repo_id}")
-            self._ms_json(
-                {"Files": [self._ms_entry(repo, f) for _, f in sorted(repo.files.items())]}
-            )
+            self._ms_json({"Files": [self._ms_entry(repo, f) for f in repo.listing()]})
         elif rest == ["repo"] and method in ("GET", "HEAD"):
             repo = self._repo(repo_id, rev)
             f = self._file(repo, query.get("FilePath", ""))

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import shlex
 import weakref
 from io import StringIO
 from typing import Any
@@ -77,16 +78,19 @@ def _installer(kind: str, run_file: str, version: str, version_info: str) -> Non
         sha256=sha256,
         mode="0755",
     )
+    q = shlex.quote  # the path and version are role data: quoted wherever they reach the shell
+    corrupt = q(f"{path}: corrupt download, removed; run again")
     server.shell(
         name=f"Check the Ascend {kind} installer",
         commands=[
-            f"{path} --check --quiet || {{ rm -f {path}; echo '{path}: corrupt download,"
-            f" removed; run again' >&2; exit 1; }}",
-            f'v="$({path} --version)"; [ "$v" = "{version}" ] || {{ echo "{path} is version'
-            f' $v, expected {version}" >&2; exit 1; }}',
+            f"{q(path)} --check --quiet || {{ rm -f {q(path)}; echo {corrupt} >&2; exit 1; }}",
+            f'v="$({q(path)} --version)"; [ "$v" = {q(version)} ] || '
+            f'{{ echo {q(path)} is version "$v", expected {q(version)} >&2; exit 1; }}',
         ],
     )
-    server.shell(name=f"Install the Ascend {kind}", commands=[f"{path} --full --quiet"])
+    server.shell(
+        name=f"Install the Ascend {kind}", commands=[shlex.join([path, "--full", "--quiet"])]
+    )
 
 
 # Live hccn facts per node, read once while preparing a run (pyinfra 3 does not cache facts).

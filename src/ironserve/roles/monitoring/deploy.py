@@ -55,7 +55,10 @@ def _ensure(name: str, argv: list[str], running: dict[str, tuple[str, str]]) -> 
         return
     server.shell(
         name="Start a monitoring container",
-        commands=[f"docker rm -f {name} >/dev/null 2>&1 || true", shlex.join(argv)],
+        commands=[
+            f"{shlex.join(['docker', 'rm', '-f', name])} >/dev/null 2>&1 || true",
+            shlex.join(argv),
+        ],
     )
 
 

@@ -113,7 +113,7 @@ def deploy_vastai() -> None:
         # The IommuEnabled fact cannot see every IOMMU (e.g. one only dmesg reports): the
         # installer's own refusal gets the remedy too.
         commands=[
-            f'out=$({path} install --setkernelhook 2>&1); rc=$?; echo "$out"; '
+            f'out=$({shlex.quote(path)} install --setkernelhook 2>&1); rc=$?; echo "$out"; '
             f'if [ $rc -ne 0 ] && echo "$out" | grep -qi "iommu is enable"; then '
             f"echo {shlex.quote(INSTALL_REFUSED)} >&2; fi; "
             "exit $rc"

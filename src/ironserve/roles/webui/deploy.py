@@ -103,7 +103,9 @@ def deploy_webui() -> None:
         mode="600",
     )
     if not host.get_fact(DockerImagePresent, ref=image):
-        server.shell(name="Pull Open WebUI by digest", commands=[f"docker pull -q {image}"])
+        server.shell(
+            name="Pull Open WebUI by digest", commands=[shlex.join(["docker", "pull", "-q", image])]
+        )
     fact = host.get_fact(EngineContainer, container=spec.name)
     name = shlex.quote(spec.name)
     if not fact.get("exists"):

@@ -282,7 +282,7 @@ def _seed_ops(gw: GroupWeights, token_path: str | None, script: str, config: str
     venv = data.weights_client_venv
     if not gw.states[host.name].get("client"):
         index = data.weights_pip_index_url
-        pip = f"{venv}/bin/pip install -q"
+        pip = f"{shlex.quote(venv + '/bin/pip')} install -q"
         if index:
             pip += f" --index-url {shlex.quote(str(index))}"
         packages = " ".join(shlex.quote(p) for p in data.weights_client_packages)
