@@ -90,8 +90,8 @@ def ensure_plan_key(location: ApiKeyLocation) -> tuple[str, Path, bool]:
 
 
 def secrets_env(key: str) -> str:
-    """The node's env file (``--env-file``): vLLM reads VLLM_API_KEY itself, SGLang's command
-    expands IRONSERVE_API_KEY inside the container (engines/sglang.py)."""
+    """The node's env file (``--env-file``): vLLM reads VLLM_API_KEY itself, SGLang's entrypoint
+    wrapper reads IRONSERVE_API_KEY (engines/sglang.py)."""
     return f"{VLLM_API_KEY_ENV}={key}\n{IRONSERVE_API_KEY_ENV}={key}\n"
 
 
