@@ -11,6 +11,12 @@ second run changes nothing and restarts nothing; a changed flag re-runs only the
 (the Ray containers stay); deploys/stop.py leaves nothing running; a worker node down before serve
 makes the Ray wait fail within its timeout naming that node.
 
+Secrets: site.py's `pyinfra -vv --diff` output holds neither the API key, nor the hub token the
+seed downloads with, nor the fan-out key; while serving, `ps -eo args` on every node holds no
+secret, for vLLM (VLLM_API_KEY from the env file) and, last, SGLang on the same nodes (its key
+added in-process by the entrypoint wrapper); the fan-out key, its authorized_keys line and the
+hub token are gone from the nodes after the transfer.
+
 Health (`ironserve health`, cluster and serving tiers): healthy, every tier OK, exit 0, in a few
 seconds. A stopped worker engine container: the container check FAILs on exactly that node
 (engine-container) and, once Ray's GCS has marked the node dead (tens of seconds),
