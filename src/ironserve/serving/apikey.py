@@ -95,6 +95,15 @@ def secrets_env(key: str) -> str:
     return f"{VLLM_API_KEY_ENV}={key}\n{IRONSERVE_API_KEY_ENV}={key}\n"
 
 
+def redact(text: str, *secrets: str) -> str:
+    """``text`` with every secret replaced by a placeholder: engine logs quoted in ironserve's
+    output (SGLang logs its ``server_args``, the API key included; sgl-project/sglang#37457)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<secret>")
+    return text
+
+
 def secrets_revision(group: str, content: str) -> str:
     """A short digest of the env file for the containers' spec label: a changed key recreates
     the containers that read it. Salted with the group and truncated; the key is 256 random bits
