@@ -153,7 +153,8 @@ def assert_no_secret_in_any_argv(lab: Path) -> None:
     secrets = [api_key(lab), (lab / "hub-token").read_text().strip()]
     for node in nodes_of(lab):
         _, args = node.run("ps -eo args")
-        assert "ironserve" in args or "ray" in args, args[-2000:]  # the engine's processes
+        # the engine's processes are there: SGLang's ranks and vLLM's serve, or Ray's raylets
+        assert "--served-model-name" in args or "raylet" in args, args[-2000:]
         assert not [s for s in secrets if s in args], f"{node.name}: a secret is in ps"
 
 
