@@ -4,6 +4,7 @@ on the serving node, pointed at the endpoint, with no secret on its command line
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from pyinfra.api.exceptions import DeployError
 
 from ironserve.roles.engine import deploy_engine
 from ironserve.roles.webui import deploy_webui
+from tests.deploys.conftest import FakeRun
 from tests.deploys.test_serve import (
     NAMES,
     VLLM,
@@ -80,14 +82,10 @@ def test_webui_runs_on_the_serving_node_pointed_at_the_endpoint(
     data = group_data(reg, tmp_path, webui_enabled=True, webui_admin_password_file=str(password))
     run = fake(three_nodes(), data, deploy=both)
     ops = dict(commands(run, NAMES[0]))
-    assert (
-        "upload /etc/ironserve/default/webui.env"
-        in ops["Open WebUI | Open WebUI env file with its secrets (0600)"]
-    )
-    assert (
-        "chmod 600 /etc/ironserve/default/webui.env"
-        in ops["Open WebUI | Open WebUI env file with its secrets (0600)"]
-    )
+    # written on the node from stdin (operations/secrets.py), never uploaded by files.put
+    (write,) = ops["Open WebUI | Open WebUI env file with its secrets (0600)"]
+    assert write.endswith("ironserve-secret /etc/ironserve/default/webui.env")
+    assert not any("hunter22" in c for cmds in ops.values() for c in cmds)
     (line,) = ops["Open WebUI | Start Open WebUI"]
     assert line.startswith("docker run -d --name ironserve-default-webui --label")
     assert "-e OPENAI_API_BASE_URL=http://10.9.0.1:8000/v1" in line
@@ -96,3 +94,47 @@ def test_webui_runs_on_the_serving_node_pointed_at_the_endpoint(
     assert "hunter22" not in line and "engine-key-42" not in line
     for name in NAMES[1:]:
         assert not any("WebUI" in op for op, _ in commands(run, name))
+
+
+class Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_pyinfra_diff_prints_no_secret(reg: Registry, tmp_path: Path) -> None:
+    """`pyinfra --diff` prints what files.put writes (when the operation runs); the env files
+    (API key, admin password, session secret) are written on the node from stdin instead."""
+    password = secret(tmp_path / "pw", "hunter22\n")
+    data = group_data(
+        reg,
+        tmp_path,
+        webui_enabled=True,
+        webui_admin_password_file=str(password),
+        serve_ray_timeout=0,  # the fake nodes run no Ray: the run stops at the first wait
+        serve_poll_interval=0,
+    )
+    hosts = three_nodes()
+    for _, host_data in hosts:
+        host_data["fake_responses"] = {}
+    run = FakeRun(hosts, data)
+    run.state.config.DIFF = True
+    captured, pyinfra_logger = Captured(), logging.getLogger("pyinfra")
+    level = pyinfra_logger.level
+    pyinfra_logger.setLevel(logging.DEBUG)
+    pyinfra_logger.addHandler(captured)
+    try:
+        # the WebUI first: the engine's Ray wait fails on fake nodes and stops the run there
+        run.prepare_as_cli(lambda: (deploy_webui(), deploy_engine()))
+        run.execute()
+    finally:
+        pyinfra_logger.removeHandler(captured)
+        pyinfra_logger.setLevel(level)
+    text = "\n".join(captured.lines)
+    for name in NAMES:  # every node wrote its env file (the operation ran, diff on)
+        assert any("/etc/ironserve/default/secrets.env" in c for c in run.commands(name))
+    assert any("/etc/ironserve/default/webui.env" in c for c in run.commands(NAMES[0]))
+    assert "engine-key-42" not in text and "hunter22" not in text

@@ -70,9 +70,10 @@ def fake(
     tmp_path: Path,
     states: list[dict[str, Any]],
     deploy_file: Path | None = None,
+    keep: bool = False,
 ) -> FakeRun:
     """The weights role on fake nodes; ``deploy_file``: loaded as `pyinfra INVENTORY FILE`
-    loads it, instead of calling the role."""
+    loads it, instead of calling the role; ``keep``: weights_keep_fanout_key."""
     hosts = [
         (
             name,
@@ -95,6 +96,7 @@ def fake(
         "weights_fanout_key_dir": str(tmp_path / "keys"),
         "fake_delay": 0,
         "fake_delay_jitter": 0,
+        "weights_keep_fanout_key": keep,
     }
     run = FakeRun(hosts, group_data)
     if deploy_file is None:
@@ -126,14 +128,57 @@ def test_fresh_group_one_download_then_a_doubling_tree(hub_url: str, tmp_path: P
     }
     run.execute()
     assert run.failed() == []
-    pulls = [c for c in run.commands(NAMES[3]) if "rsync" in c]
+    pulls = [c for c in run.commands(NAMES[3]) if "rsync -a" in c]
     assert len(pulls) == 1 and "root@10.9.0.2:" in pulls[0] and "sha256sum -c" in pulls[0]
-    sources = {n: [c for c in run.commands(n) if "rsync" in c] for n in NAMES[1:3]}
+    sources = {n: [c for c in run.commands(n) if "rsync -a" in c] for n in NAMES[1:3]}
     assert "root@10.9.0.1:" in sources[NAMES[1]][0] and "root@10.9.0.1:" in sources[NAMES[2]][0]
     seed = " ".join(run.commands(NAMES[0]))
     assert "weights-pull.py seed" in seed and "hf_token" not in seed
     key = next(tmp_path.joinpath("keys").rglob("id_ed25519"))
     assert key.stat().st_mode & 0o077 == 0
+
+
+def test_fanout_key_only_where_used_and_only_for_the_transfer(hub_url: str, tmp_path: Path) -> None:
+    """Round 1: n2 pulls from n1; round 2: n3 from n1, n4 from n2. The private key goes only to
+    the nodes that pull, the (forced-command) authorized_keys line only to the ones that serve,
+    and both are removed after the last round."""
+    run = fake(hub_url, tmp_path, [node_state(hub_url, False) for _ in NAMES])
+    order = {n: all_ops(run, n) for n in NAMES}
+    has = {n: set(ops) for n, ops in order.items()}
+    key, line = "Fan-out key (0600)", next(op for op in has[NAMES[0]] if "authorized" in op)
+    drop_key = "Remove the fan-out key after the pulls"
+    drop_line = "Remove the fan-out key's authorized_keys line after the pulls"
+    assert [n for n in NAMES if key in has[n]] == NAMES[1:]
+    assert [n for n in NAMES if drop_key in has[n]] == NAMES[1:]
+    assert [n for n in NAMES if line in has[n]] == NAMES[:2]
+    assert [n for n in NAMES if drop_line in has[n]] == NAMES[:2]
+    for name in NAMES:  # removal after every round (pyinfra's order is the code's)
+        ops = order[name]
+        rounds = [i for i, op in enumerate(ops) if "fan-out round" in op]
+        removals = [i for i, op in enumerate(ops) if op.startswith("Remove")]
+        assert removals and all(i > r for i in removals for r in rounds)
+    run.execute()
+    assert run.failed() == []
+    private = next(tmp_path.joinpath("keys").rglob("id_ed25519")).read_text()
+    for name in NAMES:  # the key travels on stdin: no command carries it
+        assert not any(private.strip() in c for c in run.commands(name))
+    authorized = [c for c in run.commands(NAMES[0]) if "authorized_keys" in c]
+    assert any('command="/usr/bin/rrsync -ro /weights/' in c for c in authorized)
+
+    assert "Remove the hub token after the download" not in has[NAMES[0]]  # no token: none
+    kept = fake(hub_url, tmp_path, [node_state(hub_url, False) for _ in NAMES], keep=True)
+    assert not any(op.startswith("Remove") for n in NAMES for op in all_ops(kept, n))
+
+
+def all_ops(run: FakeRun, name: str) -> list[str]:
+    """Every operation of ``name`` in pyinfra's order, changing or not (a removal finds its file
+    only when it runs)."""
+    host = run.state.inventory.get_host(name)
+    return [
+        ", ".join(sorted(run.state.get_op_meta(h).names)).removeprefix("Weights | ")
+        for h in run.state.get_op_order()
+        if h in run.state.ops.get(host, {})
+    ]
 
 
 def test_complete_group_has_no_operation(hub_url: str, tmp_path: Path) -> None:

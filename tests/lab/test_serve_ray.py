@@ -15,6 +15,12 @@ Firewall (roles/firewall, part of provisioning): of every TCP port the head list
 GCS 6379, its other ports, the API), only SSH and the API answer the lab's hub, a lab address
 outside the group; a worker node of the group reaches every one.
 
+Secrets: site.py's `pyinfra -vv --diff` output holds neither the API key, nor the hub token the
+seed downloads with, nor the fan-out key; while serving, `ps -eo args` on every node holds no
+secret, for vLLM (VLLM_API_KEY from the env file) and, last, SGLang on the same nodes (its key
+added in-process by the entrypoint wrapper); the fan-out key, its authorized_keys line and the
+hub token are gone from the nodes after the transfer.
+
 Health (`ironserve health`, cluster and serving tiers): healthy, every tier OK, exit 0, in a few
 seconds. A stopped worker engine container: the container check FAILs on exactly that node
 (engine-container) and, once Ray's GCS has marked the node dead (tens of seconds),
@@ -38,10 +44,13 @@ import httpx
 import openai
 import pytest
 
+from ironserve.catalog.engines import ENGINES, EngineKind
 from ironserve.lab import cluster
+from ironserve.lab import state as st
 from tests.lab.conftest import lab_in, nodes_of
 from tests.lab.serving import (
     FAST,
+    api_key,
     changed,
     client,
     complete,
@@ -57,6 +66,7 @@ pytestmark = pytest.mark.lab
 
 CONTAINER = "ironserve-default-ray"
 RAY_VLLM = "0.11.0"  # ironserve.lab.engine_image.RAY_STANDIN_VLLM
+SGLANG_VERSION = ENGINES[EngineKind.SGLANG].default_version  # pushed by `lab up`
 SERVE_CMDLINE = (
     f"docker exec {CONTAINER} sh -c "
     '\'tr "\\0" " " < /proc/$(cat /run/ironserve/serve.pid)/cmdline\''
@@ -82,13 +92,28 @@ def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     started = time.monotonic()
     with pytest.MonkeyPatch.context() as env, lab_in(directory, 3, "labgpu"):
         env.setenv("IRONSERVE_LAB_ENGINE_VERSION", RAY_VLLM)  # every subprocess of the module
+        env.setenv("IRONSERVE_LAB_HUB_TOKEN", "1")  # the seed downloads with the hub token
         _print(f"lab up {time.monotonic() - started:.1f}s")
-        # -vv: pyinfra prints every command and fact output; the key must be in none of them.
-        code, out, took = pyinfra(directory, "deploys/site.py", "-vv", *FAST)
+        # -vv: pyinfra prints every command and fact output; --diff every file it writes. The
+        # API key, the hub token and the fan-out key must be in none of them.
+        keys = directory / "fanout-keys"
+        code, out, took = pyinfra(
+            directory,
+            "deploys/site.py",
+            "-vv",
+            "--diff",
+            "--data",
+            f"weights_fanout_key_dir={keys}",
+            *FAST,
+        )
         assert code == 0, out[-6000:]
         assert changed(out) not in ("-", "0")
+        assert "Will create" in out  # --diff printed the files the run wrote
+        private = next(keys.rglob("id_ed25519")).read_text().strip().splitlines()[1:-1]
         key = (directory / "api_key").read_text().strip()
-        assert key not in out
+        token = (directory / "hub-token").read_text().strip()
+        for secret in (key, token, *private):
+            assert secret not in out
         assert "docker run -d --name ironserve-default-ray" in out  # -vv shows the commands
         _print(f"site.py from bare nodes {took:.1f}s")
         yield directory
@@ -165,11 +190,30 @@ def test_site_serves_the_plan_and_the_key_is_required(lab: Path) -> None:
     assert httpx.get(f"{status(lab)['endpoint']}/models", timeout=10).status_code == 401
     key = Path(status(lab)["api_key_file"])
     assert key.stat().st_mode & 0o777 == 0o600
+    assert_no_secret_in_any_argv(lab)
     for node in nodes_of(lab):
-        _, mode = node.run("stat -c %a /etc/ironserve/default/secrets.env")
-        assert mode.strip() == "600"
+        _, mode = node.run("stat -c %a /etc/ironserve/default /etc/ironserve/default/secrets.env")
+        assert mode.split() == ["700", "600"]
         _, logs = node.run(f"docker logs {CONTAINER} 2>&1")
         assert key.read_text().strip() not in logs
+        # the fan-out key, its authorized_keys line and the hub token left with the transfer
+        _, out = node.run(
+            "ls /etc/ironserve/weights/default/fanout_key /etc/ironserve/weights/default/hub-token"
+            " 2>&1; grep -c ironserve-weights /root/.ssh/authorized_keys",
+            check=False,
+        )
+        assert out.count("No such file") == 2 and out.split()[-1] == "0", out
+
+
+def assert_no_secret_in_any_argv(lab: Path) -> None:
+    """`ps -eo args` on every node (what any local user sees) holds neither the API key nor
+    the hub token, while serving."""
+    secrets = [api_key(lab), (lab / "hub-token").read_text().strip()]
+    for node in nodes_of(lab):
+        _, args = node.run("ps -eo args")
+        # the engine's processes are there: SGLang's ranks and vLLM's serve, or Ray's raylets
+        assert "--served-model-name" in args or "raylet" in args, args[-2000:]
+        assert not [s for s in secrets if s in args], f"{node.name}: a secret is in ps"
 
 
 def test_a_second_run_changes_nothing_and_restarts_nothing(lab: Path) -> None:
@@ -341,7 +385,7 @@ def test_stop_leaves_nothing_running_then_a_node_down_fails_the_ray_wait_naming_
 
 
 def test_a_stopped_group_is_not_deployed(lab: Path) -> None:
-    """Runs last: it removes the serving group's containers."""
+    """Runs after the other Ray tests: it removes the serving group's containers."""
     _pyinfra(lab, "deploys/stop.py")
     head = nodes_of(lab)[0]
     for tier in ([], ["--tier", "serving"], ["--tier", "cluster"]):
@@ -349,3 +393,28 @@ def test_a_stopped_group_is_not_deployed(lab: Path) -> None:
         assert code == 1, tier
         assert not_ok(report) == {(head.name, "cluster.deployed", "WARN", "first-deploy")}
         assert not [r for r in report["results"] if r["tier"] == "serving"]
+
+
+def test_sglang_gets_its_key_but_no_process_argv_holds_it(lab: Path) -> None:
+    """Runs after the Ray group is stopped: the same nodes serve SGLang (the lab's stand-in
+    behind `python3 -m sglang.launch_server`, 3 ranks). SGLang takes its key only as an option;
+    the deploy's own check proves it enforced (a completion with the key, 401 without), and no
+    process on any node shows the key in its argv."""
+    registry = st.load(lab).services["registry"].address  # type: ignore[union-attr]
+    sglang = [
+        *("--data", "engine_kind=sglang", "--data", f"engine_version={SGLANG_VERSION}"),
+        *("--data", f"engine_image={registry}:5000/lmsysorg/sglang:v{SGLANG_VERSION}"),
+        *("--data", "engine_extra_args=[]", "--data", "model_max_len=4096"),
+    ]
+    code, out, took = pyinfra(lab, "deploys/serve.py", *FAST, *sglang)
+    try:
+        assert code == 0, out[-6000:]
+        assert "Prove a chat completion with the API key" in out
+        _print(f"SGLang serve.py {took:.1f}s")
+        head = nodes_of(lab)[0]
+        _, args = head.run("ps -eo args")
+        assert "sglang.launch_server" in args and "--served-model-name" in args, args[-2000:]
+        assert_no_secret_in_any_argv(lab)
+    finally:
+        code, out, _ = pyinfra(lab, "deploys/stop.py", *sglang)
+        assert code == 0, out[-3000:]

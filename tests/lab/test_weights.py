@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from ironserve.lab import cluster
 from ironserve.lab import state as st
 from ironserve.lab.hub.control import HubControl
-from tests.lab.conftest import BIN, ROOT, lab_in, nodes_of
+from tests.lab.conftest import BIN, ROOT, Node, lab_in, nodes_of
 
 pytestmark = pytest.mark.lab
 
@@ -28,6 +29,7 @@ INVENTORY = "inventories/lab.py"
 REPO = "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"
 DEST = f"/data/models/{REPO}"
 SHARDS = [f"model-0000{i}-of-00004.safetensors" for i in range(1, 5)]
+CFG = "/etc/ironserve/weights/default"
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,16 @@ def no_bad_file_at_final_path(lab_dir: Path, control: HubControl) -> None:
                 assert digest == expected[name], f"{node.name}: {name} at the final path is bad"
 
 
+def assert_no_fanout_secret(node: Node) -> None:
+    """The fan-out key, its authorized_keys line and the hub token exist only for a transfer."""
+    code, out = node.run(
+        f"ls {CFG}/fanout_key {CFG}/hub-token 2>&1; grep -c ironserve-weights "
+        "/root/.ssh/authorized_keys",
+        check=False,
+    )
+    assert code != 0 and out.count("No such file") == 2 and out.split()[-1] == "0", out
+
+
 def assert_all_complete(lab_dir: Path, **env: str) -> None:
     code, report = verify(lab_dir, **env)
     assert code == 0, report
@@ -116,12 +128,8 @@ def test_pull_from_the_hf_api_once_then_nothing(fresh: tuple[Path, HubControl]) 
     assert stats["clients"] == {seed: total}
     for node in nodes_of(lab_dir):  # the manifest, usable by sha256sum -c
         node.run(f"cd {DEST} && sha256sum -c --quiet SHA256SUMS")
-        assert (
-            node.run(
-                f"test ! -e {DEST}.incoming && stat -c %a /etc/ironserve/weights/default/fanout_key"
-            )[1].strip()
-            == "600"
-        )
+        node.run(f"test ! -e {DEST}.incoming")
+        assert_no_fanout_secret(node)
 
     control.reset()
     second = pull(lab_dir)
@@ -208,8 +216,72 @@ def test_gated_model_needs_the_token(fresh: tuple[Path, HubControl]) -> None:
         assert token not in result.stdout + result.stderr
         assert_all_complete(lab_dir, IRONSERVE_LAB_HUB_TOKEN="1")
         seed = nodes_of(lab_dir)[0]
-        mode = seed.run("stat -c %a /etc/ironserve/weights/default/hub-token")[1].strip()
-        assert mode == "600"
-        assert token not in seed.run("cat /etc/ironserve/weights/default/weights.json")[1]
+        assert token not in seed.run(f"cat {CFG}/weights.json")[1]
+        assert_no_fanout_secret(seed)  # the token was removed after the download
     finally:
         control.add_repo(REPO, total_bytes=spec["total_bytes"], shards=4, gated=False)
+
+
+def test_fanout_key_reads_only_the_weights_and_diff_shows_no_secret(
+    fresh: tuple[Path, HubControl],
+) -> None:
+    """Kept on purpose (weights_keep_fanout_key): the private key only on the nodes that pull,
+    the authorized_keys line only on the node that serves (the seed: round 1 n1 <- n0, round 2
+    n2 <- n0), and that key runs nothing but a read-only rsync of the weights folder. The run's
+    `pyinfra --diff` output holds neither the key nor the hub token."""
+    lab_dir, _ = fresh
+    keys = lab_dir / "fanout-keys"
+    token = (lab_dir / "hub-token").read_text().strip()
+    result = run(
+        lab_dir,
+        "pyinfra",
+        "-y",
+        "--diff",
+        "--data",
+        "weights_keep_fanout_key=true",
+        "--data",
+        f"weights_fanout_key_dir={keys}",
+        INVENTORY,
+        "deploys/weights.py",
+        IRONSERVE_LAB_HUB_TOKEN="1",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    private = next(keys.rglob("id_ed25519")).read_text().strip()
+    assert "Will create" in output  # --diff printed the files it wrote (the pull config)
+    for secret in (token, *private.splitlines()[1:-1]):
+        assert secret not in output
+    nodes = nodes_of(lab_dir)
+    seed, pullers = nodes[0], nodes[1:]
+    seed_ip = st.load(lab_dir).nodes[0].address  # type: ignore[union-attr]
+    try:
+        assert seed.run(f"stat -c %a {CFG} {CFG}/hub-token")[1].split() == ["700", "600"]
+        assert seed.run(f"test -e {CFG}/fanout_key", check=False)[0] != 0
+        (line,) = seed.run("grep ironserve-weights /root/.ssh/authorized_keys")[1].splitlines()
+        assert line.startswith(f'command="/usr/bin/rrsync -ro {DEST}",from="')
+        for node in pullers:
+            assert node.run(f"stat -c %a {CFG}/fanout_key")[1].strip() == "600"
+            assert node.run("grep -c ironserve-weights /root/.ssh/authorized_keys", check=False)[
+                1
+            ].strip() in ("0", "")
+        puller = pullers[0]
+        ssh = (
+            f"ssh -i {CFG}/fanout_key -o IdentitiesOnly=yes -o BatchMode=yes "
+            f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={CFG}/known_hosts root@{seed_ip}"
+        )
+        code, out = puller.run(f"{ssh} id", check=False)  # no shell: rrsync refuses
+        assert code != 0 and "uid=" not in out, out
+        rsync = f"rsync -e {shlex.quote(ssh.rsplit(' ', 1)[0])}"
+        code, out = puller.run(f"{rsync} root@{seed_ip}:/etc/shadow /tmp/ironserve-x", check=False)
+        assert code != 0 and puller.run("test -e /tmp/ironserve-x", check=False)[0] != 0, out
+        code, out = puller.run(
+            f"{rsync} /etc/hostname root@{seed_ip}:/ironserve-push-test", check=False
+        )
+        assert code != 0 and "read-only" in out, out  # nothing can be written to the seed
+        puller.run(f"{rsync} root@{seed_ip}:/SHA256SUMS /tmp/ironserve-sums")  # the weights: yes
+    finally:
+        for node in nodes:
+            node.run(
+                f"rm -f {CFG}/fanout_key {CFG}/known_hosts {CFG}/hub-token /tmp/ironserve-sums; "
+                "sed -i '/ironserve-weights-/d' /root/.ssh/authorized_keys"
+            )

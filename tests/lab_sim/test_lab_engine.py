@@ -104,8 +104,8 @@ def test_the_builders_serve_lines_parse_under_their_version() -> None:
     assert parsed.int("--tensor-parallel-size", default=0) == 2
     assert parsed.get("--distributed-executor-backend") == "ray"
     argv = _golden_command("h100x8-2node-r1-sglang.txt", "--node-rank 1")
-    inner = shlex.split(argv[-1].removeprefix("exec "))
-    parsed = flags.parse(flags.load_table("sglang", "0.5.23"), inner[3:])
+    options = argv[argv.index("-c") + 2 :]  # `python3 -c <key wrapper> <options>`
+    parsed = flags.parse(flags.load_table("sglang", "0.5.23"), options)
     assert parsed.unknown == []
     assert parsed.get("--dist-init-addr") == "10.10.0.11:5000"
     assert parsed.int("--node-rank", default=0) == 1

@@ -9,8 +9,9 @@ operation gives for yielding nothing. ``converged_facts`` are the facts once the
 called again with them, the operation must yield nothing (a second run changes nothing). A
 case whose commands cannot converge (a check that fails the host) says why in ``no_converge``.
 
-Commands: a string yields its text (``StringCommand`` as its raw value), a file upload
-``["upload", text, dest]``, a Python step ``["function", name]``. Fact values are JSON: a dict
+Commands: a string yields its text (``StringCommand`` as its raw value; one given stdin
+``["stdin", text, stdin]``), a file upload ``["upload", text, dest]``, a Python step
+``["function", name]``. Fact values are JSON: a dict
 whose keys are all digits gets int keys (per-NPU facts).
 """
 
@@ -80,6 +81,9 @@ def rendered(command: Any) -> Any:
     if isinstance(command, str):
         return command
     if isinstance(command, StringCommand):
+        stdin = command.connector_arguments.get("_stdin")
+        if stdin is not None:
+            return ["stdin", command.get_raw_value(), stdin]
         return command.get_raw_value()
     if isinstance(command, FileUploadCommand):
         src = command.src

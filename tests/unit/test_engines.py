@@ -18,7 +18,7 @@ from ironserve.catalog.engines import (
 )
 from ironserve.catalog.formats import WeightFormat
 from ironserve.catalog.models import get_model
-from ironserve.engines import build_launches
+from ironserve.engines import build_launches, sglang
 from ironserve.engines.base import LaunchContext, NodeLaunch, NodeTarget
 from ironserve.engines.common import EngineBuildError
 from ironserve.plan.plan import launch_context
@@ -59,12 +59,10 @@ def all_launches() -> list[tuple[str, LaunchContext, list[NodeLaunch]]]:
 
 
 def sglang_argv(launch: NodeLaunch) -> list[str]:
-    """The `sglang.launch_server` argv inside the container's `sh -c` script."""
+    """The `sglang.launch_server` options after the key wrapper (`python3 -c WRAPPER ...`)."""
     command = launch.container.command
-    assert command[0] == "-c"
-    words = shlex.split(command[1])
-    assert words[:4] == ["exec", "python3", "-m", "sglang.launch_server"]
-    return words[4:]
+    assert command[:2] == ["-c", sglang.KEY_WRAPPER]
+    return command[2:]
 
 
 def option_value(argv: list[str], option: str) -> str:
@@ -214,8 +212,10 @@ def test_no_secret_reaches_a_command_line() -> None:
             else:
                 assert option_value(words, "--env-file") == ctx.secrets_env_file
             if ctx.engine.kind is EngineKind.SGLANG:
-                # The key is a reference the container's shell expands, not a value.
-                assert option_value(sglang_argv(launch), "--api-key") == "$IRONSERVE_API_KEY"
+                # No shell expands a key into the engine's argv: the wrapper adds it in-process.
+                argv = launch.container.run_args + launch.container.command
+                assert option_value(argv, "--entrypoint") == "python3", name
+                assert not any("API_KEY" in w for w in sglang_argv(launch)), name
 
 
 # --- flags per version --------------------------------------------------------------------

@@ -266,3 +266,11 @@ def test_apikey_write_never_overwrites(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         apikey.write_new_key(path)
     assert os.stat(path).st_mode & 0o077 == 0
+
+
+def test_engine_logs_quoted_in_output_hide_the_key() -> None:
+    line = "server_args=ServerArgs(model_path='/m', api_key='sk-abc', port=30000)"
+    assert apikey.redact(line, "sk-abc") == (
+        "server_args=ServerArgs(model_path='/m', api_key='<secret>', port=30000)"
+    )
+    assert apikey.redact(line, "") == line

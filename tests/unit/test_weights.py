@@ -217,10 +217,22 @@ def test_place_refuses_a_peer_copy_that_differs_from_the_hub(tmp_path: Path) -> 
 def test_receive_command_checks_host_keys_and_sums_before_placing() -> None:
     command = receive_command("10.0.0.1", "root", "/w/m", "/k", "/kh", "/s.py", "/c.json")
     assert "StrictHostKeyChecking=yes" in command and "UserKnownHostsFile=/kh" in command
-    assert "root@10.0.0.1:/w/m/" in command and "/w/m.incoming/" in command
+    # the source's forced rrsync roots the path at its weights folder
+    assert "root@10.0.0.1:/ /w/m.incoming/" in command
     assert command.index("sha256sum -c") < command.index("place /c.json")
-    line = authorized_line("ssh-ed25519 AAAA", ["10.0.0.1", "10.0.0.2"], "g")
-    assert line == 'from="10.0.0.1,10.0.0.2",restrict ssh-ed25519 AAAA ironserve-weights-g'
+
+
+def test_fanout_key_runs_only_a_read_only_rsync_of_the_weights_folder() -> None:
+    line = authorized_line("ssh-ed25519 AAAA", ["10.0.0.1", "10.0.0.2"], "g", "/w/m")
+    assert line == (
+        'command="/usr/bin/rrsync -ro /w/m",from="10.0.0.1,10.0.0.2",restrict '
+        "ssh-ed25519 AAAA ironserve-weights-g"
+    )
+    # a folder that needs quoting stays one word for the shell sshd runs the command with
+    odd = authorized_line("ssh-ed25519 AAAA", ["10.0.0.1"], "g", "/w/it's here")
+    assert odd.startswith(r"""command="/usr/bin/rrsync -ro '/w/it'\"'\"'s here'",""")
+    with pytest.raises(ValueError, match="backslash or control character"):
+        authorized_line("ssh-ed25519 AAAA", ["10.0.0.1"], "g", "/w/m\nssh-ed25519 EVIL")
 
 
 def test_classify_names_missing_and_corrupt_files() -> None:

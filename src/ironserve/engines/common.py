@@ -13,8 +13,8 @@ from ironserve.engines.base import LaunchContext, NodeTarget
 
 # The env file variables the engines read the API key from. vLLM (and vllm_vacc) read
 # VLLM_API_KEY themselves (vllm/entrypoints/openai/api_server.py: `envs.VLLM_API_KEY or
-# args.api_key`); SGLang has only `--api-key`, so its command expands IRONSERVE_API_KEY inside
-# the container (see sglang.py).
+# args.api_key`); SGLang has only `--api-key`, so its entrypoint wrapper reads IRONSERVE_API_KEY
+# and adds the option inside the interpreter, never to a process's argv (see sglang.py).
 VLLM_API_KEY_ENV = "VLLM_API_KEY"
 IRONSERVE_API_KEY_ENV = "IRONSERVE_API_KEY"
 

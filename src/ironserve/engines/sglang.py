@@ -5,17 +5,20 @@ Multi-node follows sgl-project/sglang benchmark/deepseek_v3/README.md: every nod
 EVERY node (an older docs/references/multi_node.md shows each node's own address; that hangs).
 Only rank 0 runs the HTTP server.
 
-The API key: SGLang takes it only as ``--api-key`` (server_args.py: "Set API key of the server";
-no environment variable reads it), and a secret must never sit in the docker command line, where
-``docker inspect`` and ``ps`` show it. So the container runs ``/bin/sh -c 'exec python3 -m
-sglang.launch_server ... --api-key "$IRONSERVE_API_KEY"'``: the shell expands the variable inside
-the container, from the node's 0600 env file (``--env-file``). An empty key leaves SGLang open,
-as with no ``--api-key`` at all.
+The API key: SGLang reads it only from its arguments (``--api-key``, or a ``--config`` YAML file
+from 0.5.3 on, which ``prepare_server_args`` merges into the argument list in-process); no
+environment variable sets it. A secret must never sit in a process's argv, where ``ps`` shows it
+to every user of the node (an ``exec ... --api-key "$KEY"`` puts the value there), nor in the
+docker command line. So the container's entrypoint is a few lines of Python (``KEY_WRAPPER``):
+it takes the key from the environment (the node's 0600 env file, ``--env-file``), appends
+``--api-key KEY`` to ``sys.argv`` inside the interpreter and runs ``sglang.launch_server`` as
+``python3 -m`` would (``runpy``, ``__main__``): the kernel's argv of every process stays
+``python3 -c <wrapper> <options>``. One mechanism for every supported version (the YAML file
+would need a second secret file on the node, and exists only from 0.5.3). An empty key leaves
+SGLang open, as with no ``--api-key`` at all.
 """
 
 from __future__ import annotations
-
-import shlex
 
 from ironserve.engines.base import SGLANG_DIST_PORT, ContainerSpec, LaunchContext, NodeLaunch
 from ironserve.engines.common import (
@@ -36,7 +39,7 @@ from ironserve.engines.common import (
 )
 
 SOCKET_ENV = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")
-LAUNCH = ["python3", "-m", "sglang.launch_server"]
+LAUNCH_MODULE = "sglang.launch_server"
 
 # ironserve names reasoning parsers as vLLM does; SGLang's ReasoningParser.DetectorMap
 # (python/sglang/srt/reasoning_parser.py) spells DeepSeek-R1's with a hyphen.
@@ -91,10 +94,21 @@ def launch_options(ctx: LaunchContext, rank: int) -> list[str]:
     return [*args, *ctx.extra_args]
 
 
-def launch_script(ctx: LaunchContext, rank: int) -> str:
-    """The `sh -c` script: the key is a reference expanded in the container, never a value."""
-    options = shlex.join([*LAUNCH, *launch_options(ctx, rank)])
-    return f'exec {options} --api-key "${IRONSERVE_API_KEY_ENV}"'
+# `python3 -c KEY_WRAPPER <options>`: the options arrive in sys.argv[1:], the key is added there
+# in-process (never in the kernel's argv), and the variable leaves the environment the engine's
+# own processes inherit.
+KEY_WRAPPER = (  # double quotes only: the golden command lines stay readable under shlex
+    "import os, runpy, sys; "
+    f'key = os.environ.pop("{IRONSERVE_API_KEY_ENV}", ""); '
+    'sys.argv += ["--api-key", key] if key else []; '
+    f'runpy.run_module("{LAUNCH_MODULE}", run_name="__main__", alter_sys=True)'
+)
+
+
+def launch_command(ctx: LaunchContext, rank: int) -> list[str]:
+    """The container's command after the ``python3`` entrypoint: the wrapper, then the options;
+    the key is never among them."""
+    return ["-c", KEY_WRAPPER, *launch_options(ctx, rank)]
 
 
 def build(ctx: LaunchContext) -> list[NodeLaunch]:
@@ -116,10 +130,10 @@ def build(ctx: LaunchContext) -> list[NodeLaunch]:
                 *secrets_env_file(ctx),
                 *ib_run_args(node),
                 "--entrypoint",
-                "/bin/sh",
+                "python3",
             ],
             env=env,
-            command=["-c", launch_script(ctx, index)],
+            command=launch_command(ctx, index),
         )
         launches.append(
             NodeLaunch(

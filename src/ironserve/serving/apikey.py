@@ -90,9 +90,18 @@ def ensure_plan_key(location: ApiKeyLocation) -> tuple[str, Path, bool]:
 
 
 def secrets_env(key: str) -> str:
-    """The node's env file (``--env-file``): vLLM reads VLLM_API_KEY itself, SGLang's command
-    expands IRONSERVE_API_KEY inside the container (engines/sglang.py)."""
+    """The node's env file (``--env-file``): vLLM reads VLLM_API_KEY itself, SGLang's entrypoint
+    wrapper reads IRONSERVE_API_KEY (engines/sglang.py)."""
     return f"{VLLM_API_KEY_ENV}={key}\n{IRONSERVE_API_KEY_ENV}={key}\n"
+
+
+def redact(text: str, *secrets: str) -> str:
+    """``text`` with every secret replaced by a placeholder: engine logs quoted in ironserve's
+    output (SGLang logs its ``server_args``, the API key included; sgl-project/sglang#37457)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<secret>")
+    return text
 
 
 def secrets_revision(group: str, content: str) -> str:

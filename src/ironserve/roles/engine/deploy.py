@@ -19,6 +19,7 @@ from pyinfra.operations import files, python, server
 
 from ironserve.engines.base import NODE_STATE_DIR
 from ironserve.facts.engine import IronserveContainers
+from ironserve.operations import secrets
 from ironserve.roles import plan_of, run_of
 from ironserve.roles.engine import waits
 from ironserve.roles.engine.decide import GroupServe, NodeServe, group_of
@@ -67,11 +68,10 @@ def _converge(group: GroupServe) -> None:
     files.directory(
         name="Engine state folder (0700)", path=f"{NODE_STATE_DIR}/{group.name}", mode="700"
     )
-    files.put(
+    secrets.secret_file(
         name="Engine env file with the API key (0600)",
-        src=StringIO(group.env),
-        dest=group.plan.context.secrets_env_file,
-        mode="600",
+        path=group.plan.context.secrets_env_file,
+        content=group.env,
     )
     for rendered in host.loop(launch.files):
         files.put(

@@ -17,7 +17,7 @@ from pyinfra.api.command import StringCommand
 
 from ironserve.roles.engine.decide import GroupServe
 from ironserve.serving import ray_status, readiness, spec
-from ironserve.serving.apikey import read_key
+from ironserve.serving.apikey import read_key, redact
 
 PROGRESS_EVERY_S = 30.0
 
@@ -121,6 +121,7 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
     )
     logs = f"docker logs --tail 60 {shlex.quote(node.container.name)} 2>&1"
     restarts = _restarts(host, node.container.name)
+    key = read_key(group.key_file)  # SGLang logs its server_args, the key among them
     said = now
     what = f"{node.node}: {url}"
     while True:
@@ -135,6 +136,7 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
             pass
         alive, why = _alive(host, group, restarts)
         _, log = _run(host, logs)
+        log = redact(log, key)
         now = time.monotonic()
         if not alive:
             raise readiness.NotReady(

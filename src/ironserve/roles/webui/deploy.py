@@ -10,7 +10,6 @@ import hashlib
 import json
 import shlex
 import weakref
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from pyinfra.operations import files, server
 
 from ironserve.engines.base import NODE_STATE_DIR
 from ironserve.facts.engine import DockerImagePresent, EngineContainer
+from ironserve.operations import secrets
 from ironserve.roles import plan_of, run_of
 from ironserve.roles.container_runtime.defaults import ContainerRuntimeData
 from ironserve.roles.engine.decide import group_of
@@ -96,11 +96,10 @@ def deploy_webui() -> None:
     files.directory(
         name="Engine state folder (0700)", path=f"{NODE_STATE_DIR}/{hp.group.name}", mode="700"
     )
-    files.put(
+    secrets.secret_file(
         name="Open WebUI env file with its secrets (0600)",
-        src=StringIO(env),
-        dest=render.env_file_path(hp.group.name),
-        mode="600",
+        path=render.env_file_path(hp.group.name),
+        content=env,
     )
     if not host.get_fact(DockerImagePresent, ref=image):
         server.shell(

@@ -24,6 +24,12 @@ class WeightsData(RoleData):
     weights_config_dir: str = "/etc/ironserve/weights"
     # Where ironserve keeps each cluster's fan-out SSH key pair on the control machine.
     weights_fanout_key_dir: str = "~/.ironserve/fanout"
+    # The fan-out key's forced command on the nodes that serve a copy: read-only rsync of the
+    # weights folder (Debian/Ubuntu ship rrsync with rsync as /usr/bin/rrsync).
+    weights_rrsync: str = "/usr/bin/rrsync"
+    # Keep the fan-out key, its authorized_keys line and the hub token on the nodes after the
+    # transfer (by default they exist only while the weights are pulled).
+    weights_keep_fanout_key: bool = False
 
 
 DEFAULTS = WeightsData.defaults()

@@ -30,6 +30,7 @@ from pyinfra.context import host, state
 from pyinfra.operations import files, server
 
 from ironserve.deploy.context import HostPlan
+from ironserve.operations import secrets
 from ironserve.plan.derived import NodeDisk
 from ironserve.roles import plan_of, run_of
 from ironserve.roles.weights.defaults import DEFAULTS, WeightsData
@@ -56,6 +57,17 @@ class GroupWeights:
     key: Path | None = None
     refusals: list[str] = field(default_factory=list)
 
+    @property
+    def pullers(self) -> set[str]:
+        """Nodes that pull a copy (they open the SSH connections): the only ones holding the
+        fan-out's private key."""
+        return {receiver for pairs in self.rounds for receiver, _ in pairs}
+
+    @property
+    def sources(self) -> set[str]:
+        """Nodes that serve a copy: the only ones whose authorized_keys accept the fan-out key."""
+        return {source for pairs in self.rounds for _, source in pairs}
+
 
 _RUNS: weakref.WeakKeyDictionary[Any, dict[str, GroupWeights]] = weakref.WeakKeyDictionary()
 
@@ -76,7 +88,10 @@ def pull_config(
 def receive_command(
     source_ip: str, user: str, dest: str, key: str, known_hosts: str, script: str, config: str
 ) -> str:
-    """A receiver pulls the source's verified copy into staging, checks it, moves it in place."""
+    """A receiver pulls the source's verified copy into staging, checks it, moves it in place.
+
+    The source's key runs only ``rrsync -ro <dest>`` (authorized_line): the remote path is
+    relative to that folder, so the pull asks for its root."""
     staging = f"{dest}.incoming"
     ssh = (
         f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes "
@@ -87,7 +102,7 @@ def receive_command(
         [
             f"mkdir -p {q(staging)}",
             f"rsync -a --partial --delete --exclude=.cache -e {q(ssh)} "
-            f"{q(f'{user}@{source_ip}:{dest}/')} {q(staging + '/')}",
+            f"{q(f'{user}@{source_ip}:/')} {q(staging + '/')}",
             f"cd {q(staging)}",
             "sha256sum -c --quiet SHA256SUMS",
             f"python3 {q(script)} place {q(config)}",
@@ -127,9 +142,23 @@ def fanout_key(directory: str, group: str, ips: list[str]) -> Path:
     return key
 
 
-def authorized_line(public_key: str, ips: list[str], group: str) -> str:
-    """Only the cluster's nodes may use the key, and only to run commands (no forwarding)."""
-    return f'from="{",".join(ips)}",restrict {public_key.strip()} ironserve-weights-{group}'
+def authorized_line(
+    public_key: str, ips: list[str], group: str, dest: str, rrsync: str = "/usr/bin/rrsync"
+) -> str:
+    """Only the cluster's nodes may use the key, and only to read the weights folder: sshd runs
+    the forced command ``rrsync -ro <dest>`` whatever the client asks (no shell, no forwarding,
+    no pty), and rrsync accepts only a read-only rsync server inside ``dest``.
+
+    sshd runs the command with the user's shell (hence shlex), and in the option's double quotes
+    reads only ``\\"`` as an escape: a backslash or a control character could not be written
+    faithfully, so such a folder is refused."""
+    if any(c == "\\" or ord(c) < 32 for c in dest + rrsync):
+        raise ValueError(f"weights folder {dest!r}: no backslash or control character allowed")
+    forced = shlex.join([rrsync, "-ro", dest]).replace('"', '\\"')
+    return (
+        f'command="{forced}",from="{",".join(ips)}",restrict '
+        f"{public_key.strip()} ironserve-weights-{group}"
+    )
 
 
 def disk_refusal(
@@ -252,8 +281,9 @@ def deploy_weights() -> None:
         )
     if is_seed:
         _seed_ops(gw, token_path, script, config)
+    key_path, known_hosts = f"{cfg_dir}/fanout_key", f"{cfg_dir}/known_hosts"
     if gw.rounds and gw.key is not None:
-        _fanout_ops(gw, group.name, [str(n.node.ip) for n in group.nodes], cfg_dir)
+        _fanout_ops(gw, group.name, [str(n.node.ip) for n in group.nodes], key_path, known_hosts)
     by_name = {n.name: str(n.node.ip) for n in group.nodes}
     user = host.data.get("ssh_user") or "root"
     for index in host.loop(range(rounds_for(len(group.nodes)))):
@@ -265,16 +295,12 @@ def deploy_weights() -> None:
             name=f"Weights: fan-out round {index + 1} (each receiver pulls from a holder)",
             commands=[
                 receive_command(
-                    by_name[source],
-                    user,
-                    gw.dest,
-                    f"{cfg_dir}/fanout_key",
-                    f"{cfg_dir}/known_hosts",
-                    script,
-                    config,
+                    by_name[source], user, gw.dest, key_path, known_hosts, script, config
                 )
             ],
         )
+    if not data.weights_keep_fanout_key:
+        _cleanup_ops(gw, group.name, token_path if is_seed else None, key_path, known_hosts)
 
 
 def _seed_ops(gw: GroupWeights, token_path: str | None, script: str, config: str) -> None:
@@ -292,11 +318,10 @@ def _seed_ops(gw: GroupWeights, token_path: str | None, script: str, config: str
         )
     token_file = plan_of(state, host).group.hub.token_file
     if token_path and token_file:
-        files.put(
+        secrets.secret_file(
             name="Hub token (0600)",
-            src=str(Path(token_file).expanduser()),
-            dest=token_path,
-            mode="600",
+            path=token_path,
+            content=Path(token_file).expanduser().read_text(),
         )
     server.shell(
         name=f"Weights: download {gw.meta.repo_id} once ({gw.meta.total_bytes} bytes)",
@@ -306,21 +331,62 @@ def _seed_ops(gw: GroupWeights, token_path: str | None, script: str, config: str
     )
 
 
-def _fanout_ops(gw: GroupWeights, group: str, ips: list[str], cfg_dir: str) -> None:
-    assert gw.key is not None
-    files.put(name="Fan-out key (0600)", src=str(gw.key), dest=f"{cfg_dir}/fanout_key", mode="600")
-    files.put(
-        name="Fan-out known hosts",
-        src=StringIO(gw.known_hosts),
-        dest=f"{cfg_dir}/known_hosts",
-        mode="644",
-    )
-    public = Path(f"{gw.key}.pub").read_text()
+def _authorized_keys() -> str:
     user = host.data.get("ssh_user") or "root"
     home = "/root" if user == "root" else f"/home/{user}"
-    files.line(
-        name="Fan-out key authorized (cluster nodes only)",
-        path=f"{home}/.ssh/authorized_keys",
-        line=f".* ironserve-weights-{group}$",
-        replace=authorized_line(public.split(" ironserve-weights")[0], ips, group),
-    )
+    return f"{home}/.ssh/authorized_keys"
+
+
+def _fanout_ops(
+    gw: GroupWeights, group: str, ips: list[str], key_path: str, known_hosts: str
+) -> None:
+    """The private key only where a pull starts, the restricted line only where one is served."""
+    assert gw.key is not None
+    if host.name in gw.pullers:
+        secrets.secret_file(name="Fan-out key (0600)", path=key_path, content=gw.key.read_text())
+        files.put(
+            name="Fan-out known hosts",
+            src=StringIO(gw.known_hosts),
+            dest=known_hosts,
+            mode="644",
+        )
+    if host.name in gw.sources:
+        public = Path(f"{gw.key}.pub").read_text()
+        files.line(
+            name="Fan-out key authorized (cluster nodes only, read-only rsync of the weights)",
+            path=_authorized_keys(),
+            line=f".* ironserve-weights-{group}$",
+            replace=authorized_line(
+                public.split(" ironserve-weights")[0],
+                ips,
+                group,
+                gw.dest,
+                WeightsData.of(host).weights_rrsync,
+            ),
+        )
+
+
+def _cleanup_ops(
+    gw: GroupWeights, group: str, token_path: str | None, key_path: str, known_hosts: str
+) -> None:
+    """After the last round (pyinfra runs each operation on every host before the next): the
+    fan-out key, its authorized_keys line and the hub token exist only for the transfer."""
+    # Plain rm: at prepare time these files do not exist yet, and the operations exist only
+    # in a run that downloads or fans out (a converged run has none).
+    if token_path:
+        server.shell(
+            name="Remove the hub token after the download",
+            commands=[f"rm -f -- {shlex.quote(token_path)}"],
+        )
+    if host.name in gw.pullers:
+        server.shell(
+            name="Remove the fan-out key after the pulls",
+            commands=[f"rm -f -- {shlex.quote(key_path)} {shlex.quote(known_hosts)}"],
+        )
+    if host.name in gw.sources:
+        files.line(
+            name="Remove the fan-out key's authorized_keys line after the pulls",
+            path=_authorized_keys(),
+            line=f".* ironserve-weights-{group}$",
+            present=False,
+        )
