@@ -12,4 +12,5 @@ network_socket_ifname = "eth0"
 network_ib_hcas = ["mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3"]
 
 hub_kind = "modelscope"
-serving_api_key_file = "secrets/api-key"
+# A 0600 file holding the API key; without one, a deploy generates it (serving_api_key_dir).
+# serving_api_key_file = "/etc/ironserve/api-key"

@@ -15,4 +15,5 @@ npu_gateway = "10.197.91.254"
 npu_tls = False
 
 hub_kind = "modelscope"
-serving_api_key_file = "secrets/api-key"
+# A 0600 file holding the API key; without one, a deploy generates it (serving_api_key_dir).
+# serving_api_key_file = "/etc/ironserve/api-key"

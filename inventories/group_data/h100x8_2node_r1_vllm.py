@@ -13,4 +13,5 @@ network_socket_ifname = "ens10f0"
 
 hub_kind = "huggingface"
 hub_endpoint = "https://hf-mirror.com"
-serving_api_key_file = "secrets/api-key"
+# A 0600 file holding the API key; without one, a deploy generates it (serving_api_key_dir).
+# serving_api_key_file = "/etc/ironserve/api-key"

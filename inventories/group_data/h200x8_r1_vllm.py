@@ -9,4 +9,5 @@ accelerator_kind = "h200-141g"
 accelerator_count = 8
 
 hub_kind = "huggingface"
-serving_api_key_file = "secrets/api-key"
+# A 0600 file holding the API key; without one, a deploy generates it (serving_api_key_dir).
+# serving_api_key_file = "/etc/ironserve/api-key"

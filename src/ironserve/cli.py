@@ -54,11 +54,22 @@ def _load(inventory: Path, as_json: bool) -> Any:
         _fail_input(error.problems, as_json)
 
 
+def _plans(cluster: Any, as_json: bool) -> Any:
+    """Every group's Plan; a group its engine version cannot launch is bad input (exit 2)."""
+    from ironserve.plan.plan import plan_cluster
+
+    try:
+        return plan_cluster(cluster)
+    except InputError as error:
+        _fail_input(error.problems, as_json)
+
+
 @app.command()
 def validate(inventory: Inventory, as_json: JsonFlag = False) -> None:
     """Check the inventory without connecting to any node: exit 0 if valid, 2 with one line per
     problem (host, field, what is wrong)."""
     cluster = _load(inventory, as_json)
+    _plans(cluster, as_json)  # what the engines' builders refuse is bad input too
     nodes = sum(len(g.nodes) for g in cluster.groups)
     if as_json:
         print(json.dumps({"valid": True, "groups": len(cluster.groups), "nodes": nodes}))
@@ -105,14 +116,14 @@ def plan(
     `--model` on `--nodes` x `--devices-per-node` `--accelerator`. Exit 0 feasible, 1 infeasible
     (the plan and its reasons are still printed), 2 bad input."""
     from ironserve.catalog.models import UnknownModel
-    from ironserve.plan.plan import plan_group, plan_sizing
+    from ironserve.engines.common import EngineBuildError
+    from ironserve.plan.plan import plan_sizing
     from ironserve.plan.sizing import UnknownAccelerator
     from ironserve.plan.types import SizingRequest
     from ironserve.render import print_plans
 
     if inventory is not None:
-        cluster = _load(inventory, as_json)
-        plans = [plan_group(g) for g in cluster.groups]
+        plans = _plans(_load(inventory, as_json), as_json)
     else:
         missing = [
             name for name, v in (("--model", model), ("--accelerator", accelerator)) if not v
@@ -147,6 +158,8 @@ def plan(
             plans = [plan_sizing(request, model_config)]
         except UnknownModel as error:
             _fail_input([Problem("cli", "--model", str(error))], as_json)
+        except EngineBuildError as error:
+            _fail_input([Problem("cli", "--engine-version", str(error))], as_json)
         except (OSError, ValueError) as error:
             _fail_input([Problem("cli", "--model-config", str(error))], as_json)
         except UnknownAccelerator as error:
@@ -170,13 +183,12 @@ def render(
     as_json: JsonFlag = False,
 ) -> None:
     """Print what runs on one node: its container command, environment and files."""
-    from ironserve.plan.plan import plan_group
     from ironserve.render import print_node
 
     cluster = _load(inventory, as_json)
-    for group in cluster.groups:
+    for group, group_plan in zip(cluster.groups, _plans(cluster, as_json), strict=True):
         if any(n.name == node for n in group.nodes):
-            launch = plan_group(group).node(node)
+            launch = group_plan.node(node)
             if as_json:
                 print(json.dumps(launch.model_dump(), indent=2))
             else:

@@ -32,3 +32,22 @@ def did_you_mean(word: str, choices: Collection[str]) -> str:
 
     match = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line. pyinfra's loaders wrap what an inventory, group_data or deploy
+    file raised (``UnexpectedExternalError``: ``.exception`` and ``.filename``, and a ``str()``
+    that itself fails); that is unwrapped and named with its file."""
+    inner = getattr(error, "exception", None)
+    if isinstance(inner, BaseException):
+        where = getattr(error, "filename", None) or "the file"
+        return f"{where}: {type(inner).__name__}: {_text(inner)}"
+    return f"{type(error).__name__}: {_text(error)}"
+
+
+def _text(error: BaseException) -> str:
+    try:
+        text = str(error)
+    except Exception:  # pyinfra's CLI exceptions need attributes they do not always have
+        text = ""
+    return " ".join(text.split()) or "(no message)"

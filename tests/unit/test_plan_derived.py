@@ -53,8 +53,11 @@ def test_the_endpoint_is_the_serving_nodes_address_and_the_planned_port() -> Non
 
 
 def test_the_api_key_location_names_both_files(tmp_path: Path) -> None:
-    given = _plan()
-    assert (given.api_key.control_file, given.api_key.generated) == ("secrets/api-key", False)
+    key = tmp_path / "api-key"
+    key.write_text("sk-test\n")
+    key.chmod(0o600)
+    given = _plan(serving_api_key_file=str(key))
+    assert (given.api_key.control_file, given.api_key.generated) == (str(key), False)
     assert given.api_key.node_file == "/etc/ironserve/default/secrets.env"
     assert given.api_key.enforced
     generated = _plan(serving_api_key_file=None, serving_api_key_dir=str(tmp_path))

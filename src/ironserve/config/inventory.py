@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ironserve.errors import InputError, Problem
+from ironserve.errors import InputError, Problem, one_line
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,9 @@ def pyinfra_inventory(path: str | Path, cwd: str | Path | None = None) -> Any:
     try:
         with ctx_state.use(state), contextlib.redirect_stdout(io.StringIO()):
             return make_inventory(os.fspath(inventory_path), cwd=workdir)
-    except Exception as error:  # a syntax error or a bad group in the operator's file
-        raise InputError([Problem(str(path), "inventory", f"cannot be loaded: {error}")]) from error
+    except Exception as error:  # what the operator's inventory or group_data file raised
+        problem = Problem(str(path), "inventory", f"cannot be loaded: {one_line(error)}")
+        raise InputError([problem]) from error
 
 
 def load_inventory(path: str | Path, cwd: str | Path | None = None) -> list[HostRecord]:

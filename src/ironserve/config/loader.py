@@ -17,7 +17,8 @@ from ironserve.catalog.models import ModelSpec, UnknownModel, get_model
 from ironserve.config.downloads import download_problems
 from ironserve.config.engine_args import extra_args_problems
 from ironserve.config.inventory import HostRecord
-from ironserve.config.role_keys import role_keys, roles_data
+from ironserve.config.ports import engine_internal_ports
+from ironserve.config.role_keys import role_data_problems, role_keys, roles_data
 from ironserve.config.schema import (
     RENAMED_KEYS,
     SECRET_KEYS,
@@ -28,6 +29,7 @@ from ironserve.config.schema import (
     ServingGroup,
     known_keys,
 )
+from ironserve.config.values import host_name, problem_text
 from ironserve.errors import InputError, Problem, did_you_mean
 from ironserve.plan.sizing import fallback_formats
 from ironserve.rules.disk import DISK_MARGIN
@@ -68,9 +70,7 @@ def _section(
     except ValidationError as error:
         for item in error.errors():
             key = prefix + str(item["loc"][0]) if item["loc"] else prefix.rstrip("_")
-            value = values.get(str(item["loc"][0])) if item["loc"] else None
-            shown = f" (got {value!r})" if value is not None else ""
-            problems.append(Problem(host, key, f"{item['msg']}{shown}"))
+            problems.append(Problem(host, key, problem_text(item, values)))
         return None
 
 
@@ -110,6 +110,46 @@ def _disk_margin(record: HostRecord, problems: list[Problem]) -> float:
         problems.append(Problem(record.name, key, f"must be > 0 (got {margin!r})"))
         return DISK_MARGIN
     return margin
+
+
+def _name_problems(record: HostRecord) -> list[Problem]:
+    """The host's own name: it names files, containers' labels and Prometheus targets."""
+    try:
+        host_name(record.name)
+    except ValueError as error:
+        return [Problem(repr(record.name), "host name", str(error))]
+    return []
+
+
+def _port_problems(record: HostRecord) -> list[Problem]:
+    """``engine_port`` is none of the engines' internal ports, nor a port a role enabled on the
+    same node listens on (ranges and types are the schema's)."""
+    port = record.data.get("engine_port")
+    if not isinstance(port, int) or isinstance(port, bool):
+        return []
+    # Imported here: the roles import this loader (through the Plan).
+    from ironserve.roles.monitoring.defaults import MonitoringData
+    from ironserve.roles.webui.defaults import WebuiData
+
+    taken = dict(engine_internal_ports())
+    data = record.data
+    if data.get("webui_enabled") is True:
+        taken.setdefault(data.get("webui_port", WebuiData().webui_port), "Open WebUI")
+    if data.get("monitoring_enabled") is True:
+        defaults = MonitoringData().model_dump()
+        for key, value in defaults.items():
+            if key.startswith("monitoring_") and key.endswith("_port"):
+                what = key.removeprefix("monitoring_").removesuffix("_port").replace("_", " ")
+                taken.setdefault(data.get(key, value), f"monitoring ({what})")
+    if port in taken:
+        return [
+            Problem(
+                record.name,
+                "engine_port",
+                f"{port} is the {taken[port]} port on the node; pick another API port",
+            )
+        ]
+    return []
 
 
 def _node(record: HostRecord, problems: list[Problem]) -> tuple[Node | None, dict[str, Any]]:
@@ -297,6 +337,7 @@ def _check_engine_arg_values(
 
 
 def _check_secret_file(host: str, key: str, path: Any, problems: list[Problem]) -> None:
+    path = path.expanduser()
     if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
         problems.append(
             Problem(host, key, f"{path} is readable by others; chmod 600 it (it holds a secret)")
@@ -351,12 +392,16 @@ def build_cluster(records: list[HostRecord]) -> Cluster:
     declared = roles_data()
     for record in map(_renamed, records):
         _check_keys(record, problems, roles)
+        problems += _name_problems(record)
+        role_problems = role_data_problems(record.name, record.data)
+        problems += role_problems + _port_problems(record)
         node, shared = _node(record, problems)
         if node is not None:
             members[shared["serving_"].group].append((node, shared))
             accel = ACCELERATORS.get(node.accelerator.kind)
             vendor = accel.vendor if accel is not None else None
-            problems += download_problems(record.name, record.data, vendor, declared)
+            if not role_problems:  # pins of values already refused would only repeat them
+                problems += download_problems(record.name, record.data, vendor, declared)
     if problems:
         raise InputError(problems)
     groups = []

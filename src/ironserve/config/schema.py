@@ -9,13 +9,28 @@ every node of the group; node settings are per host.
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from ironserve.catalog.engines import EngineKind, MultiNodeLaunch
 from ironserve.catalog.formats import WeightFormat
+from ironserve.config.values import (
+    Count,
+    DockerSize,
+    ExistingFile,
+    Flag,
+    Fraction,
+    Image,
+    LocalPath,
+    Name,
+    NodePath,
+    NonNegative,
+    Port,
+    RepoId,
+    SafeText,
+    Url,
+)
 from ironserve.rules.disk import DISK_MARGIN
 
 # Groups without serving_api_key_file get a generated key (0600) in this folder of the control
@@ -28,13 +43,17 @@ class _Strict(BaseModel):
 
 
 class ModelSettings(_Strict):
-    id: str = Field(min_length=1, description="Catalog id (Hugging Face repo id) of the model")
-    revision: str = Field("main", description="Hub revision (branch, tag or commit)")
-    served_name: str | None = Field(None, description="Name the API serves; default: repo name")
-    max_len: PositiveInt | None = Field(None, description="Context length; default: what fits")
-    weights_dir: str = Field("/data/models", description="Folder on every node holding weights")
+    id: RepoId = Field(description="Catalog id (Hugging Face repo id) of the model")
+    revision: SafeText = Field("main", description="Hub revision (branch, tag or commit)")
+    served_name: SafeText | None = Field(
+        None, description="Name the API serves; default: repo name"
+    )
+    max_len: Count | None = Field(None, description="Context length; default: what fits")
+    weights_dir: NodePath = Field(
+        "/data/models", description="Folder on every node holding weights"
+    )
     format: WeightFormat | None = Field(None, description="Checkpoint format; default: native")
-    config_file: Path | None = Field(
+    config_file: ExistingFile | None = Field(
         None, description="Local config.json for a model the catalog lacks"
     )
 
@@ -44,50 +63,49 @@ class EngineSettings(_Strict):
         EngineKind.VLLM,
         description="vllm, sglang, mindie or vllm_vacc; default: the accelerator vendor's engine",
     )
-    version: str | None = Field(None, description="Engine version; picks the flag table")
+    version: SafeText | None = Field(None, description="Engine version; picks the flag table")
     multi_node: MultiNodeLaunch | None = Field(
         None,
         description="vLLM across nodes: native (--nnodes, from 0.12) or ray; default: native "
         "where the version has it",
     )
-    image: str | None = Field(None, description="Container image; default: the version's image")
-    port: PositiveInt | None = Field(None, description="API port on the head node")
-    tensor_parallel_size: PositiveInt | None = Field(None, description="Force TP")
-    pipeline_parallel_size: PositiveInt | None = Field(None, description="Force PP")
-    data_parallel_size: PositiveInt | None = Field(None, description="Force DP")
-    expert_parallel: bool | None = Field(None, description="Experts spread over ranks (MoE)")
-    memory_utilization: float | None = Field(
-        None, gt=0.0, le=1.0, description="Fraction of device memory for the engine"
+    image: Image | None = Field(None, description="Container image; default: the version's image")
+    port: Port | None = Field(None, description="API port on the head node")
+    tensor_parallel_size: Count | None = Field(None, description="Force TP")
+    pipeline_parallel_size: Count | None = Field(None, description="Force PP")
+    data_parallel_size: Count | None = Field(None, description="Force DP")
+    expert_parallel: Flag | None = Field(None, description="Experts spread over ranks (MoE)")
+    memory_utilization: Fraction | None = Field(
+        None, description="Fraction of device memory for the engine"
     )
-    max_num_seqs: PositiveInt | None = Field(None, description="Concurrent sequences")
+    max_num_seqs: Count | None = Field(None, description="Concurrent sequences")
     extra_args: list[str] = Field(
         default_factory=list, description="More engine flags, checked against the flag table"
     )
-    shm_size: str = Field("32g", description="Shared memory of the engine container")
+    shm_size: DockerSize = Field("32g", description="Shared memory of the engine container")
 
 
 class HubSettings(_Strict):
     kind: Literal["huggingface", "modelscope"] = "huggingface"
-    endpoint: str | None = Field(None, description="Mirror URL (HF_ENDPOINT / MODELSCOPE_ENDPOINT)")
-    token_file: Path | None = Field(None, description="0600 file holding the hub token")
+    endpoint: Url | None = Field(None, description="Mirror URL (HF_ENDPOINT / MODELSCOPE_ENDPOINT)")
+    token_file: ExistingFile | None = Field(None, description="0600 file holding the hub token")
 
 
 class ServingSettings(_Strict):
-    group: str = Field("default", min_length=1, description="Serving group this node belongs to")
-    api_key_file: Path | None = Field(None, description="0600 file holding the API key")
-    api_key_dir: str = Field(
+    group: Name = Field("default", description="Serving group this node belongs to")
+    api_key_file: ExistingFile | None = Field(None, description="0600 file holding the API key")
+    api_key_dir: LocalPath = Field(
         DEFAULT_API_KEY_DIR,
-        min_length=1,
         description="Without api_key_file: where the generated key is kept on the control machine",
     )
 
 
 class NetworkSettings(_Strict):
-    socket_ifname: str | None = Field(
-        None, min_length=1, description="NIC for GLOO/NCCL/TP (and HCCL) sockets on this node"
+    socket_ifname: Name | None = Field(
+        None, description="NIC for GLOO/NCCL/TP (and HCCL) sockets on this node"
     )
-    ib_hcas: list[str] = Field(default_factory=list, description="IB/RoCE HCAs for NCCL_IB_HCA")
-    ib_gid_index: int | None = Field(None, ge=0, description="NCCL_IB_GID_INDEX (RoCE: often 3)")
+    ib_hcas: list[Name] = Field(default_factory=list, description="IB/RoCE HCAs for NCCL_IB_HCA")
+    ib_gid_index: NonNegative | None = Field(None, description="NCCL_IB_GID_INDEX (RoCE: often 3)")
 
 
 class NpuSettings(_Strict):
@@ -96,7 +114,7 @@ class NpuSettings(_Strict):
     )
     netmask: IPv4Address = Field(IPv4Address("255.255.255.0"))
     gateway: IPv4Address | None = Field(None, description="Ascend: gateway / netdetect address")
-    tls: bool = Field(False, description="HCCL TLS; must be the same on every node")
+    tls: Flag = Field(False, description="HCCL TLS; must be the same on every node")
 
 
 class NodeSettings(_Strict):
@@ -105,8 +123,8 @@ class NodeSettings(_Strict):
 
 
 class AcceleratorSettings(_Strict):
-    kind: str = Field(min_length=1, description="Catalog id, e.g. h100-80g")
-    count: PositiveInt = Field(description="Physical devices (cards) in the node")
+    kind: Name = Field(description="Catalog id, e.g. h100-80g")
+    count: Count = Field(description="Physical devices (cards) in the node")
 
 
 class Node(_Strict):

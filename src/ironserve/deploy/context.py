@@ -13,7 +13,7 @@ from ironserve.config.inventory import HostRecord
 from ironserve.config.loader import build_cluster
 from ironserve.config.schema import Node, ServingGroup
 from ironserve.engines.base import NodeLaunch
-from ironserve.plan.plan import Plan, plan_group
+from ironserve.plan.plan import Plan, plan_cluster
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ def host_plans(state: Any) -> dict[str, HostPlan]:
     key = run_state(state)
     if key not in _RUNS:
         plans: dict[str, HostPlan] = {}
-        for group in build_cluster(_records(state.inventory)).groups:
-            plan = plan_group(group)
+        cluster = build_cluster(_records(state.inventory))
+        for group, plan in zip(cluster.groups, plan_cluster(cluster), strict=True):
             for node in group.nodes:
                 plans[node.name] = HostPlan(group, node, plan, plan.node(node.name))
         _RUNS[key] = plans

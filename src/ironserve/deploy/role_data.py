@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import Self
 
+from ironserve.config.values import problem_text
 from ironserve.errors import InputError, Problem
 
 
@@ -49,11 +50,14 @@ class RoleData(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as error:
+            # One problem per key: a union (``int | str``) reports each member's refusal.
+            found: dict[str, list[str]] = {}
+            for e in error.errors():
+                texts = found.setdefault(str(e["loc"][0]), [])
+                if (text := problem_text(e, values)) not in texts:
+                    texts.append(text)
             raise InputError(
-                [
-                    Problem(name, ".".join(str(p) for p in e["loc"]), e["msg"])
-                    for e in error.errors()
-                ]
+                [Problem(name, key, "; ".join(texts)) for key, texts in found.items()]
             ) from error
 
 

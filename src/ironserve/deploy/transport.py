@@ -168,12 +168,10 @@ def run_deploy(
 
 def _describe(error: Exception) -> str:
     """The error as one line; an exception raised by the deploy's own code comes wrapped by
-    pyinfra's loader (``UnexpectedExternalError.exception``) and is named with its file."""
-    inner = getattr(error, "exception", None)
-    if isinstance(inner, Exception):
-        where = getattr(error, "filename", "the deploy")
-        return f"{where}: {type(inner).__name__}: {inner}"
-    return f"{type(error).__name__}: {error}"
+    pyinfra's loader and is named with its file (``errors.one_line``)."""
+    from ironserve.errors import one_line
+
+    return one_line(error)
 
 
 def _operations(state: Any, ran: bool) -> list[dict[str, Any]]:

@@ -27,7 +27,13 @@ TRUST_REMOTE_CODE_MODEL_TYPES = frozenset({"deepseek_v2", "deepseek_v3"})
 
 
 class EngineBuildError(ValueError):
-    """The context cannot be rendered for this engine (a flag the version lacks, a bad topology)."""
+    """The context cannot be rendered for this engine (a flag the version lacks, a bad topology).
+
+    ``field``: the inventory key to change (by default the engine version that lacks a flag)."""
+
+    def __init__(self, message: str, field: str = "engine_version") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def check_ranks(ctx: LaunchContext) -> None:

@@ -91,7 +91,8 @@ def _device_ips(node: NodeTarget) -> list[str]:
     if len(node.npu_device_ips) < node.device_count:
         raise EngineBuildError(
             f"{node.name}: {node.device_count} NPUs but {len(node.npu_device_ips)} NPU device "
-            "IPs; multi-node MindIE needs every NPU's parameter-plane address in the rank table"
+            "IPs; multi-node MindIE needs every NPU's parameter-plane address in the rank table",
+            "npu_device_ips",
         )
     return node.npu_device_ips[: node.device_count]
 

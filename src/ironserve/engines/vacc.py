@@ -58,7 +58,9 @@ def serve_options(ctx: LaunchContext) -> list[str]:
 def build(ctx: LaunchContext) -> list[NodeLaunch]:
     check_ranks(ctx)
     if is_multi_node(ctx):
-        raise EngineBuildError(f"vllm_vacc serves from one server; {len(ctx.nodes)} nodes given")
+        raise EngineBuildError(
+            f"vllm_vacc serves from one server; {len(ctx.nodes)} nodes given", "serving_group"
+        )
     node = ctx.head
     env = {
         "VACC_VISIBLE_DEVICES": ",".join(str(i) for i in range(units_on(ctx, node))),

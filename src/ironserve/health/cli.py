@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -10,9 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ironserve.config.inventory import load_inventory
+from ironserve.config.loader import build_cluster
 from ironserve.errors import InputError
 from ironserve.health import tiers
 from ironserve.health.model import RUNBOOKS, Status, exit_code, worst
+from ironserve.plan.plan import plan_cluster
 
 _COLOURS = {
     Status.OK: "green",
@@ -21,6 +24,11 @@ _COLOURS = {
     Status.UNKNOWN: "magenta",
 }
 TIERS = tiers.TIERS  # preflight|node|cluster|serving|all (all = node + cluster + serving)
+
+
+def _bad_input(error: InputError) -> None:
+    for problem in error.problems:
+        print(problem, file=sys.stderr)  # one line per problem, never wrapped: scripts read it
 
 
 def health(
@@ -36,11 +44,11 @@ def health(
     if tier not in TIERS:
         err.print(f"--tier: {tier!r} is not one of {', '.join(TIERS)}")
         raise typer.Exit(2)
-    try:  # validate before any SSH connection
+    try:  # validate (and plan) before any SSH connection, whatever the tier
         records = load_inventory(inventory)
+        plan_cluster(build_cluster(records))
     except InputError as error:
-        for problem in error.problems:
-            err.print(f"{problem.host}: {problem.field}: {problem.message}")
+        _bad_input(error)
         raise typer.Exit(2) from error
     if node is not None and node not in {r.name for r in records}:
         err.print(f"{node}: --node: not in the inventory")
@@ -48,8 +56,7 @@ def health(
     try:  # cluster and serving judge against the Plan: an inventory that does not plan stops here
         nodes, results = tiers.run(inventory, records, tier, node)
     except InputError as error:
-        for problem in error.problems:
-            err.print(f"{problem.host}: {problem.field}: {problem.message}")
+        _bad_input(error)
         raise typer.Exit(2) from error
     except tiers.TierMissing as error:
         err.print(str(error))

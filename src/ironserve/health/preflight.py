@@ -82,19 +82,39 @@ def _host(state: Any, host: Any) -> list[CheckResult]:
     return to_results(host.name, list(findings), ascend)
 
 
+def timed_out(node: str) -> CheckResult:
+    from ironserve.health.runner import NODE_TIMEOUT_S
+
+    return CheckResult(
+        "preflight.facts",
+        TIER,
+        node,
+        Status.UNKNOWN,
+        f"preflight facts did not finish in {NODE_TIMEOUT_S}s",
+        "every fact answers",
+        "check the node's load and SSH",
+        "node-down",
+    )
+
+
 def run_preflight_tier(
     inventory: str, node: str | None = None
 ) -> tuple[list[str], list[CheckResult]]:
     from ironserve.deploy.context import host_plans
-    from ironserve.health.runner import _state
+    from ironserve.health.runner import NODE_TIMEOUT_S, _state
 
     state, hosts = _state(inventory, node)
     host_plans(state)  # the Plan first: a bad inventory raises InputError (exit 2)
     jobs = {h.name: gevent.spawn(_host, state, h) for h in hosts}
-    gevent.joinall(list(jobs.values()))
+    # Each fact has its own timeout (roles.preflight.deploy.FACT_TIMEOUT_S); this bounds a node
+    # whose SSH session hangs between them.
+    gevent.joinall(list(jobs.values()), timeout=NODE_TIMEOUT_S)
     results: list[CheckResult] = []
     for name, job in jobs.items():
-        if job.successful():
+        if not job.ready():
+            job.kill(block=False)
+            results.append(timed_out(name))
+        elif job.successful():
             results.extend(job.value)
         else:
             results.append(node_checks.unreachable(name, str(job.exception)))

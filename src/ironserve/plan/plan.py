@@ -14,9 +14,11 @@ from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.catalog.engines import ENGINES
 from ironserve.catalog.formats import WeightFormat
 from ironserve.catalog.models import ModelSpec, get_model
-from ironserve.config.schema import DEFAULT_API_KEY_DIR, ServingGroup
+from ironserve.config.schema import DEFAULT_API_KEY_DIR, Cluster, ServingGroup
 from ironserve.engines import build_launches
 from ironserve.engines.base import LaunchContext, NodeLaunch, NodeTarget
+from ironserve.engines.common import EngineBuildError
+from ironserve.errors import InputError, Problem
 from ironserve.plan.derived import (
     ApiKeyLocation,
     Endpoint,
@@ -181,7 +183,16 @@ def launch_context(
 
 
 def plan_group(group: ServingGroup) -> Plan:
-    """Plan one validated serving group of the inventory."""
+    """Plan one validated serving group of the inventory. What its engine version cannot launch
+    as configured (data or expert parallelism before the version had the flag, vllm_vacc over
+    several nodes) is bad input: InputError naming the head and the key to change."""
+    try:
+        return _plan_group(group)
+    except EngineBuildError as error:
+        raise InputError([Problem(group.head.name, error.field, str(error))]) from error
+
+
+def _plan_group(group: ServingGroup) -> Plan:
     model = get_model(group.model.id, group.model.config_file)
     head = group.head
     request = SizingRequest(
@@ -235,6 +246,20 @@ def plan_group(group: ServingGroup) -> Plan:
         group.serving.api_key_dir,
         {n.name: n.disk_margin for n in group.nodes},
     )
+
+
+def plan_cluster(cluster: Cluster) -> list[Plan]:
+    """Every serving group's Plan; InputError with the problems of every group that does not
+    plan (:func:`plan_group`)."""
+    plans, problems = [], []
+    for group in cluster.groups:
+        try:
+            plans.append(plan_group(group))
+        except InputError as error:
+            problems += error.problems
+    if problems:
+        raise InputError(problems)
+    return plans
 
 
 def plan_sizing(request: SizingRequest, model_config: Path | None = None) -> Plan:

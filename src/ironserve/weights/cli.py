@@ -58,7 +58,10 @@ def _load(inventory: Path) -> Cluster:
 def _dest(group: ServingGroup) -> str:
     from ironserve.plan.plan import plan_group
 
-    return plan_group(group).context.weights_path
+    try:  # what the engine version cannot launch is bad input (exit 2)
+        return plan_group(group).context.weights_path
+    except InputError as error:
+        _bad_input(error)
 
 
 def _meta(group: ServingGroup) -> RepoMeta:
@@ -212,7 +215,8 @@ def verify(
             name: str, dest: str = dest, meta: RepoMeta = meta, paths: list[str] = paths
         ) -> NodeReport:
             try:
-                found = remote.hashes(state, state.inventory.get_host(name), dest, paths)
+                host = state.inventory.get_host(name)
+                found = remote.hashes(state, host, dest, paths, meta.total_bytes)
             except (RuntimeError, ValueError) as error:
                 return NodeReport(name, dest, error=str(error))
             return classify(name, dest, meta, found)

@@ -33,7 +33,16 @@ for p in req["paths"]:
 print(json.dumps(out))
 """
 HELD_TIMEOUT_S = 20
-VERIFY_TIMEOUT_S = 600  # re-hashing a large checkpoint reads every byte
+# Re-hashing reads every byte, so its limit grows with the bytes to hash: this floor (connect,
+# start, a small checkpoint) plus the bytes at a rate any node's disk and sha256 beat (a 640 GiB
+# checkpoint gets about two hours).
+VERIFY_TIMEOUT_S = 600
+VERIFY_MIN_BYTES_PER_S = 100 * 2**20
+
+
+def verify_timeout(total_bytes: int) -> float:
+    """Seconds a node may take to re-hash ``total_bytes``."""
+    return VERIFY_TIMEOUT_S + max(total_bytes, 0) / VERIFY_MIN_BYTES_PER_S
 
 
 def held_bytes(state: Any, host: Any, dest: str) -> int:
@@ -45,13 +54,17 @@ def held_bytes(state: Any, host: Any, dest: str) -> int:
     return sum(int(line.split()[0]) for line in result.stdout.splitlines() if line.strip())
 
 
-def hashes(state: Any, host: Any, dest: str, paths: list[str]) -> dict[str, Any]:
+def hashes(
+    state: Any, host: Any, dest: str, paths: list[str], total_bytes: int = 0
+) -> dict[str, Any]:
+    """Each listed file's size and hashes on the node (``total_bytes``: their sum, which sets
+    the time limit)."""
     request = json.dumps({"dest": dest, "paths": paths})
     result = transport.run(
         state,
         host,
         f"python3 -c {shlex.quote(VERIFY_PROBE)}",
-        timeout=VERIFY_TIMEOUT_S,
+        timeout=verify_timeout(total_bytes),
         stdin=request,
     )
     if not result.ok:

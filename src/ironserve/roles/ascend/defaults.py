@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
+from ironserve.config.values import NodePath, Url, UserName, Version
+from ironserve.deploy.role_data import RoleData
+
 DRIVER_VERSION = "24.1.rc3"
 FIRMWARE_VERSION = "7.5.0.3.220"
 HDK_RELEASE = "24.1.RC3"  # the vendor's folder for this driver and firmware
@@ -42,14 +47,19 @@ DOWNLOADS = {
     },
 }
 
-DEFAULTS: dict[str, Any] = {
-    "ascend_driver_version": DRIVER_VERSION,
-    "ascend_firmware_version": FIRMWARE_VERSION,
-    "ascend_installer_url": None,
-    "ascend_checksums": CHECKSUMS,
+
+class AscendData(RoleData):
+    ascend_driver_version: Version = DRIVER_VERSION
+    ascend_firmware_version: Version = FIRMWARE_VERSION
+    # The vendor's folder (VENDOR_URL), a mirror, or the lab's repository: must be given.
+    ascend_installer_url: Url | None = None
+    # artifact -> version -> sha256; its shape and sums are config/downloads.py's to check.
+    ascend_checksums: Any = Field(default_factory=lambda: CHECKSUMS)
     # Where the .run installers are downloaded to on the node.
-    "ascend_download_dir": "/var/cache/ironserve/ascend",
+    ascend_download_dir: NodePath = "/var/cache/ironserve/ascend"
     # The driver's running user (the installer refuses to run without it).
-    "ascend_user": "HwHiAiUser",
-    "ascend_user_home": "/home/HwHiAiUser",
-}
+    ascend_user: UserName = "HwHiAiUser"
+    ascend_user_home: NodePath = "/home/HwHiAiUser"
+
+
+DEFAULTS = AscendData.defaults()

@@ -29,7 +29,7 @@ from ironserve.errors import InputError
 from ironserve.facts.engine import DockerImagePresent, EngineContainer
 from ironserve.plan.plan import Plan
 from ironserve.roles import run_of
-from ironserve.roles.engine.defaults import DEFAULTS
+from ironserve.roles.engine.defaults import EngineData
 from ironserve.serving import apikey, ray_status, registry, spec
 
 CHANGING = ("create", "replace", "start", "restart")
@@ -128,11 +128,6 @@ def group_plan(
 _RUNS: weakref.WeakKeyDictionary[Any, dict[str, GroupServe]] = weakref.WeakKeyDictionary()
 
 
-def _data(host: Any, key: str) -> Any:
-    value = host.data.get(key)
-    return DEFAULTS[key] if value is None and key in DEFAULTS else value
-
-
 def _pin(image: str, head: Any, cache: dict[str, str]) -> str:
     if image not in cache:
         try:
@@ -140,7 +135,7 @@ def _pin(image: str, head: Any, cache: dict[str, str]) -> str:
                 image,
                 insecure=list(head.data.get("container_runtime_insecure_registries") or []),
                 mirrors=list(head.data.get("container_runtime_registry_mirrors") or []),
-                timeout=float(_data(head, "serve_registry_timeout")),
+                timeout=EngineData.of(head).serve_registry_timeout,
             )
         except registry.ImageError as error:
             raise DeployError(f"engine_image: {error}") from error

@@ -23,7 +23,7 @@ from ironserve.operations import secrets
 from ironserve.roles import plan_of, run_of
 from ironserve.roles.engine import waits
 from ironserve.roles.engine.decide import GroupServe, NodeServe, group_of
-from ironserve.roles.engine.defaults import DEFAULTS
+from ironserve.roles.engine.defaults import DEFAULTS, EngineData
 from ironserve.roles.webui import render as webui_render
 from ironserve.serving import spec
 
@@ -49,7 +49,7 @@ def container_commands(node: NodeServe) -> list[str]:
 def serve_commands(group: GroupServe) -> list[str]:
     """Stop a serve command still running (its placement group is gone), start the Plan's."""
     head = group.nodes[0].launch
-    grace = int(host.data.get("serve_stop_grace") or DEFAULTS["serve_stop_grace"])
+    grace = EngineData.of(host).serve_stop_grace
     return [
         spec.docker_exec_sh(head.container.name, spec.stop_serve_script(grace)),
         shlex.join(spec.serve_argv(head)),

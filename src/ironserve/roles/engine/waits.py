@@ -16,6 +16,7 @@ from pyinfra import logger
 from pyinfra.api.command import StringCommand
 
 from ironserve.roles.engine.decide import GroupServe
+from ironserve.roles.engine.defaults import EngineData
 from ironserve.serving import ray_status, readiness, spec
 from ironserve.serving.apikey import read_key, redact
 
@@ -27,13 +28,6 @@ def _run(host: Any, command: str) -> tuple[bool, str]:
     return bool(ok), str(output.output)
 
 
-def _data(host: Any, key: str) -> float:
-    from ironserve.roles.engine.defaults import DEFAULTS
-
-    value = host.data.get(key)
-    return float(DEFAULTS[key] if value is None else value)
-
-
 def wait_for_ray(state: Any, host: Any, group: GroupServe) -> None:
     """Until `ray status` in the head shows every planned node and GPU; else name the gaps."""
     head = group.nodes[0].launch
@@ -42,7 +36,8 @@ def wait_for_ray(state: Any, host: Any, group: GroupServe) -> None:
         raise RuntimeError(f"serving group {group.name}: the Plan has no Ray layout")
     want = ray.planned()
     nodes, gpus = len(ray.nodes), ray.gpus
-    timeout, poll = _data(host, "serve_ray_timeout"), _data(host, "serve_poll_interval")
+    data = EngineData.of(host)
+    timeout, poll = data.serve_ray_timeout, data.serve_poll_interval
     status_cmd = ray.status_command()
     started = time.monotonic()
     seen = ray_status.RayStatus(0, 0.0, 0.0, "none")
@@ -95,7 +90,7 @@ def _alive(host: Any, group: GroupServe, restarts_at_start: int | None) -> tuple
     if not ok or out.strip() not in ("running", "restarting"):
         return False, f"container {node.container.name} is {out.strip() or 'gone'}"
     now = _restarts(host, node.container.name)
-    limit = _data(host, "serve_ready_restarts")
+    limit = EngineData.of(host).serve_ready_restarts
     if restarts_at_start is not None and now is not None and now - restarts_at_start >= limit:
         return False, (
             f"container {node.container.name} restarted {now - restarts_at_start} times while "
@@ -112,12 +107,11 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
     """Until GET /health answers 200, reading the engine log for progress and stalls."""
     node = group.serving.launch
     url = group.plan.endpoint.health_url
-    poll = _data(host, "serve_poll_interval")
+    data = EngineData.of(host)
+    poll = data.serve_poll_interval
     now = time.monotonic()
     watch = readiness.LoadWatch(
-        started=now,
-        stall_s=_data(host, "serve_stall_timeout"),
-        total_s=_data(host, "serve_ready_timeout"),
+        started=now, stall_s=data.serve_stall_timeout, total_s=data.serve_ready_timeout
     )
     logs = f"docker logs --tail 60 {shlex.quote(node.container.name)} 2>&1"
     restarts = _restarts(host, node.container.name)
@@ -160,17 +154,13 @@ def prove_completion(state: Any, host: Any, group: GroupServe) -> None:
     ctx = group.plan.context
     base = group.plan.endpoint.url
     key = read_key(group.key_file)
+    data = EngineData.of(host)
     body = {
         "model": ctx.served_name,
-        "messages": [
-            {
-                "role": "user",
-                "content": str(host.data.get("serve_completion_prompt") or "Say hello."),
-            }
-        ],
-        "max_tokens": int(_data(host, "serve_completion_max_tokens")),
+        "messages": [{"role": "user", "content": data.serve_completion_prompt}],
+        "max_tokens": data.serve_completion_max_tokens,
     }
-    timeout = _data(host, "serve_completion_timeout")
+    timeout = data.serve_completion_timeout
     started = time.monotonic()
     answer = httpx.post(
         f"{base}/chat/completions",

@@ -7,6 +7,7 @@ installed, ``package=version``), so nodes installed a month apart get the same d
 
 from typing import Literal
 
+from ironserve.config.values import AptSource, AptVersion, DriverBranch, Flag, PackageName, Url
 from ironserve.deploy.role_data import RoleData
 
 DRIVER_BRANCH = "580"
@@ -23,31 +24,31 @@ CUDA_KEY_FINGERPRINT = "EB693B3035CD5710E231E123A4B469963BF863CC"
 class NvidiaData(RoleData):
     # Driver branch: nvidia-driver-<branch>-server[-open], nvidia-utils-<branch>-server and
     # nvidia-fabricmanager-<branch> all come from it.
-    nvidia_driver_branch: str = DRIVER_BRANCH
+    nvidia_driver_branch: DriverBranch = DRIVER_BRANCH
     # The driver's exact apt version (epoch and Debian revision included, as ``apt-cache
     # policy`` shows it); it must belong to the branch. Health names a node running another.
-    nvidia_driver_version: str = DRIVER_VERSION
+    nvidia_driver_version: AptVersion = DRIVER_VERSION
     # "auto": open kernel modules for Turing and newer (by PCI device id), proprietary for older;
     # True / False force one flavour.
-    nvidia_driver_open_modules: bool | Literal["auto"] = "auto"
+    nvidia_driver_open_modules: Flag | Literal["auto"] = "auto"
     # Reboot when the driver package changed (never the control machine itself).
-    nvidia_driver_reboot: bool = True
+    nvidia_driver_reboot: Flag = True
     # The apt source line of the vendor repository; "cuda": NVIDIA's CUDA repository for the
     # node's distribution. A local mirror or the lab's repository goes here.
-    nvidia_apt_source: str = "cuda"
+    nvidia_apt_source: AptSource = "cuda"
     # Key of the CUDA repository (used with nvidia_apt_source "cuda") and the fingerprint it
     # must have (40 hex digits): a file with another key is refused, nothing installed.
-    nvidia_apt_key_url: str = (
+    nvidia_apt_key_url: Url = (
         "https://developer.download.nvidia.com/compute/cuda/repos/{repo}/{arch}/3bf863cc.pub"
     )
     nvidia_apt_key_fingerprint: str = CUDA_KEY_FINGERPRINT
-    nvidia_cuda_toolkit_package: str = "cuda-toolkit-12-8"
-    nvidia_dcgm_package: str = "datacenter-gpu-manager-4-cuda12"
-    nvidia_container_toolkit_package: str = "nvidia-container-toolkit"
+    nvidia_cuda_toolkit_package: PackageName = "cuda-toolkit-12-8"
+    nvidia_dcgm_package: PackageName = "datacenter-gpu-manager-4-cuda12"
+    nvidia_container_toolkit_package: PackageName = "nvidia-container-toolkit"
     # "auto": fabric manager where NVSwitches are present (ironserve.rules.fabric); True /
     # False force it.
-    nvidia_fabricmanager: bool | Literal["auto"] = "auto"
-    nvidia_persistence_mode: bool = True
+    nvidia_fabricmanager: Flag | Literal["auto"] = "auto"
+    nvidia_persistence_mode: Flag = True
 
 
 DEFAULTS = NvidiaData.defaults()

@@ -46,48 +46,57 @@ from ironserve.roles.preflight.defaults import DEFAULTS, PreflightData
 from ironserve.roles.preflight.facts import InterfaceAddresses
 from ironserve.rules.limits import memlock_expected
 
+# Seconds each preflight fact may take on a node (``du`` of a present checkpoint included).
+FACT_TIMEOUT_S = 60
 _LOCK = Semaphore()
 _RESULTS: weakref.WeakKeyDictionary[Any, list[Finding]] = weakref.WeakKeyDictionary()
 
 
 def host_findings(run: Any, h: Any) -> list[Finding]:
     """Every preflight finding for host ``h`` (gathers its facts; changes nothing). Each
-    threshold is ``h``'s own data (typed role data), judged by ironserve.rules."""
+    threshold is ``h``'s own data (typed role data), judged by ironserve.rules. Every fact has
+    a timeout (:data:`FACT_TIMEOUT_S`): a hung tool fails the fact, it does not hang the run."""
     hp = plan_of(run, h)
     data, base = PreflightData.of(h), BaseData.of(h)
     runtime = ContainerRuntimeData.of(h)
     node, accel = hp.node, ACCELERATORS[hp.node.accelerator.kind]
     weights_dir = hp.group.model.weights_dir
     findings = check_accelerators(
-        h.name, list(h.get_fact(PciDevices)), accel, node.accelerator.count
+        h.name,
+        list(h.get_fact(PciDevices, _timeout=FACT_TIMEOUT_S)),
+        accel,
+        node.accelerator.count,
     )
     findings += check_network(
-        h.name, dict(h.get_fact(InterfaceAddresses)), node.network.socket_ifname, str(node.node.ip)
+        h.name,
+        dict(h.get_fact(InterfaceAddresses, _timeout=FACT_TIMEOUT_S)),
+        node.network.socket_ifname,
+        str(node.node.ip),
     )
     findings += check_disk(
         h.name,
         weights_dir,
-        h.get_fact(FreeDiskBytes, path=weights_dir),
+        h.get_fact(FreeDiskBytes, _timeout=FACT_TIMEOUT_S, path=weights_dir),
         hp.plan.disk_of(h.name),
-        h.get_fact(DirBytes, path=hp.plan.context.weights_path),
+        h.get_fact(DirBytes, _timeout=FACT_TIMEOUT_S, path=hp.plan.context.weights_path),
     )
     findings += check_os(
         h.name,
-        h.get_fact(LinuxDistribution),
-        h.get_fact(KernelVersion),
+        h.get_fact(LinuxDistribution, _timeout=FACT_TIMEOUT_S),
+        h.get_fact(KernelVersion, _timeout=FACT_TIMEOUT_S),
         data.preflight_distributions,
         data.preflight_min_kernel,
     )
     if accel.vendor == "ascend":  # {} until the driver (hccn_tool) is installed: passes
-        tls = dict(h.get_fact(HccnTls, npu_count=node.accelerator.count))
+        tls = dict(h.get_fact(HccnTls, _timeout=FACT_TIMEOUT_S, npu_count=node.accelerator.count))
         findings += check_npu_tls(h.name, tls, bool(hp.plan.context.npu_tls))
     findings += check_host_limits(
         h.name,
-        h.get_fact(MemlockLimit),
+        h.get_fact(MemlockLimit, _timeout=FACT_TIMEOUT_S),
         memlock_expected(base.base_memlock_unlimited, runtime.container_runtime_daemon_settings),
-        h.get_fact(ShmSize),
+        h.get_fact(ShmSize, _timeout=FACT_TIMEOUT_S),
         data.preflight_min_shm_bytes,
-        h.get_fact(TimeSync),
+        h.get_fact(TimeSync, _timeout=FACT_TIMEOUT_S),
         base.base_time_sync is not None,
     )
     return findings

@@ -14,6 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
+from ironserve.config.values import NodePath, Url, Version
+from ironserve.deploy.role_data import RoleData
+
 DRIVER_VERSION = "3.3.0"  # the version the lab's simulated driver carries
 
 # sha256 per artifact and version (64 hex digits); a site's mapping in group_data replaces
@@ -29,9 +34,14 @@ DOWNLOADS = {
     },
 }
 
-DEFAULTS: dict[str, Any] = {
-    "vastai_driver_version": DRIVER_VERSION,
-    "vastai_installer_url": None,
-    "vastai_checksums": CHECKSUMS,
-    "vastai_download_dir": "/var/cache/ironserve/vastai",
-}
+
+class VastaiData(RoleData):
+    vastai_driver_version: Version = DRIVER_VERSION
+    # The folder holding the installer (a mirror, or the lab's repository): must be given.
+    vastai_installer_url: Url | None = None
+    # artifact -> version -> sha256; its shape and sums are config/downloads.py's to check.
+    vastai_checksums: Any = Field(default_factory=lambda: CHECKSUMS)
+    vastai_download_dir: NodePath = "/var/cache/ironserve/vastai"
+
+
+DEFAULTS = VastaiData.defaults()

@@ -6,27 +6,28 @@ The free space a node needs for the weights is ironserve.rules.disk's (margin:
 
 from pydantic import Field
 
+from ironserve.config.values import Count, LocalPath, NodePath, PipRequirement, Url
 from ironserve.deploy.role_data import RoleData
 
 
 class WeightsData(RoleData):
     # The hub client's venv on a node (the seed downloads with it); installed by pip when missing.
-    weights_client_venv: str = "/opt/ironserve/hub-client"
-    weights_client_packages: list[str] = Field(
+    weights_client_venv: NodePath = "/opt/ironserve/hub-client"
+    weights_client_packages: list[PipRequirement] = Field(
         default_factory=lambda: ["huggingface_hub==2.4.0", "modelscope==1.40.2"]
     )
     # A PyPI mirror for that install (None: pip's default index).
-    weights_pip_index_url: str | None = None
+    weights_pip_index_url: Url | None = None
     # Download attempts on the seed (a drop resumes, a corrupt file is fetched again).
-    weights_attempts: int = 4
+    weights_attempts: Count = 4
     # Node-side files: the pull script, and per group its config, token and fan-out key.
-    weights_script: str = "/opt/ironserve/weights-pull.py"
-    weights_config_dir: str = "/etc/ironserve/weights"
+    weights_script: NodePath = "/opt/ironserve/weights-pull.py"
+    weights_config_dir: NodePath = "/etc/ironserve/weights"
     # Where ironserve keeps each cluster's fan-out SSH key pair on the control machine.
-    weights_fanout_key_dir: str = "~/.ironserve/fanout"
+    weights_fanout_key_dir: LocalPath = "~/.ironserve/fanout"
     # The fan-out key's forced command on the nodes that serve a copy: read-only rsync of the
     # weights folder (Debian/Ubuntu ship rrsync with rsync as /usr/bin/rrsync).
-    weights_rrsync: str = "/usr/bin/rrsync"
+    weights_rrsync: NodePath = "/usr/bin/rrsync"
     # Keep the fan-out key, its authorized_keys line and the hub token on the nodes after the
     # transfer (by default they exist only while the weights are pulled).
     weights_keep_fanout_key: bool = False
