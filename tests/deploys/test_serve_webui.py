@@ -114,8 +114,8 @@ def test_pyinfra_diff_prints_no_secret(reg: Registry, tmp_path: Path) -> None:
         tmp_path,
         webui_enabled=True,
         webui_admin_password_file=str(password),
-        serve_ray_timeout=0,  # the fake nodes run no Ray: the run stops at the first wait
-        serve_poll_interval=0,
+        serve_ray_timeout=0.01,  # the fake nodes run no Ray: the run stops at the first wait
+        serve_poll_interval=0.01,
     )
     hosts = three_nodes()
     for _, host_data in hosts:
