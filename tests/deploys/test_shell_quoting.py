@@ -6,7 +6,6 @@ or a shell character no longer gets past validation (tests/unit/test_validation.
 from __future__ import annotations
 
 import shlex
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +18,6 @@ from tests.deploys.test_serve import NAMES, commands, fake, three_nodes, vllm_gr
 from tests.serving.fake_registry import Registry, serve
 
 WEBUI = "open-webui/open-webui"
-
-
-def run_bash(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=30
-    )
-
-
-def stub_installer(path: Path, version: str) -> Path:
-    """An installer at ``path`` that answers --check, --version and records each call."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    calls = path.parent / "calls"
-    path.write_text(
-        f'#!/bin/sh\necho "$@" >> {shlex.quote(str(calls))}\n'
-        f'[ "$1" = --version ] && echo {shlex.quote(version)}\nexit 0\n'
-    )
-    path.chmod(0o755)
-    return calls
-
-
-# --- Open WebUI: a registry's answer -----------------------------------------------------------
 
 
 def _webui_data(reg: Registry, tmp_path: Path) -> dict[str, Any]:
