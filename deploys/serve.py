@@ -9,14 +9,18 @@ the 0600 env file, the image pulled by digest on every node in parallel, the hea
 the workers', the Ray wait and `vllm serve` in the head (vLLM on Ray), the readiness wait on
 /health and a real chat completion. Only containers whose spec changed are replaced; a second
 run changes nothing and restarts nothing. Open WebUI follows when webui_enabled is set.
+The firewall comes first: the API port it opens is the one of the Plan being served (another
+engine or `engine_port` than at provisioning moves it), and nothing changes when it is current.
 """
 
 from pyinfra.context import host, state
 
 from ironserve.roles import plan_of
 from ironserve.roles.engine import deploy_engine
+from ironserve.roles.firewall import deploy_firewall
 from ironserve.roles.webui import deploy_webui
 
 plan_of(state, host)  # a bad inventory stops here, listing every problem
+deploy_firewall()
 deploy_engine()
 deploy_webui()
