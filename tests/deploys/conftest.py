@@ -86,7 +86,7 @@ class FakeRun:
         for op_hash in self.state.get_op_order():
             meta = self.state.get_op_meta(op_hash)
             data = self.state.ops.get(host, {}).get(op_hash)
-            if data is not None and data.operation_meta.will_change:
+            if data is not None and data.operation_meta.will_change and _may_run(data):
                 names.append(", ".join(sorted(meta.names)))
         return names
 
@@ -97,3 +97,17 @@ class FakeRun:
 @pytest.fixture
 def fake_run() -> Iterator[Callable[..., FakeRun]]:
     yield FakeRun
+
+
+def _may_run(data: Any) -> bool:
+    """False when the operation's ``_if`` is already known to be false at prepare time (a
+    condition on another operation's result is only known when it runs: counted as true)."""
+    conditions = data.global_arguments.get("_if") or []
+    conditions = conditions if isinstance(conditions, list) else [conditions]
+    for condition in conditions:
+        try:
+            if not condition():
+                return False
+        except Exception:  # another operation's result, not known yet
+            continue
+    return True

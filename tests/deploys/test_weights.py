@@ -206,6 +206,14 @@ def test_partly_complete_group_only_fills_its_gaps(hub_url: str, tmp_path: Path)
     ]
     for holder in NAMES[:3]:  # holders only get the fan-out key set up, to serve n4
         assert all("Fan-out" in op for op in run.changed_ops(holder))
+    # pyinfra runs the operations in one order for every host: a holder's authorized_keys line
+    # goes only after the last round of the receivers (a repair: the holder pulls nothing).
+    names = [", ".join(sorted(run.state.get_op_meta(h).names)) for h in run.state.get_op_order()]
+    last_round = max(i for i, n in enumerate(names) if "fan-out round" in n)
+    drop_line = names.index(
+        "Weights | Remove the fan-out key's authorized_keys line after the pulls"
+    )
+    assert last_round < drop_line, names
 
 
 def test_the_packaged_deploy_file_runs_what_the_checkouts_does(

@@ -140,6 +140,18 @@ def test_pull_from_the_hf_api_once_then_nothing(fresh: tuple[Path, HubControl]) 
     dry = run(lab_dir, "pyinfra", "-y", "--dry", INVENTORY, "deploys/weights.py")
     assert dry.returncode == 0 and "Starting operation" not in dry.stdout
 
+    # A shard changed on the last node (a repair): it pulls from a holder that pulls nothing
+    # itself; the holder's authorized_keys line stays until that round is over, then goes.
+    nodes = nodes_of(lab_dir)
+    nodes[-1].run(f"printf X | dd of={DEST}/{SHARDS[0]} bs=1 seek=64 conv=notrunc status=none")
+    control.reset()
+    repair = pull(lab_dir)
+    assert repair.returncode == 0, repair.stdout[-4000:] + repair.stderr[-2000:]
+    assert control.stats()["total_bytes"] == 0  # from a peer, not the hub
+    assert_all_complete(lab_dir)
+    for node in nodes:
+        assert_no_fanout_secret(node)
+
 
 def test_pull_from_the_modelscope_api(fresh: tuple[Path, HubControl]) -> None:
     lab_dir, control = fresh

@@ -287,20 +287,33 @@ def deploy_weights() -> None:
     by_name = {n.name: str(n.node.ip) for n in group.nodes}
     user = host.data.get("ssh_user") or "root"
     for index in host.loop(range(rounds_for(len(group.nodes)))):
-        pairs = dict(gw.rounds[index]) if index < len(gw.rounds) else {}
-        source = pairs.get(host.name)
-        if source is None:
+        if index >= len(gw.rounds):
             continue
+        source = dict(gw.rounds[index]).get(host.name)
+        # Every host of the group adds each round (skipped where it pulls nothing): pyinfra
+        # orders operations per host, so a holder that pulls nothing would otherwise run its
+        # cleanup (the authorized_keys line removed) before the receivers' rounds.
         server.shell(
             name=f"Weights: fan-out round {index + 1} (each receiver pulls from a holder)",
             commands=[
                 receive_command(
                     by_name[source], user, gw.dest, key_path, known_hosts, script, config
                 )
+                if source is not None
+                else "true"
             ],
+            _if=_always if source is not None else _never,
         )
     if not data.weights_keep_fanout_key:
         _cleanup_ops(gw, group.name, token_path if is_seed else None, key_path, known_hosts)
+
+
+def _always() -> bool:
+    return True
+
+
+def _never() -> bool:
+    return False
 
 
 def _seed_ops(gw: GroupWeights, token_path: str | None, script: str, config: str) -> None:
