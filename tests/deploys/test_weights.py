@@ -65,15 +65,11 @@ def node_state(hub_url: str, complete: bool, free: int = 20 << 30) -> dict[str, 
     return state
 
 
-def fake(
-    hub_url: str,
-    tmp_path: Path,
-    states: list[dict[str, Any]],
-    deploy_file: Path | None = None,
-    keep: bool = False,
+def unprepared(
+    hub_url: str, tmp_path: Path, states: list[dict[str, Any]] | None = None, keep: bool = False
 ) -> FakeRun:
-    """The weights role on fake nodes; ``deploy_file``: loaded as `pyinfra INVENTORY FILE`
-    loads it, instead of calling the role; ``keep``: weights_keep_fanout_key."""
+    """Fake nodes of one group pulling ``REPO`` from ``hub_url``; ``states``: each node's
+    weights probe answer (none: no fact answered)."""
     hosts = [
         (
             name,
@@ -81,7 +77,7 @@ def fake(
                 "node_role": "head" if i == 0 else "worker",
                 "node_ip": f"10.9.0.{i + 1}",
                 "network_socket_ifname": "eth0",
-                "fake_responses": {PROBE: json.dumps(states[i])},
+                **({"fake_responses": {PROBE: json.dumps(states[i])}} if states else {}),
             },
         )
         for i, name in enumerate(NAMES)
@@ -98,7 +94,19 @@ def fake(
         "fake_delay_jitter": 0,
         "weights_keep_fanout_key": keep,
     }
-    run = FakeRun(hosts, group_data)
+    return FakeRun(hosts, group_data)
+
+
+def fake(
+    hub_url: str,
+    tmp_path: Path,
+    states: list[dict[str, Any]],
+    deploy_file: Path | None = None,
+    keep: bool = False,
+) -> FakeRun:
+    """The weights role on fake nodes; ``deploy_file``: loaded as `pyinfra INVENTORY FILE`
+    loads it, instead of calling the role; ``keep``: weights_keep_fanout_key."""
+    run = unprepared(hub_url, tmp_path, states, keep)
     if deploy_file is None:
         run.prepare_as_cli(deploy_weights)
         return run

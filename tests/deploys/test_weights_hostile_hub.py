@@ -13,11 +13,10 @@ from pyinfra.api.exceptions import DeployError
 from ironserve.lab.hub import repos as hub_repos
 from ironserve.lab.hub.server import Hub, serve_in_thread
 from ironserve.roles.weights import deploy_weights
-from tests.deploys.conftest import FakeRun
+from tests.deploys.test_weights import NAMES, unprepared
 
 REPO = "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"
 TRAVERSAL = "../../../../../etc/cron.d/ironserve-x"
-NAMES = ["@fake/n1", "@fake/n2"]
 
 
 @pytest.fixture(scope="module")
@@ -34,27 +33,7 @@ def hostile_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_a_hostile_listing_stops_the_role_before_any_command(
     hostile_hub: str, tmp_path: Path
 ) -> None:
-    hosts = [
-        (
-            name,
-            {
-                "node_role": "head" if i == 0 else "worker",
-                "node_ip": f"10.9.0.{i + 1}",
-                "network_socket_ifname": "eth0",
-            },
-        )
-        for i, name in enumerate(NAMES)
-    ]
-    group_data = {
-        "model_id": REPO,
-        "model_weights_dir": "/weights",
-        "engine_kind": "vllm",
-        "accelerator_kind": "h100-80g",
-        "accelerator_count": 8,
-        "hub_endpoint": hostile_hub,
-        "weights_fanout_key_dir": str(tmp_path / "keys"),
-    }
-    run = FakeRun(hosts, group_data)
+    run = unprepared(hostile_hub, tmp_path)
     with pytest.raises(DeployError) as error:
         run.prepare_as_cli(deploy_weights)
     message = str(error.value)

@@ -13,16 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ironserve.cli import app
+from tests.unit.test_validation import GROUP
 
 runner = CliRunner()
-
-GROUP = {
-    "model_id": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
-    "model_weights_dir": "/data/models",
-    "engine_kind": "vllm",
-    "accelerator_kind": "h100-80g",
-    "accelerator_count": 1,
-}
 
 
 # The CLI: one line per problem, exit 2, no traceback, no node contacted.
