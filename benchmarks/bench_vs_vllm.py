@@ -84,11 +84,15 @@ def bring_up(directory: Path) -> dict[str, Any]:
     return doc
 
 
-def server_means(base: str, run: Any) -> dict[str, Any]:
+def server_means(base: str, key: str, run: Any) -> dict[str, Any]:
     """Run ``run()`` and return its result with vLLM's own means over the same window."""
 
     def scrape() -> list[Any]:
-        return parse_prometheus(httpx.get(f"{base}/metrics", timeout=30).text)
+        # Through the gateway, which wants the key on /metrics from outside the group.
+        answer = httpx.get(
+            f"{base}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
+        return parse_prometheus(answer.raise_for_status().text)
 
     before = scrape()
     result: dict[str, Any] = run()
@@ -214,9 +218,11 @@ def main() -> None:
         for round_ in range(args.rounds):
             started = time.monotonic()
             runs["ironserve"].append(
-                server_means(head, lambda: run_ironserve(directory, args, words))
+                server_means(head, key, lambda: run_ironserve(directory, args, words))
             )
-            runs["vllm"].append(server_means(head, lambda: run_vllm(doc, model, key, args, client)))
+            runs["vllm"].append(
+                server_means(head, key, lambda: run_vllm(doc, model, key, args, client))
+            )
             for name, done in runs.items():
                 log(
                     f"round {round_ + 1} {name}: client mean ITL {done[-1]['mean_itl_ms']:.1f} ms,"

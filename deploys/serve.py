@@ -11,6 +11,8 @@ the workers', the Ray wait and `vllm serve` in the head (vLLM on Ray), the readi
 run changes nothing and restarts nothing. Open WebUI follows when webui_enabled is set.
 The firewall comes first: the API port it opens is the one of the Plan being served (another
 engine or `engine_port` than at provisioning moves it), and nothing changes when it is current.
+The gateway follows (nginx on the public port checking the API key on every path, the engine
+behind it on the API node's loopback), so the readiness wait and the completion pass through it.
 """
 
 from pyinfra.context import host, state
@@ -18,9 +20,11 @@ from pyinfra.context import host, state
 from ironserve.roles import plan_of
 from ironserve.roles.engine import deploy_engine
 from ironserve.roles.firewall import deploy_firewall
+from ironserve.roles.gateway import deploy_gateway
 from ironserve.roles.webui import deploy_webui
 
 plan_of(state, host)  # a bad inventory stops here, listing every problem
 deploy_firewall()
+deploy_gateway()
 deploy_engine()
 deploy_webui()

@@ -50,7 +50,7 @@ def _lab_serving(node, registry):
     engine (stand-ins). The image: the builders' name under the lab registry, pinned by digest
     later."""
     from ironserve.catalog.engines import ENGINES, EngineKind
-    from ironserve.lab import real_model, vllm_image
+    from ironserve.lab import gateway_image, real_model, vllm_image
 
     kind = node["engine_kind"]
     data = {}
@@ -67,6 +67,8 @@ def _lab_serving(node, registry):
         engine = ENGINES[EngineKind(kind)]
         version = data.get("engine_version") or engine.default_version
         data["engine_image"] = f"{registry}/{engine.image(version)}"
+    if registry:  # roles/gateway's nginx, built from Debian's (lab/gateway_image.py)
+        data["gateway_image"] = f"{registry}/{gateway_image.reference()}"
     return data
 
 

@@ -190,9 +190,12 @@ def render(
         if any(n.name == node for n in group.nodes):
             launch = group_plan.node(node)
             if as_json:
-                print(json.dumps(launch.model_dump(), indent=2))
+                gateway = group_plan.gateway
+                doc = launch.model_dump()
+                doc["gateway"] = gateway.model_dump() if gateway and gateway.node == node else None
+                print(json.dumps(doc, indent=2))
             else:
-                print_node(out, launch)
+                print_node(out, launch, group_plan.gateway)
             return
     names = [n.name for g in cluster.groups for n in g.nodes]
     from ironserve.errors import did_you_mean

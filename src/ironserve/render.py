@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
+
 from rich.console import Console
 from rich.table import Table
 
 from ironserve.catalog.accelerators import Accelerator
 from ironserve.catalog.models import ModelSpec
 from ironserve.engines.base import NodeLaunch
+from ironserve.plan.derived import Gateway
 from ironserve.plan.plan import Plan
 from ironserve.plan.sizing import gib, unit_name
 
@@ -63,7 +66,8 @@ def _print_plan(console: Console, plan: Plan) -> None:
     console.print("[dim]ironserve render -i INVENTORY --node NAME prints a node's commands[/dim]")
 
 
-def print_node(console: Console, launch: NodeLaunch) -> None:
+def print_node(console: Console, launch: NodeLaunch, gateway: Gateway | None = None) -> None:
+    """A node's commands, environment and files; ``gateway``: the Plan's, printed on its node."""
     console.print(
         f"[bold]{launch.node}[/bold] ({launch.role}, rank {launch.rank}, {launch.address})"
     )
@@ -76,6 +80,8 @@ def print_node(console: Console, launch: NodeLaunch) -> None:
     for f in launch.files:
         console.print(f"[bold]# file {f.path} (mode {f.mode})[/bold]")
         console.print(f.content, markup=False, highlight=False)
+    if gateway is not None and gateway.node == launch.node:
+        _print_gateway(console, gateway)
 
 
 def print_models(console: Console, models: list[ModelSpec]) -> None:
@@ -112,3 +118,21 @@ def print_accelerators(console: Console, accelerators: list[Accelerator]) -> Non
             a.note,
         )
     console.print(table)
+
+
+def _print_gateway(console: Console, gateway: Gateway) -> None:
+    from ironserve.roles.gateway.defaults import GatewayData
+    from ironserve.serving.gateway import container
+
+    keyless = ", ".join(gateway.public_paths) or "none"
+    console.print(
+        f"[bold]# gateway on port {gateway.port}: the API key on every path (without it: "
+        f"{keyless}), the engine behind it at {gateway.upstream}[/bold]"
+    )
+    run = container(gateway, GatewayData().gateway_image).docker_run_argv()
+    console.print(shlex.join(run), markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"[bold]# file {gateway.config_file} (mode 0600)[/bold]: nginx's configuration with the "
+        "group's API key; roles/gateway writes it (serving/gateway.py renders it)",
+        highlight=False,
+    )

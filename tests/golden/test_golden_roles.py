@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +17,7 @@ import pytest
 
 from ironserve.operations.docker import merge_daemon_config, render_daemon_json
 from ironserve.operations.templates import render
+from ironserve.plan.derived import Gateway
 from ironserve.roles.base.defaults import DEFAULTS as BASE
 from ironserve.roles.base.deploy import sysctl_text
 from ironserve.roles.container_runtime import daemon_settings
@@ -23,6 +25,7 @@ from ironserve.roles.container_runtime.defaults import DEFAULTS as RUNTIME
 from ironserve.roles.firewall.defaults import FirewallData
 from ironserve.roles.firewall.ruleset import ruleset_text, spec_for, unit_text
 from ironserve.roles.nvidia.deploy import source_line
+from ironserve.serving import gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "roles"
@@ -65,6 +68,26 @@ def _firewall(node: str, *, api: bool, admin: bool) -> str:
     return ruleset_text(spec)
 
 
+# A key with every character a bearer token may hold besides letters and digits.
+GATEWAY_KEY = "k3y-Ex.am_ple~0+/9=="
+
+
+def _gateway(upstream: str, public: list[str]) -> Gateway:
+    return Gateway(
+        node="h100-1",
+        port=8000,
+        upstream=upstream,
+        container="ironserve-r1-gateway",
+        config_file="/etc/ironserve/r1/gateway.conf",
+        public_paths=public,
+    )
+
+
+def _gateway_conf(upstream: str, public: list[str]) -> str:
+    peers = ["10.20.0.10", "10.20.0.11"]
+    return gateway.config_text("r1", _gateway(upstream, public), GATEWAY_KEY, peers)
+
+
 CASES = {
     "daemon.json.empty": lambda: _daemon({}),
     "daemon.json.nvidia-ctk-existing": lambda: _daemon(
@@ -84,6 +107,18 @@ CASES = {
     "firewall.nft.api-node": lambda: _firewall("h100-1", api=True, admin=True),
     "firewall.nft.worker": lambda: _firewall("h100-2", api=False, admin=False),
     "ironserve-firewall.service": unit_text,
+    # vLLM behind the gateway with the defaults: /health public, /metrics to the group or the key.
+    "gateway.conf.default": lambda: _gateway_conf("127.0.0.1:18000", ["/health"]),
+    # MindIE (its own node address) with /metrics public and /health behind the key.
+    "gateway.conf.mindie-public-metrics": lambda: _gateway_conf("10.20.0.10:18000", ["/metrics"]),
+    "gateway.docker-run": lambda: (
+        shlex.join(
+            gateway.container(
+                _gateway("127.0.0.1:18000", ["/health"]), "nginx@sha256:" + "0" * 64
+            ).docker_run_argv()
+        )
+        + "\n"
+    ),
     "nvidia.list.lab": lambda: _apt_line(
         "deb [trusted=yes] http://172.30.100.2/ ./", DEBIAN_12, "x86_64"
     ),

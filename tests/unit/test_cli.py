@@ -157,6 +157,12 @@ def test_render_prints_a_nodes_commands_and_files(monkeypatch: pytest.MonkeyPatc
     doc = json.loads(result.stdout)
     assert doc["node"] == "atlas-1" and doc["rank"] == 1
     assert any(f["path"].endswith("rank_table_file.json") for f in doc["files"])
+    assert doc["gateway"] is None  # the gateway runs on the API node only
+    head = runner.invoke(app, ["render", "-i", inventory, "--node", "atlas-0", "--json"])
+    gateway = json.loads(head.stdout)["gateway"]
+    assert (gateway["node"], gateway["upstream"]) == ("atlas-0", f"{doc['address'][:-1]}0:18000")
+    text = runner.invoke(app, ["render", "-i", inventory, "--node", "atlas-0"]).stdout
+    assert "docker run -d --name ironserve-default-gateway" in " ".join(text.split())
     missing = runner.invoke(app, ["render", "-i", inventory, "--node", "atlas-2"])
     assert missing.exit_code == 2 and "atlas-2" in missing.stderr
 

@@ -153,7 +153,8 @@ def test_mindie_config_listens_on_each_nodes_own_address() -> None:
     for launch in build_launches(ctx):
         config = json.loads(_files(launch)["mindie-config.json"])
         assert config["ServerConfig"]["ipAddress"] == launch.address
-        assert config["ServerConfig"]["port"] == ctx.port
+        # Behind the gateway (the default) MindIE serves on the backend port, not the public one.
+        assert config["ServerConfig"]["port"] == ctx.backend_port != ctx.port
         backend = config["BackendConfig"]
         assert backend["multiNodesInferEnabled"] is True
         assert backend["interNodeTLSEnabled"] is False

@@ -66,7 +66,38 @@ def test_the_api_key_location_names_both_files(tmp_path: Path) -> None:
     # The key's folder under its former name (a roles/engine key) still counts.
     old = _plan(serving_api_key_file=None, serve_api_key_dir=str(tmp_path))
     assert old.api_key == generated.api_key
-    assert not _plan(MINDIE).api_key.enforced  # MindIE serves no key
+    # MindIE serves no key of its own: only the gateway (on by default) enforces one.
+    assert _plan(MINDIE).api_key.enforced
+    assert not _plan(MINDIE, serving_gateway=False).api_key.enforced
+
+
+def test_the_gateway_fronts_the_engine_on_the_public_port() -> None:
+    plan = _plan(engine_port=8123, serving_backend_port=18123)
+    gw = plan.gateway
+    assert gw is not None and (gw.node, gw.port) == ("deepseek01", 8123) == (
+        plan.endpoint.node,
+        plan.endpoint.port,
+    )
+    assert gw.upstream == "127.0.0.1:18123"
+    assert gw.public_paths == ["/health"]
+    argv = plan.serving.container.command
+    assert argv[argv.index("--host") + 1 : argv.index("--port") + 2] == [
+        "127.0.0.1",
+        "--port",
+        "18123",
+    ]
+    mindie = _plan(MINDIE).gateway  # MindIE binds its node's address (ServerConfig.ipAddress)
+    assert mindie is not None and mindie.upstream == f"{_plan(MINDIE).endpoint.address}:18000"
+    strict = _plan(serving_public_health=False, serving_public_metrics=True).gateway
+    assert strict is not None and strict.public_paths == ["/metrics"]
+    off = _plan(engine_port=8123, serving_gateway=False)
+    assert off.gateway is None
+    argv = off.serving.container.command
+    assert argv[argv.index("--host") + 1 : argv.index("--port") + 2] == [
+        "0.0.0.0",
+        "--port",
+        "8123",
+    ]
 
 
 def test_the_launch_layout_ray_and_native() -> None:
@@ -99,6 +130,7 @@ def test_ports_and_disk_per_node() -> None:
     plan = _plan(engine_port=8123)
     assert [(p.port, p.nodes, p.purpose) for p in plan.ports] == [
         (8123, ["deepseek01"], "OpenAI API"),
+        (18000, ["deepseek01"], "engine API behind the gateway"),
         (29501, ["deepseek01"], "rank rendezvous"),
         (29550, ["deepseek01"], "data-parallel RPC"),
     ]

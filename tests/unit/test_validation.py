@@ -100,6 +100,28 @@ def test_the_api_port_must_not_be_a_port_of_an_enabled_role_on_the_node() -> Non
     assert "monitoring (node exporter)" in found[2]
 
 
+def test_the_gateways_backend_port_is_a_port_of_its_own() -> None:
+    (found,) = _problems(_record(engine_port=8000, serving_backend_port=8000))
+    assert found[:2] == ("n0", "serving_backend_port") and "engine_port" in found[2]
+    (found,) = _problems(_record(serving_backend_port=6379))
+    assert found[:2] == ("n0", "serving_backend_port") and "Ray GCS" in found[2]
+    # Without the gateway the backend port is unused: no clash with the API port.
+    assert build_cluster(
+        [_record(engine_port=8000, serving_backend_port=8000, serving_gateway=False)]
+    )
+
+
+def test_an_api_key_that_is_no_bearer_token_is_refused(tmp_path: Path) -> None:
+    """The gateway and vLLM compare ``Authorization: Bearer <key>``: a key with a space, a quote
+    or a ``$`` could never be sent, and would reach nginx's configuration."""
+    for bad in ("two words", 'a"b', "k$ey", "k;ey"):
+        key = _secret(tmp_path / "api-key", bad + "\n")
+        (found,) = _problems(_record(serving_api_key_file=str(key)))
+        assert found[:2] == ("n0", "serving_api_key_file") and "RFC 6750" in found[2], bad
+    good = _secret(tmp_path / "api-key", "sk-Abc.def_~+/9\n")
+    assert build_cluster([_record(serving_api_key_file=str(good))])
+
+
 def test_files_that_must_exist_do_and_are_files(tmp_path: Path) -> None:
     for key in (
         "serving_api_key_file",

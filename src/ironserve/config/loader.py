@@ -20,6 +20,7 @@ from ironserve.config.inventory import HostRecord
 from ironserve.config.ports import engine_internal_ports
 from ironserve.config.role_keys import role_data_problems, role_keys, roles_data
 from ironserve.config.schema import (
+    DEFAULT_BACKEND_PORT,
     RENAMED_KEYS,
     SECRET_KEYS,
     SECTIONS,
@@ -122,11 +123,9 @@ def _name_problems(record: HostRecord) -> list[Problem]:
 
 
 def _port_problems(record: HostRecord) -> list[Problem]:
-    """``engine_port`` is none of the engines' internal ports, nor a port a role enabled on the
-    same node listens on (ranges and types are the schema's)."""
-    port = record.data.get("engine_port")
-    if not isinstance(port, int) or isinstance(port, bool):
-        return []
+    """``engine_port`` (and ``serving_backend_port``, the engine's own behind the gateway) is
+    none of the engines' internal ports, nor a port a role enabled on the same node listens on
+    (ranges and types are the schema's)."""
     # Imported here: the roles import this loader (through the Plan).
     from ironserve.roles.monitoring.defaults import MonitoringData
     from ironserve.roles.webui.defaults import WebuiData
@@ -141,15 +140,18 @@ def _port_problems(record: HostRecord) -> list[Problem]:
             if key.startswith("monitoring_") and key.endswith("_port"):
                 what = key.removeprefix("monitoring_").removesuffix("_port").replace("_", " ")
                 taken.setdefault(data.get(key, value), f"monitoring ({what})")
-    if port in taken:
-        return [
-            Problem(
-                record.name,
-                "engine_port",
-                f"{port} is the {taken[port]} port on the node; pick another API port",
+    backend = data.get("serving_backend_port", DEFAULT_BACKEND_PORT)
+    problems = []
+    for key, port in (("engine_port", data.get("engine_port")), ("serving_backend_port", backend)):
+        if isinstance(port, int) and not isinstance(port, bool) and port in taken:
+            problems.append(
+                Problem(
+                    record.name,
+                    key,
+                    f"{port} is the {taken[port]} port on the node; pick another port",
+                )
             )
-        ]
-    return []
+    return problems
 
 
 def _node(record: HostRecord, problems: list[Problem]) -> tuple[Node | None, dict[str, Any]]:
@@ -297,6 +299,17 @@ def _check_group(group: ServingGroup, problems: list[Problem]) -> None:
     _check_engine_args(group, problems)
     if group.serving.api_key_file is not None:
         _check_secret_file(where, "serving_api_key_file", group.serving.api_key_file, problems)
+        _check_api_key(where, group.serving.api_key_file, problems)
+    api_port = group.engine.port or ENGINES[group.engine.kind].default_port
+    if group.serving.gateway and group.serving.backend_port == api_port:
+        problems.append(
+            Problem(
+                where,
+                "serving_backend_port",
+                f"{group.serving.backend_port} is engine_port too: the gateway listens there and "
+                "the engine behind it needs a port of its own",
+            )
+        )
     if group.hub.token_file is not None:
         _check_secret_file(where, "hub_token_file", group.hub.token_file, problems)
 
@@ -342,6 +355,16 @@ def _check_secret_file(host: str, key: str, path: Any, problems: list[Problem]) 
         problems.append(
             Problem(host, key, f"{path} is readable by others; chmod 600 it (it holds a secret)")
         )
+
+
+def _check_api_key(host: str, path: Any, problems: list[Problem]) -> None:
+    """The key is one a client can send as a bearer token (the gateway and vLLM compare it)."""
+    from ironserve.serving.apikey import ApiKeyError, check_bearer_token, parse_key
+
+    try:
+        check_bearer_token(parse_key(path.expanduser().read_text()))
+    except (OSError, ApiKeyError) as error:
+        problems.append(Problem(host, "serving_api_key_file", f"{path}: {error}"))
 
 
 def _check_unique_addresses(groups: list[ServingGroup], problems: list[Problem]) -> None:

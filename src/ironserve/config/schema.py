@@ -36,6 +36,8 @@ from ironserve.rules.disk import DISK_MARGIN
 # Groups without serving_api_key_file get a generated key (0600) in this folder of the control
 # machine; the Plan names the file (plan/derived.py), every reader takes it from there.
 DEFAULT_API_KEY_DIR = "~/.ironserve/api-keys"
+# Behind the gateway, the engine's own port on the API node's loopback.
+DEFAULT_BACKEND_PORT = 18000
 
 
 class _Strict(BaseModel):
@@ -97,6 +99,22 @@ class ServingSettings(_Strict):
     api_key_dir: LocalPath = Field(
         DEFAULT_API_KEY_DIR,
         description="Without api_key_file: where the generated key is kept on the control machine",
+    )
+    gateway: Flag = Field(
+        True,
+        description="The API key checked on every path of the public port by a reverse proxy "
+        "(roles/gateway); the engine listens on the API node's loopback",
+    )
+    backend_port: Port = Field(
+        DEFAULT_BACKEND_PORT, description="With the gateway: the engine's own port behind it"
+    )
+    public_metrics: Flag = Field(
+        False,
+        description="With the gateway: /metrics without the key (else only with the key, or from "
+        "the group's nodes and the monitoring server)",
+    )
+    public_health: Flag = Field(
+        True, description="With the gateway: /health without the key (load balancers' probes)"
     )
 
 

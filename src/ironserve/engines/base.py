@@ -60,10 +60,24 @@ class LaunchContext(_Frozen):
     reasoning_parser: str | None = None
     shm_size: str = "32g"
     npu_tls: bool = False
+    # The public port's reverse proxy (roles/gateway) checks the API key on every path; the
+    # engine then listens on the API node's loopback at ``backend_port``.
+    gateway: bool = True
+    backend_port: int = 18000
 
     @property
     def head(self) -> NodeTarget:
         return self.nodes[0]
+
+    @property
+    def listen_host(self) -> str:
+        """Where the engine's API server binds: loopback behind the gateway, else everywhere."""
+        return "127.0.0.1" if self.gateway else "0.0.0.0"
+
+    @property
+    def listen_port(self) -> int:
+        """The engine's own API port: ``backend_port`` behind the gateway, else ``port``."""
+        return self.backend_port if self.gateway else self.port
 
     @property
     def secrets_env_file(self) -> str:

@@ -8,7 +8,8 @@ requests (MindIE 1.0.RC2 install guide, instg_0026). ``RANKTABLEFILE`` is set on
 single-node MindIE does not read it, but the acceleration library still might.
 
 The API key: MindIE Service has no API-key option, so the container gets no secrets env file;
-the key is enforced in front of it by the lab/front proxy (a later issue). Nothing is invented.
+the gateway (roles/gateway) checks the key in front of it. MindIE keeps its node's address
+(its ranks reach one another there) on the backend port, which the firewall keeps to the group.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def service_config(ctx: LaunchContext, node: NodeTarget) -> dict[str, Any]:
         "ServerConfig": {
             "ipAddress": node.address,
             "managementIpAddress": "127.0.0.2",
-            "port": ctx.port,
+            "port": ctx.listen_port,
             "managementPort": MANAGEMENT_PORT,
             "metricsPort": METRICS_PORT,
             "allowAllZeroIpListening": False,

@@ -77,9 +77,9 @@ def launch_options(ctx: LaunchContext, rank: int) -> list[str]:
         "--trust-remote-code",
         "--enable-metrics",  # /metrics for `ironserve health` and Prometheus (off by default)
         "--host",
-        "0.0.0.0",
+        ctx.listen_host,
         "--port",
-        str(ctx.port),
+        str(ctx.listen_port),
         "--context-length",
         str(sizing.max_model_len),
         "--mem-fraction-static",

@@ -48,7 +48,8 @@ def serve_options(ctx: LaunchContext) -> list[str]:
         args += ["--pipeline-parallel-size", str(par.pipeline)]
     args += ["--max-model-len", str(sizing.max_model_len), "--enforce-eager"]
     args += vllm_reasoning_args(ctx, table)
-    args += ["--host", "0.0.0.0", "--port", str(ctx.port), "--served-model-name", ctx.served_name]
+    args += ["--host", ctx.listen_host, "--port", str(ctx.listen_port)]
+    args += ["--served-model-name", ctx.served_name]
     if sizing.max_num_seqs is not None:
         args += ["--max-num-seqs", str(sizing.max_num_seqs)]
     verify_flags(table, args)

@@ -93,7 +93,7 @@ def serve_options(ctx: LaunchContext, *, ray: bool, rank: int = 0) -> list[str]:
     if trusts_remote_code(ctx):
         args.append("--trust-remote-code")
     args += vllm_reasoning_args(ctx, table)
-    args += ["--host", "0.0.0.0", "--port", str(ctx.port)]
+    args += ["--host", ctx.listen_host, "--port", str(ctx.listen_port)]
     if native:
         args += [
             require(table, "--nnodes", f"{len(ctx.nodes)} nodes without Ray"),

@@ -52,6 +52,7 @@ class Endpoint:
     engine: str  # vllm, sglang, mindie, vllm_vacc
     key: str | None
     key_error: str | None = None
+    enforced: bool = True  # Plan.api_key.enforced: only MindIE without the gateway has no key
 
 
 def _r(
@@ -88,7 +89,7 @@ def _headers(ep: Endpoint) -> dict[str, str]:
 def check_health(ep: Endpoint, client: httpx.Client) -> CheckResult:
     url = f"{ep.base}/health"
     try:
-        answer = client.get(url, timeout=HEALTH_TIMEOUT_S)
+        answer = client.get(url, headers=_headers(ep), timeout=HEALTH_TIMEOUT_S)
     except httpx.HTTPError as error:
         return _down("health", ep, url, error, "200")
     if answer.status_code != 200:
@@ -105,7 +106,7 @@ def check_health(ep: Endpoint, client: httpx.Client) -> CheckResult:
 
 
 def _no_key(check: str, ep: Endpoint, expected: str) -> CheckResult | None:
-    if ep.key is None and ep.engine != "mindie":
+    if ep.key is None and ep.enforced:
         return _r(
             check,
             ep,
@@ -326,6 +327,7 @@ def endpoint_of(gp: GroupPlan, key: str | None, key_error: str | None = None) ->
         engine=ctx.engine.kind.value,
         key=key,
         key_error=key_error,
+        enforced=gp.plan.api_key.enforced,
     )
 
 

@@ -90,7 +90,7 @@ REPOSITORIES = {"vllm": "vllm/vllm-openai", "sglang": "lmsysorg/sglang"}
 
 @dataclass(frozen=True)
 class EngineImage:
-    kind: str  # vllm | sglang
+    kind: str  # vllm | sglang | gateway
     version: str
     local: str  # the content-hashed local tag
     repository: str  # vllm/vllm-openai

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ironserve.lab import engine_image as ei
+from ironserve.lab import gateway_image, vllm_image
 from ironserve.lab import images as img
-from ironserve.lab import vllm_image
 from ironserve.lab.waits import wait_http_ok
 
 REPO = "ironserve-lab-registry"
@@ -157,7 +157,8 @@ def push(client: Any, image: ei.EngineImage, host_port: int) -> str:
 
 
 def publish_engines(client: Any, base: str, address: str, host_port: int) -> dict[str, str]:
-    """Build (cached) and push every engine image a lab offers; {node-side reference: digest}."""
+    """Build (cached) and push every engine image a lab offers, and the gateway's nginx;
+    {node-side reference: digest}."""
     if os.environ.get(SKIP_ENV, "1") == "0":
         _log(f"{SKIP_ENV}=0: no engine image pushed")
         return {}
@@ -175,6 +176,9 @@ def publish_engines(client: Any, base: str, address: str, host_port: int) -> dic
         # finds the layers there instead of compressing 2.5 GB again.
         with img.build_lock("push"):
             published[f"{address}:{PORT}/{image.reference}"] = push(client, image, host_port)
+    gateway = gateway_image.ensure(client, base)  # roles/gateway's nginx, from Debian
+    with img.build_lock("push"):
+        published[f"{address}:{PORT}/{gateway.reference}"] = push(client, gateway, host_port)
     _log(
         f"engine images: built/checked in {built - started:.1f}s, pushed in "
         f"{time.monotonic() - built:.1f}s: {', '.join(published)}"

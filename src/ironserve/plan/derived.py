@@ -1,8 +1,9 @@
 """What a serving group's Plan derives from the inventory once, beside the launches: where
 clients reach it (:class:`Endpoint`), where its API key lives (:class:`ApiKeyLocation`), how its
 nodes find each other (:class:`Layout`: Ray's head and planned GPUs, or the native rendezvous),
-the ports it uses (:class:`PortUse`) and the free disk each node needs for the weights
-(:class:`NodeDisk`).
+the ports it uses (:class:`PortUse`), the free disk each node needs for the weights
+(:class:`NodeDisk`) and the reverse proxy that checks the API key on the public port
+(:class:`Gateway`).
 
 Roles, health, bench, runbooks and ``ironserve lab status`` read these fields; none rebuilds an
 URL, a key path, Ray's planned GPUs or a port. Pure: the same context always derives the same.
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, computed_field
 
 from ironserve.catalog.engines import EngineKind
 from ironserve.engines.base import (
+    NODE_STATE_DIR,
     RAY_PORT,
     SGLANG_DIST_PORT,
     VLLM_DP_RPC_PORT,
@@ -26,7 +28,7 @@ from ironserve.engines.base import (
     LaunchContext,
     NodeLaunch,
 )
-from ironserve.engines.common import is_multi_node, units_on
+from ironserve.engines.common import container_name, is_multi_node, units_on
 from ironserve.rules.disk import DISK_MARGIN, DiskNeed, disk_need, node_disk_need_bytes
 from ironserve.serving.ray_status import NODES_PROBE
 
@@ -162,6 +164,38 @@ class NodeDisk(_Frozen):
         return disk_need(self.weights_bytes, present_bytes, self.margin)
 
 
+class Gateway(_Frozen):
+    """The reverse proxy on the API node's public port (roles/gateway, serving/gateway.py):
+    every path needs the API key but ``public_paths``; ``/metrics`` also answers the group's
+    nodes and the monitoring server without it (Prometheus scrapes it there)."""
+
+    node: str
+    port: int  # the public API port (Endpoint.port)
+    upstream: str  # host:port where the engine's API server listens
+    container: str
+    config_file: str  # on the node, 0600: it holds the key
+    public_paths: list[str]
+
+
+def gateway_of(
+    ctx: LaunchContext, endpoint: Endpoint, public_metrics: bool, public_health: bool
+) -> Gateway | None:
+    if not ctx.gateway:
+        return None
+    # MindIE binds its ServerConfig.ipAddress, the node's own (engines/mindie.py); the others
+    # bind ctx.listen_host, the loopback.
+    host = endpoint.address if ctx.engine.kind == EngineKind.MINDIE else ctx.listen_host
+    public = [p for p, on in (("/health", public_health), ("/metrics", public_metrics)) if on]
+    return Gateway(
+        node=endpoint.node,
+        port=endpoint.port,
+        upstream=f"{host}:{ctx.listen_port}",
+        container=container_name(ctx, "gateway"),
+        config_file=f"{NODE_STATE_DIR}/{ctx.group}/gateway.conf",
+        public_paths=public,
+    )
+
+
 def endpoint_of(ctx: LaunchContext, nodes: list[NodeLaunch]) -> Endpoint:
     serving = next(n for n in nodes if n.serves_api)
     return Endpoint(node=serving.node, address=serving.address, port=ctx.port)
@@ -180,7 +214,8 @@ def api_key_location(ctx: LaunchContext, key_file: Path | None, key_dir: str) ->
         control_file=control,
         generated=generated,
         node_file=ctx.secrets_env_file,
-        enforced=ctx.engine.kind != EngineKind.MINDIE,
+        # MindIE has no key of its own: only the gateway enforces one in front of it.
+        enforced=ctx.gateway or ctx.engine.kind != EngineKind.MINDIE,
     )
 
 
@@ -217,6 +252,9 @@ def layout_of(ctx: LaunchContext, nodes: list[NodeLaunch]) -> Layout:
 def ports_of(ctx: LaunchContext, endpoint: Endpoint, layout: Layout) -> list[PortUse]:
     """Every port the group listens on, and where (host network: these are the nodes' ports)."""
     ports = [PortUse(port=endpoint.port, nodes=[endpoint.node], purpose="OpenAI API")]
+    if ctx.gateway:
+        behind = "engine API behind the gateway"
+        ports.append(PortUse(port=ctx.backend_port, nodes=[endpoint.node], purpose=behind))
     if layout.ray is not None:
         ports.append(PortUse(port=layout.ray.port, nodes=[layout.ray.head], purpose="Ray GCS"))
     rendezvous = layout.rendezvous

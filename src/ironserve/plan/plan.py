@@ -14,7 +14,12 @@ from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.catalog.engines import ENGINES
 from ironserve.catalog.formats import WeightFormat
 from ironserve.catalog.models import ModelSpec, get_model
-from ironserve.config.schema import DEFAULT_API_KEY_DIR, Cluster, ServingGroup
+from ironserve.config.schema import (
+    DEFAULT_API_KEY_DIR,
+    DEFAULT_BACKEND_PORT,
+    Cluster,
+    ServingGroup,
+)
 from ironserve.engines import build_launches
 from ironserve.engines.base import LaunchContext, NodeLaunch, NodeTarget
 from ironserve.engines.common import EngineBuildError
@@ -22,12 +27,14 @@ from ironserve.errors import InputError, Problem
 from ironserve.plan.derived import (
     ApiKeyLocation,
     Endpoint,
+    Gateway,
     Layout,
     NodeDisk,
     PortUse,
     api_key_location,
     disk_of,
     endpoint_of,
+    gateway_of,
     layout_of,
     ports_of,
 )
@@ -46,6 +53,7 @@ class Plan(BaseModel):
     layout: Layout
     ports: list[PortUse]
     disk: list[NodeDisk]
+    gateway: Gateway | None
 
     @classmethod
     def build(
@@ -54,9 +62,13 @@ class Plan(BaseModel):
         api_key_file: Path | None = None,
         api_key_dir: str = DEFAULT_API_KEY_DIR,
         disk_margins: Mapping[str, float] | None = None,
+        *,
+        public_metrics: bool = False,
+        public_health: bool = True,
     ) -> Plan:
         """The launches of ``ctx`` and everything derived from them, in one pass
-        (``disk_margins``: each node's preflight_disk_margin)."""
+        (``disk_margins``: each node's preflight_disk_margin; ``public_*``: the paths the
+        gateway serves without the key)."""
         nodes = build_launches(ctx)
         endpoint = endpoint_of(ctx, nodes)
         layout = layout_of(ctx, nodes)
@@ -69,6 +81,7 @@ class Plan(BaseModel):
             layout=layout,
             ports=ports_of(ctx, endpoint, layout),
             disk=disk_of(ctx, disk_margins),
+            gateway=gateway_of(ctx, endpoint, public_metrics, public_health),
         )
 
     @property
@@ -126,6 +139,7 @@ class Plan(BaseModel):
             "layout": self.layout.model_dump(),
             "ports": [p.model_dump() for p in self.ports],
             "disk": [d.model_dump() for d in self.disk],
+            "gateway": self.gateway.model_dump() if self.gateway else None,
             "alternatives": [a.model_dump(mode="json") for a in s.alternatives],
             "nodes": [
                 {
@@ -156,6 +170,8 @@ def launch_context(
     extra_args: list[str] | None = None,
     shm_size: str = "32g",
     npu_tls: bool = False,
+    gateway: bool = True,
+    backend_port: int = DEFAULT_BACKEND_PORT,
 ) -> LaunchContext:
     engine = ENGINES[request.engine]
     version = request.engine_version or engine.default_version
@@ -179,6 +195,8 @@ def launch_context(
         else model.reasoning_parser,
         shm_size=shm_size,
         npu_tls=npu_tls,
+        gateway=gateway,
+        backend_port=backend_port,
     )
 
 
@@ -239,12 +257,16 @@ def _plan_group(group: ServingGroup) -> Plan:
         extra_args=group.engine.extra_args,
         shm_size=group.engine.shm_size,
         npu_tls=group.nodes[0].npu.tls,
+        gateway=group.serving.gateway,
+        backend_port=group.serving.backend_port,
     )
     return Plan.build(
         ctx,
         group.serving.api_key_file,
         group.serving.api_key_dir,
         {n.name: n.disk_margin for n in group.nodes},
+        public_metrics=group.serving.public_metrics,
+        public_health=group.serving.public_health,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,10 +21,22 @@ if TYPE_CHECKING:
     from ironserve.plan.derived import ApiKeyLocation
 
 KEY_BYTES = 32  # token_urlsafe: 43 characters, no "=" (so the env-file form stays unambiguous)
+# RFC 6750's b64token: what an ``Authorization: Bearer`` header may carry.
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 class ApiKeyError(ValueError):
     """The key file is missing, empty, or readable by others."""
+
+
+def check_bearer_token(key: str) -> str:
+    """``key`` when a client can send it as ``Authorization: Bearer <key>`` (RFC 6750)."""
+    if not BEARER_TOKEN.fullmatch(key):
+        raise ApiKeyError(
+            "an API key is sent as 'Authorization: Bearer <key>': letters, digits and "
+            "-._~+/ only, then any '=' (RFC 6750)"
+        )
+    return key
 
 
 def parse_key(text: str) -> str:
@@ -86,7 +99,12 @@ def ensure_plan_key(location: ApiKeyLocation) -> tuple[str, Path, bool]:
     path = location.control_path
     if location.generated and not path.exists():
         return write_new_key(path), path, True
-    return read_key(path), path, False
+    key = read_key(path)
+    try:
+        check_bearer_token(key)
+    except ApiKeyError as error:
+        raise ApiKeyError(f"{path}: {error}") from error
+    return key, path, False
 
 
 def secrets_env(key: str) -> str:

@@ -18,6 +18,7 @@ from pyinfra.context import host, state
 from pyinfra.operations import files, python, server
 
 from ironserve.engines.base import NODE_STATE_DIR
+from ironserve.engines.common import container_name
 from ironserve.facts.engine import IronserveContainers
 from ironserve.operations import secrets
 from ironserve.roles import plan_of, run_of
@@ -138,7 +139,11 @@ def deploy_engine_restart() -> None:
 @deploy("Engine stop", data_defaults=DEFAULTS)
 def deploy_engine_stop() -> None:
     hp = plan_of(state, host)
-    names = (hp.launch.container.name, webui_render.container_name(hp.group.name))
+    names = (
+        hp.launch.container.name,
+        container_name(hp.plan.context, "gateway"),
+        webui_render.container_name(hp.group.name),
+    )
     found = host.get_fact(IronserveContainers, group=hp.group.name, names=names)
     if found:
         server.shell(

@@ -116,11 +116,13 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
     logs = f"docker logs --tail 60 {shlex.quote(node.container.name)} 2>&1"
     restarts = _restarts(host, node.container.name)
     key = read_key(group.key_file)  # SGLang logs its server_args, the key among them
+    bearer = {"Authorization": f"Bearer {key}"}
     said = now
     what = f"{node.node}: {url}"
     while True:
         try:
-            if httpx.get(url, timeout=5).status_code == 200:
+            # The key too: the gateway may guard /health (serving_public_health: false).
+            if httpx.get(url, headers=bearer, timeout=5).status_code == 200:
                 logger.info(
                     f"{host.print_prefix}engine ready at {url} after "
                     f"{time.monotonic() - watch.started:.1f}s"
@@ -176,7 +178,7 @@ def prove_completion(state: Any, host: Any, group: GroupServe) -> None:
     choice = answer.json()["choices"][0]["message"].get("content") or ""
     if not choice.strip():
         raise RuntimeError(f"{node.node}: chat completion at {base} is empty")
-    if group.plan.api_key.enforced:  # MindIE has no API key (engines/mindie.py)
+    if group.plan.api_key.enforced:  # MindIE without the gateway has no key (engines/mindie.py)
         refused = httpx.get(f"{base}/models", timeout=30)
         if refused.status_code not in (401, 403):
             raise RuntimeError(

@@ -14,7 +14,6 @@ from pyinfra.api.deploy import deploy
 from pyinfra.context import host, state
 from pyinfra.operations import files, server, systemd
 
-from ironserve.deploy.context import host_plans
 from ironserve.facts.firewall import IronserveTableLoaded, SshServerPort
 from ironserve.operations import apt
 from ironserve.roles import plan_of
@@ -28,7 +27,7 @@ from ironserve.roles.firewall.ruleset import (
     unit_text,
 )
 from ironserve.roles.monitoring.defaults import MonitoringData
-from ironserve.roles.monitoring.deploy import distinct_plans, server_of
+from ironserve.roles.peers import group_peers, monitoring_server
 from ironserve.roles.webui.defaults import WebuiData
 
 UNIT_PATH = f"/etc/systemd/system/{UNIT}"
@@ -37,14 +36,10 @@ UNIT_PATH = f"/etc/systemd/system/{UNIT}"
 def host_spec(data: FirewallData, ssh_port: int | None) -> FirewallSpec:
     """This host's spec, from the run's Plan and the roles' data."""
     hp = plan_of(state, host)
-    peers = [str(n.node.ip) for n in hp.group.nodes]
     monitoring = MonitoringData.of(host)
     admin = None
-    if monitoring.monitoring_enabled:
-        chosen = server_of(distinct_plans(state), monitoring.monitoring_server)
-        peers.append(str(host_plans(state)[chosen].node.node.ip))
-        if chosen == host.name:
-            admin = ((monitoring.monitoring_prometheus_port,), data.firewall_admin_cidrs)
+    if monitoring_server(state, host) == host.name:
+        admin = ((monitoring.monitoring_prometheus_port,), data.firewall_admin_cidrs)
     api = None
     if hp.launch.serves_api:
         ports = [hp.plan.endpoint.port]
@@ -56,7 +51,7 @@ def host_spec(data: FirewallData, ssh_port: int | None) -> FirewallSpec:
     return spec_for(
         host.name,
         hp.group.name,
-        peers,
+        group_peers(state, host),
         ssh=(ssh_ports, data.firewall_ssh_cidrs),
         api=api,
         admin=admin,

@@ -6,35 +6,20 @@ digest and labelled with its spec hash like the engine's containers: a re-run ch
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shlex
-import weakref
 from pathlib import Path
-from typing import Any
 
 from pyinfra.api.deploy import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.context import host, state
-from pyinfra.operations import files, server
+from pyinfra.operations import files
 
 from ironserve.engines.base import NODE_STATE_DIR
-from ironserve.facts.engine import DockerImagePresent, EngineContainer
 from ironserve.operations import secrets
-from ironserve.roles import plan_of, run_of
-from ironserve.roles.container_runtime.defaults import ContainerRuntimeData
+from ironserve.roles import containers, plan_of
 from ironserve.roles.engine.decide import group_of
 from ironserve.roles.webui import render
 from ironserve.roles.webui.defaults import DEFAULTS, WebuiData
-from ironserve.serving import apikey, registry
-from ironserve.serving.spec import LABEL_GROUP, LABEL_SPEC
-
-# Per run: image pins, keyed by the image and the registry settings that resolve it (the
-# serving node's own mirrors and insecure registries), so a node never gets a digest another
-# node's settings found.
-_PINS: weakref.WeakKeyDictionary[Any, dict[tuple[str, tuple[str, ...], tuple[str, ...]], str]] = (
-    weakref.WeakKeyDictionary()
-)
+from ironserve.serving import apikey
 
 
 def _password() -> str:
@@ -50,21 +35,6 @@ def _password() -> str:
         raise DeployError(f"{host.name}: webui_admin_password_file: {error}") from error
 
 
-def _pinned(image: str) -> str:
-    """``image`` by digest, resolved with this host's registry settings."""
-    runtime = ContainerRuntimeData.of(host)
-    insecure = tuple(runtime.container_runtime_insecure_registries)
-    mirrors = tuple(runtime.container_runtime_registry_mirrors)
-    pins = _PINS.setdefault(run_of(state), {})
-    key = (image, insecure, mirrors)
-    if key not in pins:
-        try:
-            pins[key] = registry.resolve(image, insecure=insecure, mirrors=mirrors)
-        except registry.ImageError as error:
-            raise DeployError(f"webui_image: {error}") from error
-    return pins[key]
-
-
 @deploy("Open WebUI", data_defaults=DEFAULTS)
 def deploy_webui() -> None:
     data = WebuiData.of(host)
@@ -77,7 +47,7 @@ def deploy_webui() -> None:
     group = group_of(state, host)
     ctx = hp.plan.context
     key = apikey.read_key(group.key_file)  # the Plan's key file (decide.py: ensure_plan_key)
-    image = _pinned(data.webui_image)
+    image = containers.pinned_image(data.webui_image, "webui_image")
     spec = render.container(
         hp.group.name,
         image,
@@ -88,11 +58,6 @@ def deploy_webui() -> None:
         ctx.served_name,
     )
     env = render.env_file(password, key, hp.group.name)
-    digest = hashlib.sha256(
-        json.dumps([spec.docker_run_argv(), apikey.secrets_revision(hp.group.name, env)]).encode()
-    ).hexdigest()[:16]
-    labels = ["--label", f"{LABEL_GROUP}={hp.group.name}", "--label", f"{LABEL_SPEC}={digest}"]
-    run = spec.model_copy(update={"run_args": [*labels, *spec.run_args]}).docker_run_argv()
     files.directory(
         name="Engine state folder (0700)", path=f"{NODE_STATE_DIR}/{hp.group.name}", mode="700"
     )
@@ -101,15 +66,5 @@ def deploy_webui() -> None:
         path=render.env_file_path(hp.group.name),
         content=env,
     )
-    if not host.get_fact(DockerImagePresent, ref=image):
-        server.shell(
-            name="Pull Open WebUI by digest", commands=[shlex.join(["docker", "pull", "-q", image])]
-        )
-    fact = host.get_fact(EngineContainer, container=spec.name)
-    name = shlex.quote(spec.name)
-    if not fact.get("exists"):
-        server.shell(name="Start Open WebUI", commands=[shlex.join(run)])
-    elif fact.get("spec") != digest:
-        server.shell(name="Start Open WebUI", commands=[f"docker rm -f {name}", shlex.join(run)])
-    elif not fact.get("running"):
-        server.shell(name="Start Open WebUI", commands=[f"docker start {name}"])
+    digest = containers.spec_digest(spec, apikey.secrets_revision(hp.group.name, env))
+    containers.converge(spec, hp.group.name, digest, "Open WebUI")
