@@ -7,6 +7,7 @@ which then never leave this machine (``--no-index``)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import platform
 import shutil
@@ -23,6 +24,7 @@ from ironserve.lab import images
 from ironserve.weights import client_lock
 from ironserve.weights.client_lock import LAB_NODE_ENV, LockError, Pin
 
+ROOT = Path(__file__).resolve().parents[2]
 LOCK_TEXT, PINS = client_lock.read()
 HERE = dict(default_environment())
 ON_A_LAB_NODES_PYTHON = (
@@ -174,3 +176,16 @@ def test_pip_refuses_a_tampered_wheel_and_installs_the_true_ones(
     listed = json.loads(_pip("list", "--format=json", python=python).stdout)
     have = {canonicalize_name(p["name"]): p["version"] for p in listed}
     assert client_lock.outdated(PINS, HERE, have) == []
+
+
+def test_the_lock_tool_takes_only_the_files_of_the_pinned_project() -> None:
+    """tools/lock_hub_client.py reads the index's file list of a project: every wheel and the
+    sdist of the version, nothing of another project whose name shares a prefix."""
+    spec = importlib.util.spec_from_file_location("lock_tool", ROOT / "tools/lock_hub_client.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool._version_of("cffi-2.1.1-cp311-cp311-manylinux2014_aarch64.whl", "cffi") == "2.1.1"
+    assert tool._version_of("cffi-2.1.1.tar.gz", "cffi") == "2.1.1"
+    assert tool._version_of("httpx2_jsfetch-1.0-py3-none-any.whl", "httpx2") is None
+    assert tool._version_of("cffi-2.1.1.exe", "cffi") is None
