@@ -22,6 +22,8 @@ from pyinfra_cli.util import load_deploy_file
 from ironserve.lab.hub import repos as hub_repos
 from ironserve.lab.hub.server import Hub, serve_in_thread
 from ironserve.roles.weights import deploy_weights
+from ironserve.weights import client_lock
+from ironserve.weights.client_lock import LAB_NODE_ENV
 from ironserve.weights.metadata import hub_metadata
 from tests.deploys.conftest import FakeRun
 
@@ -31,6 +33,7 @@ REPO = "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"
 DEST = f"/weights/{REPO}"
 PROBE = re.compile(r"statvfs")  # the WeightsState fact's command
 NAMES = ["@fake/n1", "@fake/n2", "@fake/n3", "@fake/n4"]
+INSTALL, LOCK = "Weights | Install the hub client", "Weights | Hub client lock"
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +47,20 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.server_close()
 
 
+def installed_client(env: dict[str, str] = LAB_NODE_ENV) -> dict[str, Any]:
+    """The probe's answer for a hub-client venv installed from the packaged lock, on a node
+    whose Python has marker environment ``env``."""
+    _, pins = client_lock.read()
+    versions = client_lock.pins_for(pins, env)
+    return {"client": True, "client_env": env, "client_versions": versions}
+
+
 def node_state(hub_url: str, complete: bool, free: int = 20 << 30) -> dict[str, Any]:
     state: dict[str, Any] = {
         "manifest": None,
         "stat": {},
         "staging_bytes": 0,
-        "client": True,
+        **installed_client(),
         "free_path": "/weights",
         "free_bytes": free,
         "host_key": "ssh-ed25519 AAAAhostkey",
@@ -66,10 +77,14 @@ def node_state(hub_url: str, complete: bool, free: int = 20 << 30) -> dict[str, 
 
 
 def unprepared(
-    hub_url: str, tmp_path: Path, states: list[dict[str, Any]] | None = None, keep: bool = False
+    hub_url: str,
+    tmp_path: Path,
+    states: list[dict[str, Any]] | None = None,
+    keep: bool = False,
+    data: dict[str, Any] | None = None,
 ) -> FakeRun:
     """Fake nodes of one group pulling ``REPO`` from ``hub_url``; ``states``: each node's
-    weights probe answer (none: no fact answered)."""
+    weights probe answer (none: no fact answered); ``data``: more group data."""
     hosts = [
         (
             name,
@@ -93,6 +108,7 @@ def unprepared(
         "fake_delay": 0,
         "fake_delay_jitter": 0,
         "weights_keep_fanout_key": keep,
+        **(data or {}),
     }
     return FakeRun(hosts, group_data)
 
@@ -103,10 +119,11 @@ def fake(
     states: list[dict[str, Any]],
     deploy_file: Path | None = None,
     keep: bool = False,
+    data: dict[str, Any] | None = None,
 ) -> FakeRun:
     """The weights role on fake nodes; ``deploy_file``: loaded as `pyinfra INVENTORY FILE`
     loads it, instead of calling the role; ``keep``: weights_keep_fanout_key."""
-    run = unprepared(hub_url, tmp_path, states, keep)
+    run = unprepared(hub_url, tmp_path, states, keep, data)
     if deploy_file is None:
         run.prepare_as_cli(deploy_weights)
         return run
@@ -124,7 +141,7 @@ def test_fresh_group_one_download_then_a_doubling_tree(hub_url: str, tmp_path: P
     run = fake(hub_url, tmp_path, [node_state(hub_url, False) for _ in NAMES])
     seed_ops = run.changed_ops(NAMES[0])
     assert any("download" in op and REPO in op for op in seed_ops)
-    assert "Weights | Install the hub client" not in seed_ops  # present on the node
+    assert INSTALL not in seed_ops  # present on the node, as locked
     for name in NAMES[1:]:
         assert not any("download" in op for op in run.changed_ops(name))
     rounds = {n: [op for op in run.changed_ops(n) if "fan-out round" in op] for n in NAMES}
@@ -238,3 +255,77 @@ def test_the_packaged_deploy_file_runs_what_the_checkouts_does(
         ops = packaged.changed_ops(name)
         assert ops == checkout.changed_ops(name) == direct.changed_ops(name)
     assert any("fan-out round" in op for op in packaged.changed_ops(NAMES[3]))
+
+
+@pytest.fixture
+def uploads(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], str]:
+    """(host, remote path) -> content of every file the fake connector is given by files.put."""
+    from pyinfra.connectors.fake import FakeConnector
+
+    seen: dict[tuple[str, str], str] = {}
+
+    def put_file(self: Any, filename_or_io: Any, remote_filename: str, *_: Any, **__: Any) -> bool:
+        data = filename_or_io.read() if hasattr(filename_or_io, "read") else None
+        data = data if data is not None else Path(filename_or_io).read_bytes()
+        seen[(self.host.name, remote_filename)] = data.decode() if isinstance(data, bytes) else data
+        return True
+
+    monkeypatch.setattr(FakeConnector, "put_file", put_file)
+    return seen
+
+
+def test_a_seed_without_the_hub_client_installs_the_lock_by_hash(
+    hub_url: str, tmp_path: Path, uploads: dict[tuple[str, str], str]
+) -> None:
+    """The lock goes to the node beside the venv; pip installs exactly it, every file checked
+    against its sha256 (--require-hashes), nothing else pulled in (--no-deps), from the mirror."""
+    states = [node_state(hub_url, False) for _ in NAMES]
+    states[0]["client"] = False
+    mirror = {"weights_pip_index_url": "https://pypi.mirror.local/simple"}
+    run = fake(hub_url, tmp_path, states, data=mirror)
+    seed_ops = run.changed_ops(NAMES[0])
+    assert seed_ops.index(LOCK) < seed_ops.index(INSTALL)
+    assert all(INSTALL not in run.changed_ops(n) for n in NAMES[1:])  # the seed alone downloads
+    run.execute()
+    assert run.failed() == []
+    lock = "/opt/ironserve/hub-client.lock.txt"
+    assert uploads[(NAMES[0], lock)] == client_lock.packaged()
+    (install,) = [c for c in run.commands(NAMES[0]) if "pip" in c]
+    assert "python3 -m venv --clear /opt/ironserve/hub-client &&" in install
+    assert "--require-hashes --no-deps" in install and install.endswith(f" -r {lock}")
+    assert "--index-url https://pypi.mirror.local/simple" in install
+    assert "huggingface_hub==" not in install  # no requirement but the lock's
+
+
+def test_a_hub_client_not_as_locked_is_installed_again(hub_url: str, tmp_path: Path) -> None:
+    """Another version of one package, or a venv made for 3.11 on a node whose Python is now
+    3.10 (the lock pins other versions there): reinstalled; as locked: left alone."""
+    older = node_state(hub_url, False)
+    older["client_versions"] = {**older["client_versions"], "huggingface_hub": "2.3.0"}
+    moved = node_state(hub_url, False)
+    moved["client_env"] = {
+        **LAB_NODE_ENV,
+        "python_version": "3.10",
+        "python_full_version": "3.10.12",
+    }
+    on_310 = node_state(hub_url, False)
+    on_310.update(installed_client(moved["client_env"]))
+    for state, reinstall in ((older, True), (moved, True), (on_310, False)):
+        states = [state] + [node_state(hub_url, False) for _ in NAMES[1:]]
+        assert (INSTALL in fake(hub_url, tmp_path, states).changed_ops(NAMES[0])) is reinstall
+
+
+def test_an_operators_own_lock_is_the_one_installed(
+    hub_url: str, tmp_path: Path, uploads: dict[tuple[str, str], str]
+) -> None:
+    own = tmp_path / "site-hub-client.txt"
+    own.write_text(
+        "huggingface-hub==2.4.0 \\\n    --hash=sha256:" + "a" * 64 + "\n"
+    )  # a node that holds 2.4.0 already needs nothing more
+    states = [node_state(hub_url, False) for _ in NAMES]
+    run = fake(hub_url, tmp_path, states, data={"weights_client_lock": str(own)})
+    assert INSTALL not in run.changed_ops(NAMES[0])
+    states[0]["client_versions"] = {"huggingface_hub": "2.3.0"}
+    run = fake(hub_url, tmp_path, states, data={"weights_client_lock": str(own)})
+    run.execute()
+    assert uploads[(NAMES[0], "/opt/ironserve/hub-client.lock.txt")] == own.read_text()

@@ -205,7 +205,8 @@ BAD_ROLE_VALUES = [
     ("monitoring_dir", "/etc/ironserve/../x"),
     ("webui_port", True),
     ("webui_image", "a b"),
-    ("weights_client_packages", ["huggingface_hub==2.4.0; rm -rf /"]),
+    ("weights_client_lock", "/nonexistent/hub-client.txt"),
+    ("weights_client_lock", "pyproject.toml"),  # a file, not a lock: no pinned line
     ("weights_attempts", True),
     ("weights_config_dir", "relative/dir"),
     ("weights_pip_index_url", "pypi.local"),

@@ -235,14 +235,6 @@ PackageName = Annotated[
         "a Debian package name ([a-z0-9][a-z0-9+.-]*)", r"[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+~:-]+)?"
     ),
 ]
-PipRequirement = Annotated[
-    str,
-    Strict(),
-    _pattern(
-        "a pip requirement (name[extras]==version)",
-        r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?((==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+)?",
-    ),
-]
 # Prometheus durations: 15s, 1h30m, 15d.
 Duration = Annotated[
     str, Strict(), _pattern("a duration (e.g. 15s, 1h30m, 15d)", r"([0-9]+(ms|s|m|h|d|w|y))+")

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ironserve.weights import client_lock
+
 SUITE = "bookworm"
 BASE_PACKAGES = (
     "openssh-server",
@@ -62,9 +64,16 @@ NODE_PACKAGES = (
     "python3-venv",
 )
 # The hub clients a node downloads weights with (roles/weights installs them when missing; the
-# lab bakes them so no test needs PyPI): the versions of the project's own .venv.
+# lab bakes them so no test needs PyPI), from the lock roles/weights installs from
+# (ironserve.weights.client_lock): a lab build proves it complete and its hashes right.
 HUB_CLIENT_VENV = "/opt/ironserve/hub-client"
-HUB_CLIENT_PINS = "huggingface_hub==2.4.0 modelscope==1.40.2"
+# bookworm's glibc is 2.36: the manylinux wheels its python3 takes, newest first.
+NODE_PLATFORMS = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(36, 4, -1)),
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+)
 # Timers a real server has that only make noise (and CPU spikes) on 16 nodes sharing 2 cores.
 MASKED_UNITS = (
     "apt-daily.timer",
@@ -128,9 +137,12 @@ RUN apt-get -o Acquire::Check-Valid-Until=false update -qq \\
  && : > /etc/machine-id \\
  && echo LANG=C.UTF-8 > /etc/default/locale
 COPY wheels /tmp/hub-wheels
+COPY hub-client.txt /tmp/hub-client.txt
 RUN python3 -m venv {hub_venv} \\
- && {hub_venv}/bin/pip install -q --no-index --find-links /tmp/hub-wheels {hub_pins} >/dev/null \\
- && rm -rf /tmp/hub-wheels
+ && {hub_venv}/bin/pip install -q --require-hashes --no-index \\
+    --find-links /tmp/hub-wheels -r /tmp/hub-client.txt >/dev/null \\
+ && {hub_venv}/bin/pip check >/dev/null \\
+ && rm -rf /tmp/hub-wheels /tmp/hub-client.txt
 COPY sshd_config /etc/ssh/sshd_config.d/ironserve-lab.conf
 COPY node-init /usr/local/sbin/ironserve-node-init
 COPY sim {sim_dest}
@@ -190,7 +202,8 @@ def node_tag(base: str) -> str:
         base,
         NODE_DOCKERFILE,
         " ".join(NODE_PACKAGES + MASKED_UNITS),
-        HUB_CLIENT_VENV + " " + HUB_CLIENT_PINS,
+        HUB_CLIENT_VENV,
+        client_lock.packaged(),
         NODE_INIT,
         SSHD_CONFIG,
         json.dumps(WRAPPERS, sort_keys=True),
@@ -255,22 +268,29 @@ def build_base(client: Any, tag: str) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _hub_wheels() -> Iterator[tuple[str, bytes]]:
-    """Wheels of the hub clients for the node's Python (bookworm: 3.11), fetched on this machine
-    by its own pip (its index, proxy and CA settings): the image build itself needs no network."""
-    folder = Path(tempfile.gettempdir()) / f"ironserve-hub-wheels-{_digest(HUB_CLIENT_PINS)}"
-    if not any(folder.glob("huggingface_hub-*.whl")):
+def hub_wheels(lock: str) -> Path:
+    """Wheels of the hub clients for the node's Python (bookworm: CPython 3.11, x86_64), as the
+    lock pins them, fetched on this machine by its own pip (its index, proxy and CA settings;
+    ``--require-hashes``: a file whose sha256 the lock lacks is refused here already): the image
+    build itself needs no network. The folder (named by the lock's content) is kept."""
+    folder = Path(tempfile.gettempdir()) / f"ironserve-hub-wheels-{_digest(lock)}"
+    if not (folder / "complete").exists():
+        folder.mkdir(exist_ok=True)
+        env = client_lock.LAB_NODE_ENV
+        requirements = folder / "requirements.txt"
+        requirements.write_text(client_lock.requirements_for(client_lock.parse(lock), env))
         subprocess.run(
             [
                 *(sys.executable, "-m", "pip", "download", "-q", "-d", str(folder)),
-                *("--only-binary=:all:", "--python-version", "3.11"),
-                *("--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64"),
-                *HUB_CLIENT_PINS.split(),
+                *("--require-hashes", "--no-deps", "--only-binary=:all:"),
+                *("--python-version", env["python_version"], "--implementation", "cp"),
+                *(arg for platform in NODE_PLATFORMS for arg in ("--platform", platform)),
+                *("-r", str(requirements)),
             ],
             check=True,
         )
-    for wheel in sorted(folder.glob("*.whl")):
-        yield wheel.name, wheel.read_bytes()
+        (folder / "complete").touch()
+    return folder
 
 
 def _context(base: str) -> io.BytesIO:
@@ -282,7 +302,6 @@ def _context(base: str) -> io.BytesIO:
                 masked=" ".join(MASKED_UNITS),
                 sim_dest=SIM_DEST,
                 hub_venv=HUB_CLIENT_VENV,
-                hub_pins=HUB_CLIENT_PINS,
             ).encode(),
             0o644,
         ),
@@ -294,8 +313,10 @@ def _context(base: str) -> io.BytesIO:
         files[f"wrappers{path}"] = (text.encode(), 0o755)
     for name, data in _sim_files():
         files[f"sim/{name}"] = (data, 0o755 if data.startswith(b"#!") else 0o644)
-    for name, data in _hub_wheels():
-        files[f"wheels/{name}"] = (data, 0o644)
+    lock = client_lock.packaged()
+    files["hub-client.txt"] = (lock.encode(), 0o644)
+    for wheel in sorted(hub_wheels(lock).glob("*.whl")):
+        files[f"wheels/{wheel.name}"] = (wheel.read_bytes(), 0o644)
     return tar_context(files)
 
 

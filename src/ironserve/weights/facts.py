@@ -1,6 +1,7 @@
 """What a node holds for the weights (one fact, read before any operation): the manifest, size
-and mtime of the files it lists, free bytes where the weights go, the hub client, the SSH host key
-(for the fan-out's known_hosts)."""
+and mtime of the files it lists, free bytes where the weights go, the hub client (its venv's
+packages and versions, its Python's marker environment), the SSH host key (for the fan-out's
+known_hosts)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,26 @@ from pyinfra.api.facts import FactBase
 
 # Runs with the node's python3 (stdlib): prints one JSON object.
 _PROBE = r"""
-import json, os, sys
+import glob, json, os, platform, sys
 dest, venv = sys.argv[1], sys.argv[2]
 out = {"manifest": None, "stat": {}, "staging_bytes": 0}
 out["client"] = os.access(venv + "/bin/python", os.X_OK)
+# The venv's distributions (name-version.dist-info) and the marker environment its python3 has:
+# the control machine compares them with the lock's pins.
+out["client_versions"] = dict(
+    os.path.basename(p)[: -len(".dist-info")].rsplit("-", 1)
+    for p in glob.glob(venv + "/lib/python*/site-packages/*-*.dist-info")
+)
+out["client_env"] = {
+    "implementation_name": sys.implementation.name,
+    "os_name": os.name,
+    "platform_machine": platform.machine(),
+    "platform_python_implementation": platform.python_implementation(),
+    "platform_system": platform.system(),
+    "python_full_version": platform.python_version(),
+    "python_version": "%d.%d" % sys.version_info[:2],
+    "sys_platform": sys.platform,
+}
 try:
     with open(os.path.join(dest, "ironserve-manifest.json")) as f:
         out["manifest"] = json.load(f)

@@ -4,18 +4,31 @@ The free space a node needs for the weights is ironserve.rules.disk's (margin:
 ``preflight_disk_margin``), the same rule as preflight's and health's.
 """
 
-from pydantic import Field
+from pathlib import Path
+from typing import Annotated
 
-from ironserve.config.values import Count, LocalPath, NodePath, PipRequirement, Url
+from pydantic import AfterValidator
+
+from ironserve.config.values import Count, LocalPath, NodePath, Url, existing_file
 from ironserve.deploy.role_data import RoleData
+from ironserve.weights import client_lock
+
+
+def _a_lock(path: Path) -> Path:
+    """A lock pip's --require-hashes takes: every line pinned with == and a sha256."""
+    client_lock.read(path)  # LockError (a ValueError) names the line
+    return path
+
+
+ClientLock = Annotated[Path, AfterValidator(existing_file), AfterValidator(_a_lock)]
 
 
 class WeightsData(RoleData):
-    # The hub client's venv on a node (the seed downloads with it); installed by pip when missing.
+    # The hub client's venv on a node (the seed downloads with it); installed by pip from the lock
+    # (every package pinned with its sha256, --require-hashes) when missing or not as locked.
     weights_client_venv: NodePath = "/opt/ironserve/hub-client"
-    weights_client_packages: list[PipRequirement] = Field(
-        default_factory=lambda: ["huggingface_hub==2.4.0", "modelscope==1.40.2"]
-    )
+    # An operator's own lock in that format (None: ironserve's, ironserve/weights/data).
+    weights_client_lock: ClientLock | None = None
     # A PyPI mirror for that install (None: pip's default index).
     weights_pip_index_url: Url | None = None
     # Download attempts on the seed (a drop resumes, a corrupt file is fetched again).

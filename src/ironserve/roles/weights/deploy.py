@@ -34,7 +34,7 @@ from ironserve.operations import secrets
 from ironserve.plan.derived import NodeDisk
 from ironserve.roles import plan_of, run_of
 from ironserve.roles.weights.defaults import DEFAULTS, WeightsData
-from ironserve.weights import node_pull
+from ironserve.weights import client_lock, node_pull
 from ironserve.weights.facts import WeightsState
 from ironserve.weights.manifest import complete, missing_bytes
 from ironserve.weights.metadata import RepoMeta, WeightsError, hub_metadata, read_token
@@ -316,18 +316,32 @@ def _never() -> bool:
     return False
 
 
+def client_outdated(node_state: dict[str, Any], pins: list[client_lock.Pin]) -> list[str]:
+    """The lock's pins a node's hub-client venv lacks (all of them: no venv)."""
+    if not node_state.get("client"):
+        return sorted(f"{p.name}=={p.version}" for p in pins)
+    env = node_state.get("client_env") or {}
+    return client_lock.outdated(pins, env, node_state.get("client_versions") or {})
+
+
 def _seed_ops(gw: GroupWeights, token_path: str | None, script: str, config: str) -> None:
     data = WeightsData.of(host)
     venv = data.weights_client_venv
-    if not gw.states[host.name].get("client"):
+    lock_text, pins = client_lock.read(data.weights_client_lock)
+    if client_outdated(gw.states[host.name], pins):
+        # Beside the venv (`venv --clear` empties the venv itself): a venv not as locked is
+        # made anew, so no package of an older lock stays.
+        lock = f"{venv}.lock.txt"
+        files.put(name="Hub client lock", src=StringIO(lock_text), dest=lock, mode="644")
         index = data.weights_pip_index_url
-        pip = f"{shlex.quote(venv + '/bin/pip')} install -q"
+        pip = f"{shlex.quote(venv + '/bin/pip')} install -q --require-hashes --no-deps"
         if index:
             pip += f" --index-url {shlex.quote(str(index))}"
-        packages = " ".join(shlex.quote(p) for p in data.weights_client_packages)
         server.shell(
             name="Install the hub client",
-            commands=[f"python3 -m venv {shlex.quote(venv)} && {pip} {packages}"],
+            commands=[
+                f"python3 -m venv --clear {shlex.quote(venv)} && {pip} -r {shlex.quote(lock)}"
+            ],
         )
     token_file = plan_of(state, host).group.hub.token_file
     if token_path and token_file:
