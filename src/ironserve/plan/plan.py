@@ -1,6 +1,7 @@
 """The Plan: sizing plus, per node, exactly what runs there, and what follows from both once
-(plan/derived.py: endpoint, API key location, launch layout, ports, disk per node). Computed
-once; roles, health, bench and runbooks only read it."""
+(plan/derived.py: endpoint, API key location, launch layout, ports, disk per node;
+plan/staging.py: the time to stage the weights and the image). Computed once; roles, health,
+bench and runbooks only read it."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from ironserve.plan.derived import (
     ports_of,
 )
 from ironserve.plan.sizing import size_model
+from ironserve.plan.staging import Links, Staging, links_of, staging_of
 from ironserve.plan.types import Sizing, SizingRequest
 
 
@@ -46,6 +48,7 @@ class Plan(BaseModel):
     layout: Layout
     ports: list[PortUse]
     disk: list[NodeDisk]
+    staging: Staging
 
     @classmethod
     def build(
@@ -54,9 +57,11 @@ class Plan(BaseModel):
         api_key_file: Path | None = None,
         api_key_dir: str = DEFAULT_API_KEY_DIR,
         disk_margins: Mapping[str, float] | None = None,
+        links: Links | None = None,
     ) -> Plan:
         """The launches of ``ctx`` and everything derived from them, in one pass
-        (``disk_margins``: each node's preflight_disk_margin)."""
+        (``disk_margins``: each node's preflight_disk_margin; ``links``: the site link and each
+        node's cluster network link, defaults where None)."""
         nodes = build_launches(ctx)
         endpoint = endpoint_of(ctx, nodes)
         layout = layout_of(ctx, nodes)
@@ -69,6 +74,7 @@ class Plan(BaseModel):
             layout=layout,
             ports=ports_of(ctx, endpoint, layout),
             disk=disk_of(ctx, disk_margins),
+            staging=staging_of(ctx, links),
         )
 
     @property
@@ -126,6 +132,7 @@ class Plan(BaseModel):
             "layout": self.layout.model_dump(),
             "ports": [p.model_dump() for p in self.ports],
             "disk": [d.model_dump() for d in self.disk],
+            "staging": self.staging.model_dump(),
             "alternatives": [a.model_dump(mode="json") for a in s.alternatives],
             "nodes": [
                 {
@@ -245,6 +252,11 @@ def _plan_group(group: ServingGroup) -> Plan:
         group.serving.api_key_file,
         group.serving.api_key_dir,
         {n.name: n.disk_margin for n in group.nodes},
+        links_of(
+            group.hub.bandwidth,
+            {n.name: n.network.fabric_bandwidth for n in group.nodes},
+            group.engine.image_size,
+        ),
     )
 
 
