@@ -72,8 +72,9 @@ def _staging_table(st: Staging) -> Table:
         show_header=True,
         header_style="bold",
     )
-    for column, justify in (("step", "left"), ("bytes", "right"), ("bound by", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("step")
+    table.add_column("bytes", justify="right")
+    table.add_column("bound by")
     table.add_column("rate", justify="right")
     table.add_column("time", justify="right")
     for step in st.steps:
