@@ -13,6 +13,7 @@ from ironserve.engines.base import NodeLaunch
 from ironserve.plan.derived import Gateway
 from ironserve.plan.plan import Plan
 from ironserve.plan.sizing import gib, unit_name
+from ironserve.plan.staging import Staging, duration, rate_text
 
 
 def print_plans(console: Console, plans: list[Plan]) -> None:
@@ -63,7 +64,40 @@ def _print_plan(console: Console, plan: Plan) -> None:
         need = gib(plan.disk_of(n.node).need_bytes)
         nodes.add_row(n.node, n.address, n.role, str(n.rank), "yes" if n.serves_api else "", need)
     console.print(nodes)
+    console.print(_staging_table(plan.staging))
     console.print("[dim]ironserve render -i INVENTORY --node NAME prints a node's commands[/dim]")
+
+
+def _staging_table(st: Staging) -> Table:
+    """The staging estimate: each step's bytes, the link that bounds it, and its time."""
+    table = Table(
+        title=f"Staging estimate ({st.nodes} node{'s' if st.nodes > 1 else ''}, nothing in place)",
+        show_header=True,
+        header_style="bold",
+    )
+    table.add_column("step")
+    table.add_column("bytes", justify="right")
+    table.add_column("bound by")
+    table.add_column("rate", justify="right")
+    table.add_column("time", justify="right")
+    for step in st.steps:
+        what = step.what + (f", {step.rounds} rounds" if step.rounds > 1 else "")
+        if step.rounds == 0:
+            table.add_row(what, "", "nothing to copy: one node", "", duration(0))
+            continue
+        times = step.rounds * step.sharing
+        size = f"{times} x {gib(step.bytes)}" if times > 1 else gib(step.bytes)
+        table.add_row(
+            what, size, step.link, rate_text(step.bytes_per_second), duration(step.seconds)
+        )
+    table.add_row(
+        "[bold]total[/bold]",
+        "",
+        f"mostly {st.bound_by}",
+        "",
+        f"[bold]{duration(st.total_seconds)}[/bold]",
+    )
+    return table
 
 
 def print_node(console: Console, launch: NodeLaunch, gateway: Gateway | None = None) -> None:

@@ -119,6 +119,11 @@ def test_every_example_inventory_validates_and_plans_feasible(
     assert [d["node"] for d in doc["disk"]] == [n["name"] for n in doc["nodes"]]
     assert {d["weights_bytes"] for d in doc["disk"]} == {doc["weights_bytes"]}
     assert all(d["need_bytes"] == int(d["weights_bytes"] * d["margin"]) for d in doc["disk"])
+    # The staging estimate: the whole checkpoint, the group's image, every step's link named.
+    staging = doc["staging"]
+    assert (staging["weights_bytes"], staging["image"]) == (doc["weights_bytes"], doc["image"])
+    assert all(staging[step]["link"] for step in ("download", "fanout", "image_pull"))
+    assert staging["bound_by"] in ("the site link", "the cluster network")
 
 
 def test_validate_reports_every_problem_with_host_and_field(tmp_path: Path) -> None:

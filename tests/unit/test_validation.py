@@ -71,6 +71,13 @@ BAD_INVENTORY_VALUES = [
     ("hub_endpoint", "not a url"),
     ("hub_endpoint", "http://"),
     ("hub_endpoint", "ftp://mirror.example"),
+    ("hub_bandwidth", "10Gb"),
+    ("hub_bandwidth", 1_000_000_000),
+    ("hub_bandwidth", "0Gbit/s"),
+    ("network_fabric_bandwidth", "25 gigabit"),
+    ("network_fabric_bandwidth", "100Tbit/s"),
+    ("engine_image_size", "12Gbit"),
+    ("engine_image_size", "12"),
     ("accelerator_count", True),
     ("network_socket_ifname", "eth0 lo"),
     ("network_ib_hcas", ["mlx5_0", "mlx5_1,mlx5_2"]),
@@ -168,6 +175,9 @@ def test_good_values_pass_unchanged() -> None:
                 engine_port=8123,
                 engine_memory_utilization=1,
                 hub_endpoint="https://hf-mirror.com",
+                hub_bandwidth="1.25GB/s",
+                network_fabric_bandwidth="100Gbps",
+                engine_image_size="9.5GiB",
                 network_ib_hcas=["mlx5_0"],
                 serving_group="r1.prod-a",
             )
@@ -177,6 +187,8 @@ def test_good_values_pass_unchanged() -> None:
     assert group.engine.image == "10.0.0.5:5000/vllm/vllm-openai:v0.11.0"
     assert group.model.served_name == "org/model:v1" and group.engine.port == 8123
     assert group.hub.endpoint == "https://hf-mirror.com" and group.name == "r1.prod-a"
+    assert (group.hub.bandwidth, group.engine.image_size) == ("1.25GB/s", "9.5GiB")
+    assert group.head.network.fabric_bandwidth == "100Gbps"
 
 
 # Role keys: typed by the roles' models (ironserve.roles.<role>.defaults) with the inventory.

@@ -56,6 +56,10 @@ class Engine(BaseModel):
     fixed_tensor_parallel: int | None = None
     max_concurrency: int | None = None
     default_port: int = 8000
+    # Bytes a node pulls for the default image (compressed layers), for the staging estimate
+    # only; an inventory's engine_image_size overrides it. The default, 15 GB, is an assumption
+    # (the middle of the 10-20 GB serving images ship at) for the engines without a figure below.
+    image_bytes: int = 15 * 10**9
 
     def image(self, version: str) -> str:
         return self.image_template.format(version=version)
@@ -85,6 +89,9 @@ ENGINES: dict[EngineKind, Engine] = {
         multi_node="native",
         native_multi_node_since="0.12.0",
         supports_expert_parallel=True,
+        # vllm/vllm-openai on Docker Hub: about 12 GB to pull (vllm-project/vllm#27154,
+        # 2025-10; 28.6 GB unpacked, vllm-project/vllm#22377).
+        image_bytes=12 * 10**9,
     ),
     EngineKind.SGLANG: Engine(
         kind=EngineKind.SGLANG,

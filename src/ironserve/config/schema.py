@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ironserve.catalog.engines import EngineKind, MultiNodeLaunch
 from ironserve.catalog.formats import WeightFormat
 from ironserve.config.values import (
+    Bandwidth,
     Count,
     DockerSize,
     ExistingFile,
@@ -29,6 +30,7 @@ from ironserve.config.values import (
     Port,
     RepoId,
     SafeText,
+    Size,
     Url,
 )
 from ironserve.rules.disk import DISK_MARGIN
@@ -38,6 +40,14 @@ from ironserve.rules.disk import DISK_MARGIN
 DEFAULT_API_KEY_DIR = "~/.ironserve/api-keys"
 # Behind the gateway, the engine's own port on the API node's loopback.
 DEFAULT_BACKEND_PORT = 18000
+
+# The links the staging estimate (plan/staging.py) assumes where the inventory names none.
+# The site's link to the hub or mirror: 1 Gbit/s, a common uplink share for one site's downloads
+# (what one download gets from a public hub is often less, seldom more); the cluster network
+# between nodes: 25 Gbit/s, the usual Ethernet port of a GPU server's front-end network, over
+# which the weights fan-out's rsync runs (node_ip addresses, not the RDMA fabric).
+DEFAULT_SITE_BANDWIDTH = "1Gbit/s"
+DEFAULT_FABRIC_BANDWIDTH = "25Gbit/s"
 
 
 class _Strict(BaseModel):
@@ -85,12 +95,22 @@ class EngineSettings(_Strict):
         default_factory=list, description="More engine flags, checked against the flag table"
     )
     shm_size: DockerSize = Field("32g", description="Shared memory of the engine container")
+    image_size: Size | None = Field(
+        None,
+        description="Bytes a node pulls for the image (12GB); default: the engine's catalog "
+        "figure. Only the staging estimate reads it",
+    )
 
 
 class HubSettings(_Strict):
     kind: Literal["huggingface", "modelscope"] = "huggingface"
     endpoint: Url | None = Field(None, description="Mirror URL (HF_ENDPOINT / MODELSCOPE_ENDPOINT)")
     token_file: ExistingFile | None = Field(None, description="0600 file holding the hub token")
+    bandwidth: Bandwidth = Field(
+        DEFAULT_SITE_BANDWIDTH,
+        description="The site's link to the hub, mirror and image registry, shared by the group "
+        "(10Gbit/s, 1.25GB/s); the staging estimate reads it",
+    )
 
 
 class ServingSettings(_Strict):
@@ -124,6 +144,11 @@ class NetworkSettings(_Strict):
     )
     ib_hcas: list[Name] = Field(default_factory=list, description="IB/RoCE HCAs for NCCL_IB_HCA")
     ib_gid_index: NonNegative | None = Field(None, description="NCCL_IB_GID_INDEX (RoCE: often 3)")
+    fabric_bandwidth: Bandwidth = Field(
+        DEFAULT_FABRIC_BANDWIDTH,
+        description="This node's link to the cluster network (node_ip), which the weights "
+        "fan-out uses (25Gbit/s); the staging estimate reads it",
+    )
 
 
 class NpuSettings(_Strict):

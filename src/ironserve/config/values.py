@@ -13,7 +13,9 @@ lines; each type admits only what its use can carry safely, so a bad value stops
 - ports are 1024-65535 and integers, not booleans; counts are integers, not booleans; booleans
   are booleans, not integers;
 - URLs are http(s) with a host; images are Docker references (distribution's grammar);
-- control-machine files that must exist are regular files.
+- control-machine files that must exist are regular files;
+- bandwidths and sizes are human strings with a unit (``10Gbit/s``, ``1.25GB/s``, ``12GB``),
+  read by :func:`bytes_per_second` and :func:`size_bytes` (pydantic's ``ByteSize`` units).
 
 Every type keeps the value as written (a ``str``), so what reaches the Plan is unchanged.
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, Strict
+from pydantic import AfterValidator, ByteSize, Field, Strict
 
 # Characters a node path may hold: enough for any sane folder, nothing a shell, a Docker volume
 # spec (``src:dst:opts``) or a YAML line would read as syntax.
@@ -161,6 +163,72 @@ def docker_size(value: str) -> str:
     return value
 
 
+# A number and a unit, with an optional "/s" or "ps" (10Gbit/s, 1.25GB/s, 400MiB/s, 10Gbps).
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?) ?([A-Za-z]+?)(/s|ps)?$")
+# Below 1 Mbit/s or above 10 Tbit/s a bandwidth is a typo (a missing unit prefix, a digit too
+# many), not a link; 1 MB to 1 TB holds any engine image.
+MIN_BANDWIDTH = 125_000  # bytes per second: 1 Mbit/s
+MAX_BANDWIDTH = 1_250_000_000_000  # 10 Tbit/s
+MIN_SIZE, MAX_SIZE = 10**6, 10**12
+
+
+def _quantity(value: str, what: str, example: str) -> tuple[str, str, bool]:
+    """(number, unit as ByteSize reads it, whether the unit is in bits) of ``value``."""
+    _no_controls(value)
+    match = _QUANTITY.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not {what} (a number and a unit: {example})")
+    number, unit, per_second = match.groups()
+    if per_second == "ps":  # 10Gbps: bits, 10GBps: bytes
+        if unit[-1:] == "b":
+            unit = unit[:-1] + "bit"
+        elif unit[-1:] != "B":
+            raise ValueError(f"{value!r} is not {what} (a number and a unit: {example})")
+    lower = unit.lower()
+    bits = lower.endswith("bit")
+    # pydantic reads "Gb" as gigabytes; on a link "Gb" usually means gigabits: refuse the guess.
+    if not bits and unit[-1:] == "b":
+        raise ValueError(
+            f"{value!r}: unclear unit {unit!r}: write bits as 'bit' ({number}Gbit) or bytes as "
+            f"'B' ({number}GB, {number}GiB)"
+        )
+    if not (bits or unit[-1:] == "B") or lower not in ByteSize.byte_sizes:
+        raise ValueError(f"{value!r}: unknown unit {unit!r} ({example})")
+    return number, lower, bits
+
+
+def bytes_per_second(value: str) -> float:
+    """The bytes per second of a bandwidth written as ``10Gbit/s``, ``1.25GB/s``, ``400MiB/s``,
+    ``10Gbps`` (decimal prefixes k, M, G, T; binary Ki, Mi, Gi, Ti; bits as ``bit`` or ``bps``,
+    bytes as ``B``). ValueError naming the value otherwise."""
+    number, unit, _ = _quantity(value, "a bandwidth", "10Gbit/s, 1.25GB/s, 400MiB/s")
+    rate = float(number) * ByteSize.byte_sizes[unit]
+    if not MIN_BANDWIDTH <= rate <= MAX_BANDWIDTH:
+        raise ValueError(f"{value!r}: a bandwidth is between 1Mbit/s and 10Tbit/s")
+    return rate
+
+
+def size_bytes(value: str) -> int:
+    """The bytes of a size written as ``12GB``, ``9.5GiB``, ``800MB`` (bytes only, no bits)."""
+    number, unit, bits = _quantity(value, "a size", "12GB, 9.5GiB")
+    if bits or value.strip().endswith(("/s", "ps")):
+        raise ValueError(f"{value!r} is not a size in bytes (12GB, 9.5GiB)")
+    size = int(float(number) * ByteSize.byte_sizes[unit])
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"{value!r}: a size is between 1MB and 1TB")
+    return size
+
+
+def _bandwidth(value: str) -> str:
+    bytes_per_second(value)
+    return value
+
+
+def _size(value: str) -> str:
+    size_bytes(value)
+    return value
+
+
 def _pattern(what: str, pattern: str) -> AfterValidator:
     """A validator that the whole value matches ``pattern`` (and holds no control character)."""
     compiled = re.compile(pattern)
@@ -203,6 +271,9 @@ Url = Annotated[str, Strict(), AfterValidator(url)]
 Image = Annotated[str, Strict(), AfterValidator(image)]
 DockerSize = Annotated[str, Strict(), AfterValidator(docker_size)]
 LocalPath = Annotated[str, Strict(), AfterValidator(local_path)]
+# Kept as written ("10Gbit/s"); the Plan reads the number with bytes_per_second / size_bytes.
+Bandwidth = Annotated[str, Strict(), AfterValidator(_bandwidth)]
+Size = Annotated[str, Strict(), AfterValidator(_size)]
 ExistingFile = Annotated[Path, AfterValidator(existing_file)]
 # One line of free text (a prompt, a display name): anything but control characters.
 Line = Annotated[str, Strict(), AfterValidator(_no_controls)]

@@ -1,6 +1,7 @@
 """The Plan: sizing plus, per node, exactly what runs there, and what follows from both once
-(plan/derived.py: endpoint, API key location, launch layout, ports, disk per node). Computed
-once; roles, health, bench and runbooks only read it."""
+(plan/derived.py: endpoint, API key location, launch layout, ports, disk per node;
+plan/staging.py: the time to stage the weights and the image). Computed once; roles, health,
+bench and runbooks only read it."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from ironserve.plan.derived import (
     ports_of,
 )
 from ironserve.plan.sizing import size_model
+from ironserve.plan.staging import Links, Staging, links_of, staging_of
 from ironserve.plan.types import Sizing, SizingRequest
 
 
@@ -54,6 +56,7 @@ class Plan(BaseModel):
     ports: list[PortUse]
     disk: list[NodeDisk]
     gateway: Gateway | None
+    staging: Staging
 
     @classmethod
     def build(
@@ -62,13 +65,15 @@ class Plan(BaseModel):
         api_key_file: Path | None = None,
         api_key_dir: str = DEFAULT_API_KEY_DIR,
         disk_margins: Mapping[str, float] | None = None,
+        links: Links | None = None,
         *,
         public_metrics: bool = False,
         public_health: bool = True,
     ) -> Plan:
         """The launches of ``ctx`` and everything derived from them, in one pass
-        (``disk_margins``: each node's preflight_disk_margin; ``public_*``: the paths the
-        gateway serves without the key)."""
+        (``disk_margins``: each node's preflight_disk_margin; ``links``: the site link and each
+        node's cluster network link, defaults where None; ``public_*``: the paths the gateway
+        serves without the key)."""
         nodes = build_launches(ctx)
         endpoint = endpoint_of(ctx, nodes)
         layout = layout_of(ctx, nodes)
@@ -82,6 +87,7 @@ class Plan(BaseModel):
             ports=ports_of(ctx, endpoint, layout),
             disk=disk_of(ctx, disk_margins),
             gateway=gateway_of(ctx, endpoint, public_metrics, public_health),
+            staging=staging_of(ctx, links),
         )
 
     @property
@@ -140,6 +146,7 @@ class Plan(BaseModel):
             "ports": [p.model_dump() for p in self.ports],
             "disk": [d.model_dump() for d in self.disk],
             "gateway": self.gateway.model_dump() if self.gateway else None,
+            "staging": self.staging.model_dump(),
             "alternatives": [a.model_dump(mode="json") for a in s.alternatives],
             "nodes": [
                 {
@@ -265,6 +272,11 @@ def _plan_group(group: ServingGroup) -> Plan:
         group.serving.api_key_file,
         group.serving.api_key_dir,
         {n.name: n.disk_margin for n in group.nodes},
+        links_of(
+            group.hub.bandwidth,
+            {n.name: n.network.fabric_bandwidth for n in group.nodes},
+            group.engine.image_size,
+        ),
         public_metrics=group.serving.public_metrics,
         public_health=group.serving.public_health,
     )
