@@ -27,6 +27,10 @@ VENDOR_ROLES = {
 
 CONTROL_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
 
+# Seconds a role's fact may take on a node (``du`` of a present checkpoint, ``ray status`` in a
+# half-formed cluster included): a hung tool fails the fact and its host, not the whole run.
+FACT_TIMEOUT_S = 120
+
 
 def plan_of(state: Any, host: Any) -> HostPlan:
     """The host's plan; a bad inventory stops the run, listing every problem."""

@@ -17,7 +17,7 @@ from pyinfra.operations import server
 
 from ironserve.engines.base import ContainerSpec
 from ironserve.facts.engine import DockerImagePresent, EngineContainer
-from ironserve.roles import run_of
+from ironserve.roles import FACT_TIMEOUT_S, run_of
 from ironserve.roles.container_runtime.defaults import ContainerRuntimeData
 from ironserve.serving import registry
 from ironserve.serving.spec import LABEL_GROUP, LABEL_SPEC
@@ -61,10 +61,10 @@ def converge(spec: ContainerSpec, group: str, digest: str, what: str) -> None:
     run = shlex.join(
         spec.model_copy(update={"run_args": [*labels, *spec.run_args]}).docker_run_argv()
     )
-    if not host.get_fact(DockerImagePresent, ref=spec.image):
+    if not host.get_fact(DockerImagePresent, ref=spec.image, _timeout=FACT_TIMEOUT_S):
         pull = shlex.join(["docker", "pull", "-q", spec.image])
         server.shell(name=f"Pull {what} by digest", commands=[pull])
-    fact = host.get_fact(EngineContainer, container=spec.name)
+    fact = host.get_fact(EngineContainer, container=spec.name, _timeout=FACT_TIMEOUT_S)
     name = shlex.quote(spec.name)
     if not fact.get("exists"):
         server.shell(name=f"Start {what}", commands=[run])
@@ -76,5 +76,5 @@ def converge(spec: ContainerSpec, group: str, digest: str, what: str) -> None:
 
 def remove(name: str, what: str) -> None:
     """Remove the container ``name`` where it exists (a node that no longer runs it)."""
-    if host.get_fact(EngineContainer, container=name).get("exists"):
+    if host.get_fact(EngineContainer, container=name, _timeout=FACT_TIMEOUT_S).get("exists"):
         server.shell(name=f"Remove {what}", commands=[shlex.join(["docker", "rm", "-f", name])])

@@ -41,7 +41,7 @@ from ironserve.engines.base import RenderedFile
 from ironserve.engines.mindie import rank_table_path
 from ironserve.facts.ascend import HccnConf, HccnDeviceIps, HccnTls
 from ironserve.operations import download, hccn
-from ironserve.roles import artifact_sha256, plan_if_vendor, require
+from ironserve.roles import FACT_TIMEOUT_S, artifact_sha256, plan_if_vendor, require
 from ironserve.roles.ascend.defaults import DEFAULTS, DOWNLOADS
 from ironserve.roles.ascend.render import port_specs, server_npus
 
@@ -61,7 +61,9 @@ def installed_version(lines: list[str] | None) -> str | None:
 
 
 def _installer(kind: str, run_file: str, version: str, version_info: str) -> None:
-    current = installed_version(host.get_fact(FileContents, path=version_info))
+    current = installed_version(
+        host.get_fact(FileContents, path=version_info, _timeout=FACT_TIMEOUT_S)
+    )
     if current == version:
         logger.info(f"{host.name}: Ascend {kind} {version} is installed")
         return
@@ -101,9 +103,9 @@ def _live_facts(node_host: Any, npu_count: int, fresh: bool = False) -> tuple[An
     cache = _LIVE.setdefault(run_state(state), {})
     if fresh or node_host.name not in cache:
         cache[node_host.name] = (
-            dict(node_host.get_fact(HccnDeviceIps, npu_count=npu_count)),
-            dict(node_host.get_fact(HccnTls, npu_count=npu_count)),
-            dict(node_host.get_fact(HccnConf)),
+            dict(node_host.get_fact(HccnDeviceIps, npu_count=npu_count, _timeout=FACT_TIMEOUT_S)),
+            dict(node_host.get_fact(HccnTls, npu_count=npu_count, _timeout=FACT_TIMEOUT_S)),
+            dict(node_host.get_fact(HccnConf, _timeout=FACT_TIMEOUT_S)),
         )
     return cache[node_host.name]
 
@@ -123,7 +125,11 @@ def _write_live_rank_table(state: Any, host: Any, plan: HostPlan, planned: Rende
     ips_of = {}
     for target in plan.plan.context.nodes:
         node_host = state.inventory.get_host(target.name)
-        ips_of[target.name] = dict(node_host.get_fact(HccnDeviceIps, npu_count=target.device_count))
+        ips_of[target.name] = dict(
+            node_host.get_fact(
+                HccnDeviceIps, npu_count=target.device_count, _timeout=FACT_TIMEOUT_S
+            )
+        )
     content = _rank_table_from(plan, ips_of, planned)  # raises RankTableError: the op fails
     directory = planned.path.rsplit("/", 1)[0]
     ok, _ = host.run_shell_command(f"mkdir -p {directory} && chmod 0750 {directory}")

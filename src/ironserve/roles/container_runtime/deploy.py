@@ -17,7 +17,7 @@ from pyinfra.operations.util import any_changed
 from ironserve.facts.docker import DockerRuntimes
 from ironserve.operations import apt, docker
 from ironserve.operations.templates import render
-from ironserve.roles import vendor_of
+from ironserve.roles import FACT_TIMEOUT_S, vendor_of
 from ironserve.roles.container_runtime.defaults import DEFAULTS
 
 DOCKER_DROPIN = "/etc/systemd/system/docker.service.d/90-ironserve-limits.conf"
@@ -44,7 +44,7 @@ def daemon_settings(data: Any) -> dict[str, Any]:
 
 @deploy("Container runtime", data_defaults=DEFAULTS)
 def deploy_container_runtime() -> None:
-    if not host.get_fact(Which, command="docker"):
+    if not host.get_fact(Which, command="docker", _timeout=FACT_TIMEOUT_S):
         apt.packages(
             name="Install the Docker engine",
             packages=[str(host.data.container_runtime_docker_package)],
@@ -74,7 +74,7 @@ def deploy_container_runtime() -> None:
         systemd.daemon_reload(name="Reload systemd units", _if=limits.did_change)
     restart = any_changed(*changes)
     # dockerd still running an older configuration (a run that stopped before its restart).
-    runtimes = host.get_fact(DockerRuntimes)
+    runtimes = host.get_fact(DockerRuntimes, _timeout=FACT_TIMEOUT_S)
     live: Mapping[str, Any] = runtimes or {}
     stale = (
         nvidia

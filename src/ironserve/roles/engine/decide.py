@@ -28,7 +28,7 @@ from ironserve.engines.base import NodeLaunch
 from ironserve.errors import InputError
 from ironserve.facts.engine import DockerImagePresent, EngineContainer
 from ironserve.plan.plan import Plan
-from ironserve.roles import run_of
+from ironserve.roles import FACT_TIMEOUT_S, run_of
 from ironserve.roles.engine.defaults import EngineData
 from ironserve.serving import apikey, ray_status, registry, spec
 
@@ -192,9 +192,15 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
                 h = state.inventory.get_host(launch.node)
                 head_ray = ray and launch.serve_exec is not None
                 fact = h.get_fact(
-                    EngineContainer, container=launch.container.name, serve=head_ray, ray=head_ray
+                    EngineContainer,
+                    container=launch.container.name,
+                    serve=head_ray,
+                    ray=head_ray,
+                    _timeout=FACT_TIMEOUT_S,
                 )
-                present = bool(fact.get("docker")) and h.get_fact(DockerImagePresent, ref=image)
+                present = bool(fact.get("docker")) and h.get_fact(
+                    DockerImagePresent, ref=image, _timeout=FACT_TIMEOUT_S
+                )
             nodes.append(
                 NodeServe(
                     name=launch.node,

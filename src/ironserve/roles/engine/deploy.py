@@ -21,7 +21,7 @@ from ironserve.engines.base import NODE_STATE_DIR
 from ironserve.engines.common import container_name
 from ironserve.facts.engine import IronserveContainers
 from ironserve.operations import secrets
-from ironserve.roles import plan_of, run_of
+from ironserve.roles import FACT_TIMEOUT_S, plan_of, run_of
 from ironserve.roles.engine import waits
 from ironserve.roles.engine.decide import GroupServe, NodeServe, group_of
 from ironserve.roles.engine.defaults import DEFAULTS, EngineData
@@ -144,7 +144,9 @@ def deploy_engine_stop() -> None:
         container_name(hp.plan.context, "gateway"),
         webui_render.container_name(hp.group.name),
     )
-    found = host.get_fact(IronserveContainers, group=hp.group.name, names=names)
+    found = host.get_fact(
+        IronserveContainers, group=hp.group.name, names=names, _timeout=FACT_TIMEOUT_S
+    )
     if found:
         server.shell(
             name="Remove the serving group's containers",

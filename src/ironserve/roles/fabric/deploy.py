@@ -19,7 +19,7 @@ from pyinfra.operations import python
 from ironserve.facts.host import PciDevice, PciDevices
 from ironserve.facts.rdma import IbPort, IbPorts
 from ironserve.operations import apt
-from ironserve.roles import plan_of
+from ironserve.roles import FACT_TIMEOUT_S, plan_of
 from ironserve.roles.fabric.defaults import DEFAULTS, FabricData
 from ironserve.rules.fabric import PORT_STATE, node_hcas, port_problems
 
@@ -37,7 +37,7 @@ def failure_text(problems: list[str]) -> str:
 def ports_state(hcas: list[str]) -> Generator[str, None, None]:
     """Every port of the node's HCAs ACTIVE / LinkUp, from the IbPorts fact (ibstat is there):
     nothing to run when they are; else a command that fails this node with the problems."""
-    ports: list[IbPort] = host.get_fact(IbPorts)
+    ports: list[IbPort] = host.get_fact(IbPorts, _timeout=FACT_TIMEOUT_S)
     problems = port_problems(ports, hcas)
     if not problems:
         host.noop(f"all HCA ports {PORT_STATE}")
@@ -48,7 +48,7 @@ def ports_state(hcas: list[str]) -> Generator[str, None, None]:
 def check_ports_now(hcas: list[str]) -> None:
     """First run (ibstat arrives with the packages): the same rule on the IbPorts fact read
     after the install; a problem fails this node."""
-    ports: list[IbPort] = host.get_fact(IbPorts)
+    ports: list[IbPort] = host.get_fact(IbPorts, _timeout=FACT_TIMEOUT_S)
     problems = port_problems(ports, hcas)
     if problems:
         text = failure_text(problems)
@@ -59,14 +59,14 @@ def check_ports_now(hcas: list[str]) -> None:
 @deploy("Fabric", data_defaults=DEFAULTS)
 def deploy_fabric() -> None:
     node = plan_of(state, host).node
-    pci: list[PciDevice] = host.get_fact(PciDevices)
+    pci: list[PciDevice] = host.get_fact(PciDevices, _timeout=FACT_TIMEOUT_S)
     hcas = node_hcas(node.network.ib_hcas, pci)
     if not hcas:
         host.noop("no InfiniBand/RoCE HCAs: no RDMA packages")
         return
     packages = FabricData.of(host).fabric_packages
     apt.packages(name="Install the RDMA user space", packages=packages)
-    if host.get_fact(Which, command="ibstat"):
+    if host.get_fact(Which, command="ibstat", _timeout=FACT_TIMEOUT_S):
         ports_state(name="Check that every HCA port is up", hcas=hcas)
     else:
         python.call(

@@ -16,7 +16,7 @@ from pyinfra.operations import files, server, systemd
 
 from ironserve.facts.firewall import IronserveTableLoaded, SshServerPort
 from ironserve.operations import apt
-from ironserve.roles import plan_of
+from ironserve.roles import FACT_TIMEOUT_S, plan_of
 from ironserve.roles.firewall.defaults import DEFAULTS, FirewallData
 from ironserve.roles.firewall.ruleset import (
     RULESET_PATH,
@@ -62,7 +62,7 @@ def host_spec(data: FirewallData, ssh_port: int | None) -> FirewallSpec:
 @deploy("Firewall", data_defaults=DEFAULTS)
 def deploy_firewall() -> None:
     data = FirewallData.of(host)
-    loaded = host.get_fact(IronserveTableLoaded)
+    loaded = host.get_fact(IronserveTableLoaded, _timeout=FACT_TIMEOUT_S)
     if not data.firewall_enabled:
         if loaded:
             server.shell(
@@ -71,7 +71,7 @@ def deploy_firewall() -> None:
         files.file(name="Remove the firewall unit", path=UNIT_PATH, present=False)
         files.file(name="Remove the firewall rules", path=RULESET_PATH, present=False)
         return
-    spec = host_spec(data, host.get_fact(SshServerPort))
+    spec = host_spec(data, host.get_fact(SshServerPort, _timeout=FACT_TIMEOUT_S))
     apt.packages(name="Install nftables", packages=["nftables"])
     files.directory(name="ironserve's folder", path="/etc/ironserve", mode="755", present=True)
     rules = files.put(

@@ -22,6 +22,7 @@ from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.deploy.context import host_plans
 from ironserve.errors import InputError
 from ironserve.plan.plan import Plan
+from ironserve.roles import FACT_TIMEOUT_S
 from ironserve.roles.monitoring import render as r
 from ironserve.roles.monitoring.defaults import DEFAULTS, MonitoringData
 from ironserve.roles.monitoring.facts import MonitoringContainers
@@ -73,7 +74,7 @@ def deploy_monitoring() -> None:
     vendor = ACCELERATORS[mine.plan.context.accelerator.id].vendor
     folder = settings["monitoring_dir"]
     files.directory(name="Monitoring folder", path=folder, mode="755", present=True)
-    running = host.get_fact(MonitoringContainers)
+    running = host.get_fact(MonitoringContainers, _timeout=FACT_TIMEOUT_S)
 
     wanted = [(r.NODE_EXPORTER, r.node_exporter_argv(settings))]
     if vendor == "nvidia":

@@ -24,7 +24,7 @@ from ironserve.facts.nvidia import NvSwitchPresent
 from ironserve.operations import apt, download, nvidia
 from ironserve.operations.apt import DebSelections
 from ironserve.operations.templates import render
-from ironserve.roles import is_control_machine, require
+from ironserve.roles import FACT_TIMEOUT_S, is_control_machine, require
 from ironserve.roles.nvidia.defaults import DEFAULTS, NvidiaData
 from ironserve.rules.fabric import fabric_manager_wanted
 
@@ -76,8 +76,8 @@ def pinned(packages: tuple[str, ...], version: str) -> list[str]:
 @deploy("NVIDIA driver and tools", data_defaults=DEFAULTS)
 def deploy_nvidia() -> None:
     branch = str(require(host, "nvidia_driver_branch"))
-    distro = host.get_fact(LinuxDistribution)
-    arch = host.get_fact(Arch) or "x86_64"
+    distro = host.get_fact(LinuxDistribution, _timeout=FACT_TIMEOUT_S)
+    arch = host.get_fact(Arch, _timeout=FACT_TIMEOUT_S) or "x86_64"
     line, key_repo = source_line(str(require(host, "nvidia_apt_source")), distro, arch)
     if key_repo is not None:
         download.verified(
@@ -97,9 +97,9 @@ def deploy_nvidia() -> None:
         mode="644",
     )
 
-    pci = host.get_fact(PciDevices)
+    pci = host.get_fact(PciDevices, _timeout=FACT_TIMEOUT_S)
     driver, utils = driver_packages(branch, open_modules(host.data.nvidia_driver_open_modules, pci))
-    installed = host.get_fact(DebSelections)
+    installed = host.get_fact(DebSelections, _timeout=FACT_TIMEOUT_S)
     other = driver_packages(branch, not driver.endswith("-open"))[0]
     if other in installed and installed[other]["installed"]:
         raise DeployError(
@@ -124,7 +124,9 @@ def deploy_nvidia() -> None:
     )
 
     setting = NvidiaData.of(host).nvidia_fabricmanager
-    nvswitch = host.get_fact(NvSwitchPresent) if setting == "auto" else None
+    nvswitch = (
+        host.get_fact(NvSwitchPresent, _timeout=FACT_TIMEOUT_S) if setting == "auto" else None
+    )
     if fabric_manager_wanted(setting, nvswitch):
         nvidia.fabricmanager(
             name="Install the fabric manager at the driver's version (held)",
@@ -160,9 +162,9 @@ def _dcgm_service() -> None:
     """Start DCGM's host engine where the package ships its unit; packages that run DCGM
     embedded (no unit) are left as they are."""
     package = str(host.data.nvidia_dcgm_package)
-    installed = host.get_fact(DebSelections)
-    running = host.get_fact(SystemdStatus).get(DCGM_UNIT)
-    enabled = host.get_fact(SystemdEnabled).get(DCGM_UNIT)
+    installed = host.get_fact(DebSelections, _timeout=FACT_TIMEOUT_S)
+    running = host.get_fact(SystemdStatus, _timeout=FACT_TIMEOUT_S).get(DCGM_UNIT)
+    enabled = host.get_fact(SystemdEnabled, _timeout=FACT_TIMEOUT_S).get(DCGM_UNIT)
     if package in installed and installed[package]["installed"] and running is None:
         return  # installed, and no unit: nothing to run
     if running and enabled:

@@ -30,7 +30,7 @@ from ironserve.facts.host import (
     ShmSize,
     TimeSync,
 )
-from ironserve.roles import plan_of, run_of
+from ironserve.roles import FACT_TIMEOUT_S, plan_of, run_of
 from ironserve.roles.base.defaults import BaseData
 from ironserve.roles.container_runtime.defaults import ContainerRuntimeData
 from ironserve.roles.preflight.checks import (
@@ -46,8 +46,6 @@ from ironserve.roles.preflight.defaults import DEFAULTS, PreflightData
 from ironserve.roles.preflight.facts import InterfaceAddresses
 from ironserve.rules.limits import memlock_expected
 
-# Seconds each preflight fact may take on a node (``du`` of a present checkpoint included).
-FACT_TIMEOUT_S = 60
 _LOCK = Semaphore()
 _RESULTS: weakref.WeakKeyDictionary[Any, list[Finding]] = weakref.WeakKeyDictionary()
 

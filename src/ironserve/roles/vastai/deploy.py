@@ -27,7 +27,7 @@ from pyinfra.operations import files, server
 
 from ironserve.facts.host import IommuEnabled
 from ironserve.operations import download
-from ironserve.roles import artifact_sha256, plan_if_vendor
+from ironserve.roles import FACT_TIMEOUT_S, artifact_sha256, plan_if_vendor
 from ironserve.roles.vastai.defaults import DEFAULTS, DOWNLOADS
 
 DRIVER_RUN = DOWNLOADS["driver"]["file"]
@@ -75,12 +75,14 @@ def deploy_vastai() -> None:
     if plan is None:
         return
     node = plan.node
-    problem = iommu_problem(host.get_fact(IommuEnabled))
+    problem = iommu_problem(host.get_fact(IommuEnabled, _timeout=FACT_TIMEOUT_S))
     if problem:
         raise DeployError(problem)
     version = str(host.data.get("vastai_driver_version"))
     cards = node.accelerator.count
-    current, present = parse_vasmi_list(host.get_fact(Command, command=VASMI_LIST))
+    current, present = parse_vasmi_list(
+        host.get_fact(Command, command=VASMI_LIST, _timeout=FACT_TIMEOUT_S)
+    )
     if current == version:
         if present < cards:
             raise DeployError(

@@ -32,7 +32,7 @@ from pyinfra.operations import files, server
 from ironserve.deploy.context import HostPlan
 from ironserve.operations import secrets
 from ironserve.plan.derived import NodeDisk
-from ironserve.roles import plan_of, run_of
+from ironserve.roles import FACT_TIMEOUT_S, plan_of, run_of
 from ironserve.roles.weights.defaults import DEFAULTS, WeightsData
 from ironserve.weights import client_lock, node_pull
 from ironserve.weights.facts import WeightsState
@@ -179,8 +179,9 @@ def disk_refusal(
 
 def _weights_state(node: Any, dest: str) -> dict[str, Any]:
     """The WeightsState fact of one node (its own hub-client venv)."""
+    venv = WeightsData.of(node).weights_client_venv
     found: dict[str, Any] = node.get_fact(
-        WeightsState, dest=dest, venv=WeightsData.of(node).weights_client_venv
+        WeightsState, dest=dest, venv=venv, _timeout=FACT_TIMEOUT_S
     )
     return dict(found)
 
