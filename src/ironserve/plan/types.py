@@ -80,3 +80,36 @@ class Sizing(_Frozen):
     max_num_seqs: int | None
     full_length_sequences: int  # how many max_model_len sequences the KV cache holds
     alternatives: list[Alternative]
+
+
+class DynamoPool(_Frozen):
+    """One Dynamo worker pool as planned: its nodes, each worker's parallelism, its sizing."""
+
+    name: str  # prefill | decode | worker (aggregated)
+    nodes: list[str]
+    tensor: int
+    data: int
+    expert: int  # the worker's EP size; 1: experts not spread
+    workers_per_node: int
+    units_per_worker: int  # devices one worker holds (TP x DP)
+    sizing: Sizing  # one worker, sized as the backend engine would
+
+    @property
+    def workers(self) -> int:
+        return self.workers_per_node * len(self.nodes)
+
+
+class DynamoSpec(_Frozen):
+    """What a Dynamo group runs besides its pools: backend, mode, router, planes and images."""
+
+    backend: str  # vllm | sglang | trtllm
+    engine_version: str  # the backend engine version the Dynamo release pins
+    mode: str  # aggregated | disaggregated
+    router_mode: str
+    control_plane: str  # etcd-nats | file
+    kv_fabric: str  # rdma | tcp
+    namespace: str
+    etcd_image: str
+    nats_image: str
+    frontend_node: str  # the head: frontend and control plane
+    pools: list[DynamoPool]
