@@ -385,3 +385,18 @@ def test_the_tool_reads_option_strings_and_which_take_a_value() -> None:
         "-h",
     ]
     assert read["value_flags"] == ["--router-mode"]
+
+
+def test_catalog_flags_checks_a_dynamo_component() -> None:
+    from typer.testing import CliRunner
+
+    from ironserve.cli import app
+
+    runner = CliRunner()
+    worker = ["catalog", "flags", "dynamo", "--component", "vllm", "--"]
+    ok = runner.invoke(
+        app, [*worker, "--disaggregation-mode", "prefill", "--enable-prefix-caching"]
+    )
+    assert ok.exit_code == 0 and "dynamo.vllm 1.6.1 (with vllm 0.31.0)" in ok.stdout
+    refused = runner.invoke(app, ["catalog", "flags", "dynamo", "--", "--is-prefill-worker"])
+    assert refused.exit_code == 1 and "not a dynamo.frontend 1.6.1 option" in refused.stdout

@@ -109,16 +109,27 @@ def worker_tables(version: str, backend: DynamoBackend) -> tuple[FlagTable, Flag
     return own, engine
 
 
-def worker_flags_problems(version: str, backend: DynamoBackend, args: list[str]) -> list[str]:
-    """Problems with a worker's options: each must be Dynamo's or the pinned engine's."""
+def worker_table(version: str, backend: DynamoBackend) -> FlagTable:
+    """Every option a worker accepts: Dynamo's and the pinned engine's."""
     own, engine = worker_tables(version, backend)
     if engine is None:
-        return check_flags(own, args)
-    union = FlagTable(
+        return own
+    return FlagTable(
         engine=f"dynamo.{backend.value}",
         version=f"{own.version} (with {engine.engine} {engine.version})",
         flags=own.flags | engine.flags,
         value_flags=own.value_flags | engine.value_flags,
         notes=engine.notes,
     )
-    return check_flags(union, args)
+
+
+def worker_flags_problems(version: str, backend: DynamoBackend, args: list[str]) -> list[str]:
+    """Problems with a worker's options: each must be Dynamo's or the pinned engine's."""
+    return check_flags(worker_table(version, backend), args)
+
+
+def table_of(version: str, component: str) -> FlagTable:
+    """``frontend``'s options, or a backend worker's (``vllm``, ``sglang``, ``trtllm``)."""
+    if component == "frontend":
+        return component_table(version, component)
+    return worker_table(version, DynamoBackend(component))
