@@ -141,6 +141,8 @@ def print_node(console: Console, launch: NodeLaunch, gateway: Gateway | None = N
     for line in launch.shell_lines():
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     for container in launch.containers:
+        if launch.companions and not container.env:
+            continue  # a service of its own (Dynamo's etcd, NATS): nothing to show
         named = f" ({container.name})" if launch.companions else ""
         console.print(f"[bold]# environment{named}[/bold]")
         for key, value in sorted(container.env.items()):

@@ -9,13 +9,10 @@ import json
 import sys
 import types
 from collections import Counter
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pyinfra.api.exceptions import DeployError
 
-from ironserve import roles
 from ironserve.catalog.dynamo import (
     DynamoBackend,
     component_table,
@@ -263,6 +260,29 @@ def test_the_head_runs_the_control_plane_and_the_frontend_behind_the_gateway() -
     ]
 
 
+def test_a_frontend_head_runs_only_the_control_plane_and_the_frontend() -> None:
+    plan = _plan(_records("frontend", "prefill", "decode"))
+    assert [c.name for c in _containers(plan, "n0")] == [
+        "ironserve-default-etcd",
+        "ironserve-default-nats",
+        "ironserve-default-frontend",
+    ]
+    assert plan.endpoint.node == "n0"
+    assert plan.context.dynamo is not None
+    assert [p.nodes for p in plan.context.dynamo.pools] == [["n1"], ["n2"]]
+
+
+def test_data_parallel_workers_get_a_block_of_kv_event_ports() -> None:
+    pool = {"tensor_parallel_size": 2, "data_parallel_size": 2}
+    plan = _plan(_records("prefill", "decode", dynamo_decode=pool))
+    workers = _containers(plan, "n1")
+    assert len(workers) == 2
+    endpoints = [json.loads(_option(w.command, "--kv-events-config"))["endpoint"] for w in workers]
+    assert endpoints == ["tcp://*:20600", "tcp://*:20602"]
+    events = sorted(p.port for p in plan.ports if "n1" in p.nodes and "KV events" in p.purpose)
+    assert events == [20600, 20601, 20602, 20603]
+
+
 def test_every_process_finds_the_planes_on_the_head() -> None:
     plan = _plan(_records("prefill", "decode"))
     for node in ("n0", "n1"):
@@ -350,13 +370,6 @@ def test_the_flag_table_holds_the_real_parsers_options() -> None:
     assert worker_flags_problems("1.6.1", DynamoBackend.TRTLLM, ["--enable-prefix-caching"])
 
 
-def test_the_serving_roles_refuse_a_dynamo_plan(monkeypatch: pytest.MonkeyPatch) -> None:
-    plan = _plan(_records("prefill", "decode"))
-    monkeypatch.setattr(roles, "plan_of", lambda state, host: SimpleNamespace(plan=plan))
-    with pytest.raises(DeployError, match="n0: Dynamo groups are planned but not deployed yet"):
-        roles.serving_plan_of(None, SimpleNamespace(name="n0"))
-
-
 # --- tools/dynamo_flag_table.py -----------------------------------------------------------------
 
 
@@ -400,3 +413,26 @@ def test_catalog_flags_checks_a_dynamo_component() -> None:
     assert ok.exit_code == 0 and "dynamo.vllm 1.6.1 (with vllm 0.31.0)" in ok.stdout
     refused = runner.invoke(app, ["catalog", "flags", "dynamo", "--", "--is-prefill-worker"])
     assert refused.exit_code == 1 and "not a dynamo.frontend 1.6.1 option" in refused.stdout
+
+
+def test_plan_and_render_show_the_pools(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ironserve.cli import app
+
+    monkeypatch.chdir(ROOT)
+    runner = CliRunner()
+    inventory = "inventories/h100x8_2node_qwen3_32b_vllm_dynamo_kv.py"
+    shown = runner.invoke(app, ["plan", "-i", inventory], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    assert "Dynamo pools (vllm 0.31.0, disaggregated, router kv" in shown.stdout
+    assert "decode pool: 1 node(s) (h100-decode) x 4 worker(s) of TP 2" in shown.stdout
+    doc = json.loads(runner.invoke(app, ["plan", "-i", inventory, "--json"]).stdout)
+    assert [(p["name"], p["workers"]) for p in doc["dynamo"]["pools"]] == [
+        ("prefill", 4),
+        ("decode", 4),
+    ]
+    node = runner.invoke(app, ["render", "-i", inventory, "--node", "h100-decode"])
+    assert node.exit_code == 0
+    assert node.stdout.count("python3 -m dynamo.vllm") == 4
+    assert "# environment (ironserve-default-decode-3)" in node.stdout

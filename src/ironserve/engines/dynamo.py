@@ -191,6 +191,12 @@ def _side(spec: DynamoSpec, pool: DynamoPool) -> str | None:
     return None if spec.mode == "aggregated" else pool.name
 
 
+def kv_events_port(pool: DynamoPool, index: int) -> int:
+    """A worker's KV event publisher: a block of DP ports per worker (each DP rank publishes on
+    the port plus its rank)."""
+    return KV_EVENTS_PORT_BASE + index * pool.data
+
+
 def _compact(value: dict[str, object]) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -206,13 +212,14 @@ def _kv_events(port: int) -> str:
     )
 
 
-def _common_engine_args(pool: DynamoPool) -> tuple[int, float, int | None]:
+def _sized(pool: DynamoPool) -> tuple[int, float, int | None]:
+    """What the pool's sizing fixed for each worker: context, memory fraction, sequences."""
     s = pool.sizing
     return s.max_model_len, s.memory.utilization, s.max_num_seqs
 
 
 def _vllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
-    max_len, utilization, max_seqs = _common_engine_args(pool)
+    max_len, utilization, max_seqs = _sized(pool)
     args = [
         "--model",
         ctx.weights_path,
@@ -239,12 +246,12 @@ def _vllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: in
             _compact({"kv_connector": "NixlConnector", "kv_role": "kv_both"}),
         ]
     if spec.router_mode == "kv":
-        args += ["--kv-events-config", _kv_events(KV_EVENTS_PORT_BASE + index)]
+        args += ["--kv-events-config", _kv_events(kv_events_port(pool, index))]
     return args
 
 
 def _sglang_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
-    max_len, utilization, max_seqs = _common_engine_args(pool)
+    max_len, utilization, max_seqs = _sized(pool)
     args = [
         "--model-path",
         ctx.weights_path,
@@ -282,7 +289,7 @@ def _sglang_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: 
             str(SGLANG_BOOTSTRAP_PORT_BASE + index),
         ]
     if spec.router_mode == "kv":
-        args += ["--kv-events-config", _kv_events(KV_EVENTS_PORT_BASE + index)]
+        args += ["--kv-events-config", _kv_events(kv_events_port(pool, index))]
     return args
 
 
@@ -299,7 +306,7 @@ def trtllm_config(pool: DynamoPool) -> str:
 
 
 def _trtllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
-    max_len, utilization, max_seqs = _common_engine_args(pool)
+    max_len, utilization, max_seqs = _sized(pool)
     args = [
         "--model-path",
         ctx.weights_path,
@@ -443,13 +450,11 @@ def dynamo_ports(ctx: LaunchContext) -> list[PortUse]:
                 PortUse(port=SYSTEM_PORT_BASE + index, nodes=pool.nodes, purpose=f"{what} system")
             )
             if spec.router_mode == "kv" and spec.backend != DynamoBackend.TRTLLM.value:
-                ports.append(
-                    PortUse(
-                        port=KV_EVENTS_PORT_BASE + index,
-                        nodes=pool.nodes,
-                        purpose=f"{what} KV events",
-                    )
-                )
+                first = kv_events_port(pool, index)
+                ports += [
+                    PortUse(port=first + r, nodes=pool.nodes, purpose=f"{what} KV events")
+                    for r in range(pool.data)
+                ]
             if spec.mode == "disaggregated":
                 first = NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_worker
                 ports += [
