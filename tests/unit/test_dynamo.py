@@ -174,6 +174,26 @@ def test_a_dynamo_version_older_than_every_table_is_refused() -> None:
     assert problem[:2] == ("n0", "engine_version")
 
 
+def test_a_pools_settings_are_typed_one_line_naming_the_key() -> None:
+    records = _records("prefill", "decode", dynamo_decode={"tensor_parallel_size": 0, "tp": 2})
+    problems = {(h, k, m) for h, k, m in _problems(records)}
+    assert ("n0", "dynamo_decode", "item tp: Extra inputs are not permitted (got 2)") in problems
+    assert any(
+        k == "dynamo_decode" and m.startswith("item tensor_parallel_size: Input should be greater")
+        for _, k, m in problems
+    )
+
+
+def test_the_api_ports_are_none_of_the_planned_dynamo_listeners() -> None:
+    with pytest.raises(InputError) as caught:
+        _plan(_records("prefill", "decode", serving_backend_port=2379))
+    ((host, key, message),) = [(p.host, p.field, p.message) for p in caught.value.problems]
+    assert (host, key) == ("n0", "serving_backend_port")
+    assert message.startswith("2379 is the etcd (Dynamo discovery) port on n0")
+    with pytest.raises(InputError, match="engine_port: 18100 is the prefill worker 0 system port"):
+        _plan(_records("prefill", "decode", engine_port=18100))
+
+
 # --- sizing per pool ----------------------------------------------------------------------------
 
 

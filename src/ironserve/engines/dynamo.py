@@ -395,9 +395,26 @@ def pool_of(spec: DynamoSpec, node: str) -> DynamoPool | None:
     return None
 
 
+def _check_api_ports(ctx: LaunchContext) -> None:
+    """The API port (and the frontend's own behind the gateway) is none of the planned Dynamo
+    listeners on the head: a collision is bad input naming the key to change."""
+    spec = spec_of(ctx)
+    taken = {p.port: p.purpose for p in dynamo_ports(ctx) if spec.frontend_node in p.nodes}
+    keys = [("engine_port", ctx.port)]
+    if ctx.gateway:
+        keys.append(("serving_backend_port", ctx.backend_port))
+    for key, port in keys:
+        if port in taken:
+            raise EngineBuildError(
+                f"{port} is the {taken[port]} port on {spec.frontend_node}; pick another port",
+                field=key,
+            )
+
+
 def build(ctx: LaunchContext) -> list[NodeLaunch]:
     check_ranks(ctx)
     spec = spec_of(ctx)
+    _check_api_ports(ctx)
     launches = []
     for node in ctx.nodes:
         containers: list[ContainerSpec] = []
