@@ -369,11 +369,28 @@ def test_one_node_with_file_discovery_runs_no_services() -> None:
     assert plan.layout.rendezvous.port is None
 
 
-def test_no_secret_reaches_a_dynamo_container() -> None:
-    plan = _plan(_records("prefill", "decode"))
+@pytest.mark.parametrize("backend", ["vllm", "sglang", "trtllm"])
+def test_no_secret_reaches_a_dynamo_container(backend: str) -> None:
+    plan = _plan(_records("prefill", "decode", dynamo_backend=backend))
+    secrets = plan.context.secrets_env_file
+    folder = secrets.rsplit("/", 1)[0]
     for node in ("n0", "n1"):
         for container in _containers(plan, node):
             assert "--env-file" not in container.run_args
+            mounts = [
+                container.run_args[i + 1] for i, a in enumerate(container.run_args) if a == "-v"
+            ]
+            assert not any(m.split(":")[0] in (folder, secrets) for m in mounts), mounts
+
+
+def test_trtllm_disaggregated_workers_read_their_nixl_options_file() -> None:
+    plan = _plan(_records("prefill", "decode", dynamo_backend="trtllm"))
+    (file,) = plan.node("n1").files
+    assert file.path == "/etc/ironserve/default/trtllm-decode.yaml"
+    assert "cache_transceiver_config:\n  backend: NIXL" in file.content
+    worker = _containers(plan, "n1")[0]
+    assert _option(worker.command, "--extra-engine-args") == file.path
+    assert f"{file.path}:{file.path}:ro" in worker.run_args
 
 
 def test_the_flag_table_holds_the_real_parsers_options() -> None:

@@ -364,8 +364,9 @@ def worker(
         if spec.kv_fabric == "tcp":
             env["UCX_TLS"] = "tcp,cuda_copy"  # NIXL's UCX over sockets: no RDMA device
     env |= socket_env(node, _DYNAMO_SOCKET_ENV) | ib_env(node)
-    folder = f"{NODE_STATE_DIR}/{ctx.group}"  # TensorRT-LLM's engine options file
-    state = ["-v", f"{folder}:{folder}:ro"] if backend == DynamoBackend.TRTLLM else []
+    # TensorRT-LLM's engine options file, alone: its folder also holds the group's secrets.
+    config = trtllm_config_path(ctx, pool)
+    state = ["-v", f"{config}:{config}:ro"] if "--extra-engine-args" in args else []
     return ContainerSpec(
         name=container_name(ctx, f"{pool.name}-{index}"),
         image=ctx.image,
