@@ -76,7 +76,7 @@ def _dynamo_table(plan: Plan) -> Table:
     spec = plan.context.dynamo
     assert spec is not None
     table = Table(
-        title=f"Dynamo pools ({spec.backend} {spec.engine_version}, {spec.mode}, router "
+        title=f"Dynamo pools ({spec.backend.value} {spec.engine_version}, {spec.mode}, router "
         f"{spec.router_mode}, control plane {spec.control_plane}; "
         f"frontend on {spec.frontend_node})",
         show_header=True,

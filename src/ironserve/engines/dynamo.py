@@ -345,7 +345,7 @@ _ARGS = {
 def worker(
     ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, node: NodeTarget, index: int
 ) -> ContainerSpec:
-    backend = DynamoBackend(spec.backend)
+    backend = spec.backend
     args = _ARGS[backend](ctx, spec, pool, index)
     problems = worker_flags_problems(ctx.engine_version, backend, args)
     if problems:
@@ -425,7 +425,7 @@ def build(ctx: LaunchContext) -> list[NodeLaunch]:
         pool = pool_of(spec, node.name)
         if pool is not None:
             containers += [worker(ctx, spec, pool, node, i) for i in range(pool.workers_per_node)]
-            if spec.backend == DynamoBackend.TRTLLM.value and spec.mode == "disaggregated":
+            if spec.backend == DynamoBackend.TRTLLM and spec.mode == "disaggregated":
                 files.append(
                     RenderedFile(
                         path=trtllm_config_path(ctx, pool), content=trtllm_config(pool), mode="0644"
@@ -467,7 +467,7 @@ def dynamo_ports(ctx: LaunchContext) -> list[PortUse]:
             ports.append(
                 PortUse(port=SYSTEM_PORT_BASE + index, nodes=pool.nodes, purpose=f"{what} system")
             )
-            if spec.router_mode == "kv" and spec.backend != DynamoBackend.TRTLLM.value:
+            if spec.router_mode == "kv" and spec.backend != DynamoBackend.TRTLLM:
                 first = kv_events_port(pool, index)
                 ports += [
                     PortUse(port=first + r, nodes=pool.nodes, purpose=f"{what} KV events")
@@ -479,7 +479,7 @@ def dynamo_ports(ctx: LaunchContext) -> list[PortUse]:
                     PortUse(port=first + r, nodes=pool.nodes, purpose=f"{what} NIXL side channel")
                     for r in range(pool.units_per_worker)
                 ]
-                if spec.backend == DynamoBackend.SGLANG.value and pool.name == "prefill":
+                if spec.backend == DynamoBackend.SGLANG and pool.name == "prefill":
                     ports.append(
                         PortUse(
                             port=SGLANG_BOOTSTRAP_PORT_BASE + index,

@@ -29,7 +29,7 @@ def size_pool(
 ) -> DynamoPool:
     """One pool: each worker's parallelism and sizing, how many share a node, and why."""
     settings = pool_settings(dynamo, pool)
-    backend = DynamoBackend(dynamo.backend)
+    backend = dynamo.backend
     engine_kind = SIZED_AS[backend]
     engine_version = (
         pinned_engine_version(dynamo_version, backend) if backend != DynamoBackend.TRTLLM else None
@@ -124,9 +124,9 @@ def plan_dynamo(
         )
         for name in WORKER_POOLS[dynamo.mode]
     ]
-    backend = DynamoBackend(dynamo.backend)
+    backend = dynamo.backend
     spec = DynamoSpec(
-        backend=backend.value,
+        backend=backend,
         engine_version=pinned_engine_version(dynamo_version, backend),
         mode=dynamo.mode,
         router_mode=dynamo.router_mode,

@@ -12,7 +12,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ironserve.catalog.accelerators import ACCELERATORS
-from ironserve.catalog.dynamo import DynamoBackend
 from ironserve.catalog.dynamo import image as dynamo_image
 from ironserve.catalog.engines import ENGINES, EngineKind
 from ironserve.catalog.formats import WeightFormat
@@ -125,7 +124,7 @@ class Plan(BaseModel):
         spec = self.context.dynamo
         if spec is None:
             return None
-        doc = spec.model_dump(exclude={"pools"})
+        doc = spec.model_dump(mode="json", exclude={"pools"})
         doc["pools"] = [
             {
                 "name": p.name,
@@ -216,7 +215,7 @@ def launch_context(
     engine = ENGINES[request.engine]
     version = request.engine_version or engine.default_version
     if dynamo is not None and image is None:
-        image = dynamo_image(DynamoBackend(dynamo.backend), version)
+        image = dynamo_image(dynamo.backend, version)
     if sizing is None:  # a Dynamo group's comes sized per pool (plan/dynamo.py)
         sizing = size_model(model, request)  # raises UnknownAccelerator before any build
     return LaunchContext(

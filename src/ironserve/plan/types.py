@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from ironserve.catalog.dynamo import DynamoBackend
 from ironserve.catalog.engines import EngineKind, MultiNodeLaunch
 from ironserve.catalog.formats import WeightFormat
 
@@ -102,12 +105,12 @@ class DynamoPool(_Frozen):
 class DynamoSpec(_Frozen):
     """What a Dynamo group runs besides its pools: backend, mode, router, planes and images."""
 
-    backend: str  # vllm | sglang | trtllm
+    backend: DynamoBackend
     engine_version: str  # the backend engine version the Dynamo release pins
-    mode: str  # aggregated | disaggregated
-    router_mode: str
-    control_plane: str  # etcd-nats | file
-    kv_fabric: str  # rdma | tcp
+    mode: Literal["aggregated", "disaggregated"]
+    router_mode: Literal["kv", "round-robin", "random"]
+    control_plane: Literal["etcd-nats", "file"]
+    kv_fabric: Literal["rdma", "tcp"]
     namespace: str
     etcd_image: str
     nats_image: str
