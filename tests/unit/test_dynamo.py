@@ -354,6 +354,10 @@ def test_sglang_prefill_workers_each_get_a_bootstrap_port() -> None:
     assert {p.port for p in plan.ports if p.purpose.endswith("SGLang bootstrap")} == set(
         map(int, ports)
     )
+    decode = _containers(plan, "n1")
+    assert all("--disaggregation-bootstrap-port" not in c.command for c in decode)
+    assert all("VLLM_NIXL_SIDE_CHANNEL_PORT" not in c.env for c in prefill + decode)
+    assert not [p for p in plan.ports if "NIXL" in p.purpose]
 
 
 def test_one_node_with_file_discovery_runs_no_services() -> None:

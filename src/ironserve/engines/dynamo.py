@@ -280,14 +280,9 @@ def _sglang_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: 
         args.append("--trust-remote-code")
     side = _side(spec, pool)
     if side is not None:
-        args += [
-            "--disaggregation-mode",
-            side,
-            "--disaggregation-transfer-backend",
-            "nixl",
-            "--disaggregation-bootstrap-port",
-            str(SGLANG_BOOTSTRAP_PORT_BASE + index),
-        ]
+        args += ["--disaggregation-mode", side, "--disaggregation-transfer-backend", "nixl"]
+    if side == "prefill":  # the bootstrap server decode workers pull the KV cache through
+        args += ["--disaggregation-bootstrap-port", str(SGLANG_BOOTSTRAP_PORT_BASE + index)]
     if spec.router_mode == "kv":
         args += ["--kv-events-config", _kv_events(kv_events_port(pool, index))]
     return args
@@ -354,15 +349,15 @@ def worker(
         "DYN_SYSTEM_PORT": str(SYSTEM_PORT_BASE + index),
         "HF_HUB_OFFLINE": "1",
     }
-    if spec.mode == "disaggregated":
-        env |= {
+    if spec.mode == "disaggregated" and backend == DynamoBackend.VLLM:
+        env |= {  # vLLM's NixlConnector handshake (SGLang's goes through its bootstrap port)
             "VLLM_NIXL_SIDE_CHANNEL_HOST": node.address,
             "VLLM_NIXL_SIDE_CHANNEL_PORT": str(
                 NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_worker
             ),
         }
-        if spec.kv_fabric == "tcp":
-            env["UCX_TLS"] = "tcp,cuda_copy"  # NIXL's UCX over sockets: no RDMA device
+    if spec.mode == "disaggregated" and spec.kv_fabric == "tcp":
+        env["UCX_TLS"] = "tcp,cuda_copy"  # NIXL's UCX over sockets: no RDMA device
     env |= socket_env(node, _DYNAMO_SOCKET_ENV) | ib_env(node)
     # TensorRT-LLM's engine options file, alone: its folder also holds the group's secrets.
     config = trtllm_config_path(ctx, pool)
@@ -473,18 +468,18 @@ def dynamo_ports(ctx: LaunchContext) -> list[PortUse]:
                     PortUse(port=first + r, nodes=pool.nodes, purpose=f"{what} KV events")
                     for r in range(pool.data)
                 ]
-            if spec.mode == "disaggregated":
+            if spec.mode == "disaggregated" and spec.backend == DynamoBackend.VLLM:
                 first = NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_worker
                 ports += [
                     PortUse(port=first + r, nodes=pool.nodes, purpose=f"{what} NIXL side channel")
                     for r in range(pool.units_per_worker)
                 ]
-                if spec.backend == DynamoBackend.SGLANG and pool.name == "prefill":
-                    ports.append(
-                        PortUse(
-                            port=SGLANG_BOOTSTRAP_PORT_BASE + index,
-                            nodes=pool.nodes,
-                            purpose=f"{what} SGLang bootstrap",
-                        )
+            if spec.backend == DynamoBackend.SGLANG and pool.name == "prefill":
+                ports.append(
+                    PortUse(
+                        port=SGLANG_BOOTSTRAP_PORT_BASE + index,
+                        nodes=pool.nodes,
+                        purpose=f"{what} SGLang bootstrap",
                     )
+                )
     return ports
