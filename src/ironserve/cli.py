@@ -253,13 +253,25 @@ def catalog_flags_cmd(
     engine: Annotated[EngineKind, typer.Argument(help="Engine")],
     version: Annotated[str | None, typer.Option(help="Engine version")] = None,
     check: Annotated[list[str] | None, typer.Argument(help="Flags to check")] = None,
+    component: Annotated[
+        str,
+        typer.Option(help="dynamo only: frontend, or a worker's backend (vllm, sglang, trtllm)"),
+    ] = "frontend",
 ) -> None:
     """Check flags against the engine version's own parser (exit 1 if any is unknown)."""
-    from ironserve.catalog.engines import ENGINES, check_flags, flag_table
+    from ironserve.catalog import dynamo
+    from ironserve.catalog.engines import ENGINES, FlagTable, check_flags, flag_table
 
     spec = ENGINES[engine]
+    components = ["frontend", *(b.value for b in dynamo.DynamoBackend)]
+    if engine == EngineKind.DYNAMO and component not in components:
+        _fail_input([Problem("cli", "--component", f"one of {', '.join(components)}")], False)
+    table: FlagTable | None
     try:
-        table = flag_table(spec, version or spec.default_version)
+        if engine == EngineKind.DYNAMO:
+            table = dynamo.table_of(version or spec.default_version, component)
+        else:
+            table = flag_table(spec, version or spec.default_version)
     except ValueError as error:
         _fail_input([Problem("cli", "--version", str(error))], False)
     if table is None:

@@ -54,6 +54,8 @@ def _print_plan(console: Console, plan: Plan) -> None:
         layout.add_row("max concurrent requests", str(s.max_num_seqs))
     console.print(budget)
     console.print(layout)
+    if plan.context.dynamo is not None:
+        console.print(_dynamo_table(plan))
     for reason in s.reasons:
         mark = "[red]x[/red]" if reason in s.blockers else "-"
         console.print(f" {mark} {reason}", highlight=False)
@@ -66,6 +68,36 @@ def _print_plan(console: Console, plan: Plan) -> None:
     console.print(nodes)
     console.print(_staging_table(plan.staging))
     console.print("[dim]ironserve render -i INVENTORY --node NAME prints a node's commands[/dim]")
+
+
+def _dynamo_table(plan: Plan) -> Table:
+    """A Dynamo group's pools: each worker's shape and what it holds (the layout and memory
+    tables above are the serving pool's: decode, or the aggregated workers)."""
+    spec = plan.context.dynamo
+    assert spec is not None
+    table = Table(
+        title=f"Dynamo pools ({spec.backend.value} {spec.engine_version}, {spec.mode}, router "
+        f"{spec.router_mode}, control plane {spec.control_plane}; "
+        f"frontend on {spec.frontend_node})",
+        show_header=True,
+        header_style="bold",
+    )
+    for column in ("pool", "nodes", "workers/node", "TP", "DP", "EP", "context", "sequences"):
+        table.add_column(column)
+    table.add_column("feasible")
+    for p in spec.pools:
+        table.add_row(
+            p.name,
+            ", ".join(p.nodes),
+            str(p.workers_per_node),
+            str(p.tensor),
+            str(p.data),
+            str(p.expert),
+            str(p.sizing.max_model_len),
+            str(p.sizing.full_length_sequences),
+            "yes" if p.sizing.feasible else "[red]no[/red]",
+        )
+    return table
 
 
 def _staging_table(st: Staging) -> Table:
@@ -108,9 +140,13 @@ def print_node(console: Console, launch: NodeLaunch, gateway: Gateway | None = N
     console.print("[bold]# commands[/bold]")
     for line in launch.shell_lines():
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    console.print("[bold]# environment[/bold]")
-    for key, value in sorted(launch.container.env.items()):
-        console.print(f"{key}={value}", markup=False, highlight=False)
+    for container in launch.containers:
+        if launch.companions and not container.env:
+            continue  # a service of its own (Dynamo's etcd, NATS): nothing to show
+        named = f" ({container.name})" if launch.companions else ""
+        console.print(f"[bold]# environment{named}[/bold]")
+        for key, value in sorted(container.env.items()):
+            console.print(f"{key}={value}", markup=False, highlight=False)
     for f in launch.files:
         console.print(f"[bold]# file {f.path} (mode {f.mode})[/bold]")
         console.print(f.content, markup=False, highlight=False)

@@ -110,7 +110,7 @@ def test_every_example_inventory_validates_and_plans_feasible(
     api = next(n for n in doc["nodes"] if n["serves_api"])
     assert doc["endpoint"]["url"] == f"http://{api['address']}:{doc['endpoint']['port']}/v1"
     assert doc["api_key"]["node_file"].endswith("/secrets.env")
-    assert doc["layout"]["kind"] in ("one-node", "ray", "native")
+    assert doc["layout"]["kind"] in ("one-node", "ray", "native", "dynamo")
     assert doc["ports"][0] == {
         "port": doc["endpoint"]["port"],
         "nodes": [api["name"]],

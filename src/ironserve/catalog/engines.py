@@ -25,6 +25,9 @@ class EngineKind(str, Enum):
     SGLANG = "sglang"
     MINDIE = "mindie"
     VLLM_VACC = "vllm_vacc"
+    # NVIDIA Dynamo: a frontend and prefill/decode worker pools over a backend engine
+    # (catalog/dynamo.py); planned and rendered, not deployed yet.
+    DYNAMO = "dynamo"
 
 
 class MultiNodeLaunch(str, Enum):
@@ -131,6 +134,17 @@ ENGINES: dict[EngineKind, Engine] = {
         multi_node="none",
         fixed_tensor_parallel=32,
         max_concurrency=4,
+    ),
+    EngineKind.DYNAMO: Engine(
+        kind=EngineKind.DYNAMO,
+        vendors=frozenset({"nvidia"}),
+        default_version="1.6.1",
+        # The vLLM backend's runtime image; catalog/dynamo.py picks each backend's.
+        image_template="nvcr.io/nvidia/ai-dynamo/vllm-runtime:{version}",
+        flag_table=None,  # its own table layout (components): catalog/dynamo.py reads it
+        memory_utilization=0.90,
+        multi_node="dynamo",
+        supports_expert_parallel=True,
     ),
 }
 

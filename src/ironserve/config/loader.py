@@ -12,9 +12,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ironserve.catalog.accelerators import ACCELERATORS, Accelerator
-from ironserve.catalog.engines import ENGINES, check_flags, default_engine, flag_table
+from ironserve.catalog.engines import (
+    ENGINES,
+    EngineKind,
+    check_flags,
+    default_engine,
+    flag_table,
+)
 from ironserve.catalog.models import ModelSpec, UnknownModel, get_model
 from ironserve.config.downloads import download_problems
+from ironserve.config.dynamo_checks import dynamo_problems
 from ironserve.config.engine_args import extra_args_problems
 from ironserve.config.inventory import HostRecord
 from ironserve.config.ports import engine_internal_ports
@@ -297,6 +304,7 @@ def _check_group(group: ServingGroup, problems: list[Problem]) -> None:
         if accel is not None:
             _check_engine_arg_values(group, model, accel, problems)
     _check_engine_args(group, problems)
+    problems += _dynamo_problems(group)
     if group.serving.api_key_file is not None:
         _check_secret_file(where, "serving_api_key_file", group.serving.api_key_file, problems)
         _check_api_key(where, group.serving.api_key_file, problems)
@@ -314,9 +322,19 @@ def _check_group(group: ServingGroup, problems: list[Problem]) -> None:
         _check_secret_file(where, "hub_token_file", group.hub.token_file, problems)
 
 
+def _dynamo_problems(group: ServingGroup) -> list[Problem]:
+    """Dynamo's pools, worker fit, control plane and KV fabric; ``dynamo_*`` keys elsewhere."""
+    try:
+        return dynamo_problems(group)
+    except ValueError as error:  # a Dynamo version without a flag table
+        return [Problem(group.head.name, "engine_version", str(error))]
+
+
 def _check_engine_args(group: ServingGroup, problems: list[Problem]) -> None:
     engine = ENGINES[group.engine.kind]
     where = group.head.name
+    if engine.kind == EngineKind.DYNAMO:  # its workers' tables: config/dynamo_checks.py
+        return
     try:
         table = flag_table(engine, group.engine.version or engine.default_version)
     except ValueError as error:
@@ -438,6 +456,7 @@ def build_cluster(records: list[HostRecord]) -> Cluster:
             engine=_engine_for_vendor(shared["engine_"], ordered[0][0]),
             hub=shared["hub_"],
             serving=shared["serving_"],
+            dynamo=shared["dynamo_"],
             nodes=[n for n, _ in ordered],
         )
         _check_group(group, problems)

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ironserve.catalog.dynamo import DynamoBackend
 from ironserve.catalog.engines import EngineKind, MultiNodeLaunch
 from ironserve.catalog.formats import WeightFormat
 from ironserve.config.values import (
@@ -73,7 +74,8 @@ class ModelSettings(_Strict):
 class EngineSettings(_Strict):
     kind: EngineKind = Field(
         EngineKind.VLLM,
-        description="vllm, sglang, mindie or vllm_vacc; default: the accelerator vendor's engine",
+        description="vllm, sglang, mindie, vllm_vacc or dynamo (dynamo_* keys); default: the "
+        "accelerator vendor's engine",
     )
     version: SafeText | None = Field(None, description="Engine version; picks the flag table")
     multi_node: MultiNodeLaunch | None = Field(
@@ -160,9 +162,65 @@ class NpuSettings(_Strict):
     tls: Flag = Field(False, description="HCCL TLS; must be the same on every node")
 
 
+DynamoPoolName = Literal["frontend", "prefill", "decode", "worker"]
+
+
 class NodeSettings(_Strict):
     role: Literal["head", "worker"]
     ip: IPv4Address = Field(description="The node's address on the cluster network")
+    dynamo_pool: DynamoPoolName | None = Field(
+        None,
+        description="engine_kind dynamo: the node's pool: frontend (the frontend and control "
+        "plane only; the head), prefill, decode (disaggregated) or worker (aggregated)",
+    )
+
+
+class DynamoPoolSettings(_Strict):
+    """One worker pool's shape: each worker's parallelism and how many share a node."""
+
+    tensor_parallel_size: Count | None = Field(None, description="TP of each worker")
+    data_parallel_size: Count = Field(1, description="DP ranks inside each worker")
+    expert_parallel: Flag = Field(False, description="Experts spread over the worker's ranks")
+    workers_per_node: Count | None = Field(
+        None, description="Workers on each node of the pool; default: as many as fit"
+    )
+
+
+class DynamoSettings(_Strict):
+    """engine_kind: dynamo. The frontend and control plane run on the head."""
+
+    backend: DynamoBackend = Field(DynamoBackend.VLLM, description="vllm, sglang or trtllm")
+    mode: Literal["aggregated", "disaggregated"] = Field(
+        "aggregated",
+        description="aggregated (worker pool) or disaggregated (prefill and decode pools, the "
+        "KV cache handed over NIXL)",
+    )
+    router_mode: Literal["kv", "round-robin", "random"] = Field(
+        "kv", description="The frontend's --router-mode: kv (KV-aware), round-robin or random"
+    )
+    control_plane: Literal["etcd-nats", "file"] = Field(
+        "etcd-nats",
+        description="etcd discovery and NATS request/event planes on the head (containers), or "
+        "file discovery with TCP and ZMQ planes (no services; one node only)",
+    )
+    kv_fabric: Literal["rdma", "tcp"] = Field(
+        "rdma",
+        description="Disaggregated across nodes: NIXL over RDMA (network_ib_hcas on every worker "
+        "node) or over TCP (UCX sockets, slow: a lab)",
+    )
+    prefill: DynamoPoolSettings = Field(
+        default_factory=DynamoPoolSettings, description="The prefill pool's workers"
+    )
+    decode: DynamoPoolSettings = Field(
+        default_factory=DynamoPoolSettings, description="The decode pool's workers"
+    )
+    worker: DynamoPoolSettings = Field(
+        default_factory=DynamoPoolSettings, description="The aggregated pool's workers"
+    )
+    etcd_image: Image = Field(
+        "quay.io/coreos/etcd:v3.5.16", description="etcd container (control_plane etcd-nats)"
+    )
+    nats_image: Image = Field("nats:2.10.27", description="nats-server container (JetStream)")
 
 
 class AcceleratorSettings(_Strict):
@@ -191,6 +249,7 @@ class ServingGroup(_Strict):
     hub: HubSettings
     serving: ServingSettings
     nodes: list[Node]
+    dynamo: DynamoSettings = Field(default_factory=DynamoSettings)
 
     @property
     def head(self) -> Node:
@@ -207,6 +266,7 @@ SECTIONS: dict[str, tuple[type[_Strict], bool]] = {
     "engine_": (EngineSettings, True),
     "hub_": (HubSettings, True),
     "serving_": (ServingSettings, True),
+    "dynamo_": (DynamoSettings, True),
     "node_": (NodeSettings, False),
     "accelerator_": (AcceleratorSettings, False),
     "network_": (NetworkSettings, False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ironserve.catalog.engines import EngineKind
-from ironserve.engines import mindie, sglang, vacc, vllm
+from ironserve.engines import dynamo, mindie, sglang, vacc, vllm
 from ironserve.engines.base import LaunchContext, NodeLaunch
 
 BUILDERS: dict[EngineKind, Callable[[LaunchContext], list[NodeLaunch]]] = {
@@ -13,6 +13,7 @@ BUILDERS: dict[EngineKind, Callable[[LaunchContext], list[NodeLaunch]]] = {
     EngineKind.SGLANG: sglang.build,
     EngineKind.MINDIE: mindie.build,
     EngineKind.VLLM_VACC: vacc.build,
+    EngineKind.DYNAMO: dynamo.build,
 }
 
 

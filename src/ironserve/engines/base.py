@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from ironserve.catalog.accelerators import Accelerator
 from ironserve.catalog.engines import Engine
 from ironserve.catalog.models import ModelSpec
-from ironserve.plan.types import Sizing
+from ironserve.plan.types import DynamoSpec, Sizing
 
 # Where ironserve keeps per-group files on a node (env files with secrets, rank tables).
 NODE_STATE_DIR = "/etc/ironserve"
@@ -64,6 +64,8 @@ class LaunchContext(_Frozen):
     # engine then listens on the API node's loopback at ``backend_port``.
     gateway: bool = True
     backend_port: int = 18000
+    # engine_kind dynamo: the pools and planes the planner chose (plan/dynamo.py).
+    dynamo: DynamoSpec | None = None
 
     @property
     def head(self) -> NodeTarget:
@@ -118,10 +120,19 @@ class NodeLaunch(_Frozen):
     # on the head after `ray status` shows every node); None when the container command serves.
     serve_exec: list[str] | None = None
     files: list[RenderedFile] = []
+    # More detached containers on the node, started before ``container`` in this order (Dynamo:
+    # the control plane and the frontend on the head, a pool's further workers). No role starts
+    # them yet: roles refuse a Dynamo Plan (roles/engine).
+    companions: list[ContainerSpec] = []
+
+    @property
+    def containers(self) -> list[ContainerSpec]:
+        return [*self.companions, self.container]
 
     def shell_lines(self) -> list[str]:
         """The launch as shell lines, for `ironserve render` and the golden files."""
-        lines = [shlex.join(self.container.docker_run_argv())]
+        lines = [shlex.join(c.docker_run_argv()) for c in self.companions]
+        lines.append(shlex.join(self.container.docker_run_argv()))
         if self.serve_exec is not None:
             lines.append(
                 shlex.join(["docker", "exec", "-d", self.container.name, *self.serve_exec])

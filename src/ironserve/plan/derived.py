@@ -138,7 +138,7 @@ class Rendezvous(_Frozen):
 
 
 class Layout(_Frozen):
-    kind: Literal["one-node", "ray", "native"]
+    kind: Literal["one-node", "ray", "native", "dynamo"]
     ray: RayLayout | None = None
     rendezvous: Rendezvous | None = None
 
@@ -215,11 +215,17 @@ def api_key_location(ctx: LaunchContext, key_file: Path | None, key_dir: str) ->
         generated=generated,
         node_file=ctx.secrets_env_file,
         # MindIE has no key of its own: only the gateway enforces one in front of it.
-        enforced=ctx.gateway or ctx.engine.kind != EngineKind.MINDIE,
+        # nor has Dynamo's frontend.
+        enforced=ctx.gateway or ctx.engine.kind not in (EngineKind.MINDIE, EngineKind.DYNAMO),
     )
 
 
 def layout_of(ctx: LaunchContext, nodes: list[NodeLaunch]) -> Layout:
+    if ctx.dynamo is not None:  # every process meets at the control plane on the head
+        from ironserve.engines.dynamo import ETCD_CLIENT_PORT
+
+        etcd = ETCD_CLIENT_PORT if ctx.dynamo.control_plane == "etcd-nats" else None
+        return Layout(kind="dynamo", rendezvous=Rendezvous(address=ctx.head.address, port=etcd))
     if not is_multi_node(ctx):
         return Layout(kind="one-node")
     head = ctx.head
@@ -257,6 +263,10 @@ def ports_of(ctx: LaunchContext, endpoint: Endpoint, layout: Layout) -> list[Por
         ports.append(PortUse(port=ctx.backend_port, nodes=[endpoint.node], purpose=behind))
     if layout.ray is not None:
         ports.append(PortUse(port=layout.ray.port, nodes=[layout.ray.head], purpose="Ray GCS"))
+    if ctx.dynamo is not None:
+        from ironserve.engines.dynamo import dynamo_ports
+
+        return ports + dynamo_ports(ctx)
     rendezvous = layout.rendezvous
     if rendezvous is not None and rendezvous.port is not None:
         ports.append(

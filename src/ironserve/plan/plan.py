@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ironserve.catalog.accelerators import ACCELERATORS
-from ironserve.catalog.engines import ENGINES
+from ironserve.catalog.dynamo import image as dynamo_image
+from ironserve.catalog.engines import ENGINES, EngineKind
 from ironserve.catalog.formats import WeightFormat
 from ironserve.catalog.models import ModelSpec, get_model
 from ironserve.config.schema import (
@@ -39,9 +40,10 @@ from ironserve.plan.derived import (
     layout_of,
     ports_of,
 )
+from ironserve.plan.dynamo import plan_dynamo
 from ironserve.plan.sizing import size_model
 from ironserve.plan.staging import Links, Staging, links_of, staging_of
-from ironserve.plan.types import Sizing, SizingRequest
+from ironserve.plan.types import DynamoSpec, Sizing, SizingRequest
 
 
 class Plan(BaseModel):
@@ -116,6 +118,33 @@ class Plan(BaseModel):
                 return launch
         raise KeyError(name)
 
+    def dynamo_summary(self) -> dict[str, Any] | None:
+        """A Dynamo group's planes and pools (each worker's shape and sizing verdict); None for
+        the other engines."""
+        spec = self.context.dynamo
+        if spec is None:
+            return None
+        doc = spec.model_dump(mode="json", exclude={"pools"})
+        doc["pools"] = [
+            {
+                "name": p.name,
+                "nodes": p.nodes,
+                "workers_per_node": p.workers_per_node,
+                "workers": p.workers,
+                "tensor_parallel_size": p.tensor,
+                "data_parallel_size": p.data,
+                "expert_parallel_size": p.expert,
+                "devices_per_worker": p.units_per_worker,
+                "feasible": p.sizing.feasible,
+                "max_model_len": p.sizing.max_model_len,
+                "full_length_sequences": p.sizing.full_length_sequences,
+                "kv_tokens": p.sizing.memory.kv_tokens,
+                "blockers": p.sizing.blockers,
+            }
+            for p in spec.pools
+        ]
+        return doc
+
     def summary(self) -> dict[str, Any]:
         """The JSON contract of `ironserve plan --json` (keys scripts rely on come first)."""
         s, p, ctx = self.sizing, self.sizing.parallelism, self.context
@@ -148,6 +177,7 @@ class Plan(BaseModel):
             "gateway": self.gateway.model_dump() if self.gateway else None,
             "staging": self.staging.model_dump(),
             "alternatives": [a.model_dump(mode="json") for a in s.alternatives],
+            "dynamo": self.dynamo_summary(),
             "nodes": [
                 {
                     "name": n.node,
@@ -179,10 +209,15 @@ def launch_context(
     npu_tls: bool = False,
     gateway: bool = True,
     backend_port: int = DEFAULT_BACKEND_PORT,
+    dynamo: DynamoSpec | None = None,
+    sizing: Sizing | None = None,
 ) -> LaunchContext:
     engine = ENGINES[request.engine]
     version = request.engine_version or engine.default_version
-    sizing = size_model(model, request)  # raises UnknownAccelerator before anything is built
+    if dynamo is not None and image is None:
+        image = dynamo_image(dynamo.backend, version)
+    if sizing is None:  # a Dynamo group's comes sized per pool (plan/dynamo.py)
+        sizing = size_model(model, request)  # raises UnknownAccelerator before any build
     return LaunchContext(
         group=group,
         model=model,
@@ -204,6 +239,7 @@ def launch_context(
         npu_tls=npu_tls,
         gateway=gateway,
         backend_port=backend_port,
+        dynamo=dynamo,
     )
 
 
@@ -252,6 +288,17 @@ def _plan_group(group: ServingGroup) -> Plan:
         )
         for rank, n in enumerate(group.nodes)
     ]
+    dynamo, sizing = None, None
+    if group.engine.kind == EngineKind.DYNAMO:
+        dynamo, sizing = plan_dynamo(
+            group.name,
+            model,
+            request,
+            group.dynamo,
+            group.engine.version or ENGINES[EngineKind.DYNAMO].default_version,
+            {n.name: n.node.dynamo_pool or "" for n in group.nodes},
+            head.name,
+        )
     ctx = launch_context(
         group.name,
         model,
@@ -266,6 +313,8 @@ def _plan_group(group: ServingGroup) -> Plan:
         npu_tls=group.nodes[0].npu.tls,
         gateway=group.serving.gateway,
         backend_port=group.serving.backend_port,
+        dynamo=dynamo,
+        sizing=sizing,
     )
     return Plan.build(
         ctx,
@@ -318,6 +367,12 @@ def plan_sizing(request: SizingRequest, model_config: Path | None = None) -> Pla
         )
         for rank in range(request.nodes)
     ]
+    if request.engine == EngineKind.DYNAMO:
+        raise EngineBuildError(
+            "a Dynamo group is planned from an inventory: each node's node_dynamo_pool and the "
+            "dynamo_* keys say its pools (docs/engines.md)",
+            field="engine_kind",
+        )
     ctx = launch_context("default", model, request, targets)
     return Plan.build(ctx)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from ironserve.catalog.dynamo import DynamoBackend
 from ironserve.catalog.engines import EngineKind, MultiNodeLaunch
 from ironserve.catalog.formats import WeightFormat
 
@@ -80,3 +83,36 @@ class Sizing(_Frozen):
     max_num_seqs: int | None
     full_length_sequences: int  # how many max_model_len sequences the KV cache holds
     alternatives: list[Alternative]
+
+
+class DynamoPool(_Frozen):
+    """One Dynamo worker pool as planned: its nodes, each worker's parallelism, its sizing."""
+
+    name: str  # prefill | decode | worker (aggregated)
+    nodes: list[str]
+    tensor: int
+    data: int
+    expert: int  # the worker's EP size; 1: experts not spread
+    workers_per_node: int
+    units_per_worker: int  # devices one worker holds (TP x DP)
+    sizing: Sizing  # one worker, sized as the backend engine would
+
+    @property
+    def workers(self) -> int:
+        return self.workers_per_node * len(self.nodes)
+
+
+class DynamoSpec(_Frozen):
+    """What a Dynamo group runs besides its pools: backend, mode, router, planes and images."""
+
+    backend: DynamoBackend
+    engine_version: str  # the backend engine version the Dynamo release pins
+    mode: Literal["aggregated", "disaggregated"]
+    router_mode: Literal["kv", "round-robin", "random"]
+    control_plane: Literal["etcd-nats", "file"]
+    kv_fabric: Literal["rdma", "tcp"]
+    namespace: str
+    etcd_image: str
+    nats_image: str
+    frontend_node: str  # the head: frontend and control plane
+    pools: list[DynamoPool]

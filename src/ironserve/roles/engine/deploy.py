@@ -21,7 +21,7 @@ from ironserve.engines.base import NODE_STATE_DIR
 from ironserve.engines.common import container_name
 from ironserve.facts.engine import IronserveContainers
 from ironserve.operations import secrets
-from ironserve.roles import FACT_TIMEOUT_S, plan_of, run_of
+from ironserve.roles import FACT_TIMEOUT_S, run_of, serving_plan_of
 from ironserve.roles.engine import waits
 from ironserve.roles.engine.decide import GroupServe, NodeServe, group_of
 from ironserve.roles.engine.defaults import DEFAULTS, EngineData
@@ -121,6 +121,7 @@ def _taken_out() -> bool:
 
 @deploy("Engine", data_defaults=DEFAULTS)
 def deploy_engine() -> None:
+    serving_plan_of(state, host)  # a Dynamo group stops here, before any operation
     if not _taken_out():
         _converge(group_of(state, host))
 
@@ -132,13 +133,14 @@ def deploy_engine_restart() -> None:
     Groups restart side by side: pyinfra runs each operation on all hosts before the next, and a
     group is one endpoint, so none of our topologies can keep answering through its own restart;
     roll several groups one at a time with ``--limit``."""
+    serving_plan_of(state, host)
     if not _taken_out():
         _converge(group_of(state, host, restart=True))
 
 
 @deploy("Engine stop", data_defaults=DEFAULTS)
 def deploy_engine_stop() -> None:
-    hp = plan_of(state, host)
+    hp = serving_plan_of(state, host)
     names = (
         hp.launch.container.name,
         container_name(hp.plan.context, "gateway"),

@@ -1,0 +1,200 @@
+"""A Dynamo group's shape, checked before any SSH: pools, worker fit, control plane, KV fabric.
+
+One line per problem, naming the host and the key to change. What a Dynamo group needs:
+every node in one pool (``node_dynamo_pool``); the frontend and control plane on the head; an
+aggregated group has a worker pool, a disaggregated one a prefill and a decode pool; each
+worker's TP x DP fits its node's devices; file discovery on one node only (its folder is not
+shared between nodes); prefill -> decode across nodes over RDMA where ``dynamo_kv_fabric`` says
+so (network_ib_hcas on every worker node).
+"""
+
+from __future__ import annotations
+
+from ironserve.catalog.dynamo import worker_flags_problems
+from ironserve.catalog.engines import ENGINES, EngineKind
+from ironserve.config.schema import DynamoPoolSettings, DynamoSettings, ServingGroup
+from ironserve.errors import Problem
+
+WORKER_POOLS = {"aggregated": ("worker",), "disaggregated": ("prefill", "decode")}
+# engine_* keys a Dynamo group sets per pool instead.
+_PER_POOL_KEYS = (
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "data_parallel_size",
+    "expert_parallel",
+    "multi_node",
+)
+
+
+def pool_settings(dynamo: DynamoSettings, pool: str) -> DynamoPoolSettings:
+    settings: DynamoPoolSettings = getattr(dynamo, pool)
+    return settings
+
+
+def dynamo_problems(group: ServingGroup) -> list[Problem]:
+    if group.engine.kind != EngineKind.DYNAMO:
+        return _not_dynamo(group)
+    problems: list[Problem] = []
+    head, dynamo = group.head.name, group.dynamo
+    pools = WORKER_POOLS[dynamo.mode]
+    for key in _PER_POOL_KEYS:
+        if key in group.engine.model_fields_set:
+            problems.append(
+                Problem(
+                    head,
+                    f"engine_{key}",
+                    f"a Dynamo group sets parallelism per pool: dynamo_{pools[0]} "
+                    "(tensor_parallel_size, data_parallel_size, expert_parallel, workers_per_node)",
+                )
+            )
+    for name in ("prefill", "decode", "worker"):
+        if name not in pools and name in dynamo.model_fields_set:
+            problems.append(
+                Problem(
+                    head,
+                    f"dynamo_{name}",
+                    f"dynamo_mode {dynamo.mode} has no {name} pool (its pools: {', '.join(pools)})",
+                )
+            )
+    problems += _membership(group, pools)
+    problems += _fit(group, pools)
+    if dynamo.control_plane == "file" and len(group.nodes) > 1:
+        problems.append(
+            Problem(
+                head,
+                "dynamo_control_plane",
+                f"file discovery needs one folder every process sees; {len(group.nodes)} nodes "
+                "do not share one: use etcd-nats",
+            )
+        )
+    problems += _fabric(group)
+    if not group.serving.gateway:
+        problems.append(
+            Problem(
+                head,
+                "serving_gateway",
+                "Dynamo's frontend checks no API key: a Dynamo group keeps the gateway, which "
+                "checks it in front of the frontend",
+            )
+        )
+    version = group.engine.version or ENGINES[EngineKind.DYNAMO].default_version
+    for message in worker_flags_problems(version, dynamo.backend, group.engine.extra_args):
+        problems.append(Problem(head, "engine_extra_args", message))
+    return problems
+
+
+def _not_dynamo(group: ServingGroup) -> list[Problem]:
+    """``dynamo_*`` and ``node_dynamo_pool`` mean nothing to another engine: say so."""
+    problems = [
+        Problem(group.head.name, f"dynamo_{key}", "only for engine_kind dynamo")
+        for key in sorted(group.dynamo.model_fields_set)
+    ]
+    problems += [
+        Problem(n.name, "node_dynamo_pool", "only for engine_kind dynamo")
+        for n in group.nodes
+        if n.node.dynamo_pool is not None
+    ]
+    return problems
+
+
+def _membership(group: ServingGroup, pools: tuple[str, ...]) -> list[Problem]:
+    problems: list[Problem] = []
+    allowed = ("frontend", *pools)
+    for n in group.nodes:
+        pool = n.node.dynamo_pool
+        if pool is None:
+            problems.append(
+                Problem(
+                    n.name,
+                    "node_dynamo_pool",
+                    f"every node of a Dynamo group needs one of: {', '.join(allowed)}",
+                )
+            )
+        elif pool not in allowed:
+            problems.append(
+                Problem(
+                    n.name,
+                    "node_dynamo_pool",
+                    f"{pool} is not a pool of dynamo_mode {group.dynamo.mode} "
+                    f"({', '.join(allowed)})",
+                )
+            )
+        elif pool == "frontend" and n is not group.head:
+            problems.append(
+                Problem(
+                    n.name,
+                    "node_dynamo_pool",
+                    f"the frontend runs on the head ({group.head.name}); make this node a worker "
+                    "pool's or the head",
+                )
+            )
+    if problems:
+        return problems
+    present = {str(n.node.dynamo_pool) for n in group.nodes}
+    for wanted in pools:
+        if wanted not in present:
+            others = [p for p in pools if p in present]
+            what = f"a {' and '.join(others)} pool without a {wanted} pool"
+            if not others:
+                what = "no workers"
+            problems.append(
+                Problem(
+                    group.head.name,
+                    "node_dynamo_pool",
+                    f"dynamo_mode {group.dynamo.mode} has {what}: set node_dynamo_pool: "
+                    f"{wanted} on at least one node",
+                )
+            )
+    return problems
+
+
+def _fit(group: ServingGroup, pools: tuple[str, ...]) -> list[Problem]:
+    """Each worker's TP x DP within one node's devices, the pool's workers within the node."""
+    problems: list[Problem] = []
+    for pool in pools:
+        settings = pool_settings(group.dynamo, pool)
+        nodes = [n for n in group.nodes if n.node.dynamo_pool == pool]
+        if not nodes or settings.tensor_parallel_size is None:
+            continue
+        node = nodes[0]
+        devices = node.accelerator.count
+        units = settings.tensor_parallel_size * settings.data_parallel_size
+        if units > devices:
+            problems.append(
+                Problem(
+                    node.name,
+                    f"dynamo_{pool}",
+                    f"a {pool} worker's TP {settings.tensor_parallel_size} x DP "
+                    f"{settings.data_parallel_size} = {units} devices does not fit this node's "
+                    f"{devices} ({node.accelerator.kind}); a worker stays on one node",
+                )
+            )
+        elif settings.workers_per_node is not None and settings.workers_per_node * units > devices:
+            problems.append(
+                Problem(
+                    node.name,
+                    f"dynamo_{pool}",
+                    f"{settings.workers_per_node} {pool} workers of {units} devices need "
+                    f"{settings.workers_per_node * units}; this node has {devices}",
+                )
+            )
+    return problems
+
+
+def _fabric(group: ServingGroup) -> list[Problem]:
+    """Disaggregated over several nodes: the KV cache crosses nodes over NIXL; over RDMA each
+    worker node names its HCAs."""
+    dynamo = group.dynamo
+    if dynamo.mode != "disaggregated" or len(group.nodes) < 2 or dynamo.kv_fabric != "rdma":
+        return []
+    return [
+        Problem(
+            n.name,
+            "network_ib_hcas",
+            "disaggregated prefill -> decode moves the KV cache between nodes over NIXL; with "
+            "dynamo_kv_fabric rdma each worker node names its HCAs (or set dynamo_kv_fabric: tcp "
+            "for UCX over TCP, a lab's choice)",
+        )
+        for n in group.nodes
+        if n.node.dynamo_pool in ("prefill", "decode") and not n.network.ib_hcas
+    ]

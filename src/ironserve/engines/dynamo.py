@@ -1,0 +1,485 @@
+"""NVIDIA Dynamo: the control plane, the frontend and every worker as detached containers.
+
+The head runs the control plane (etcd and nats-server with JetStream, unless the group uses
+file discovery with the TCP request plane and the ZMQ event plane) and ``python3 -m
+dynamo.frontend`` with the planned router mode on the group's API port (the gateway's backend
+port behind it). Each node of a worker pool runs ``workers_per_node`` workers ``python3 -m
+dynamo.<backend>``, each on its own devices (``--gpus device=...``), with its own system port
+(``DYN_SYSTEM_PORT``: ``/health`` and ``/metrics``), its NIXL side channel ports and its KV
+event endpoint (the KV router's input). Disaggregated workers say their side: vLLM and
+TensorRT-LLM with Dynamo's ``--disaggregation-mode prefill|decode`` (``--is-prefill-worker`` is
+gone in 1.x), SGLang with its own ``--disaggregation-mode`` and a bootstrap port per prefill
+worker. Planes reach every process through env: ``DYN_DISCOVERY_BACKEND`` (``ETCD_ENDPOINTS`` or
+``DYN_FILE_KV``), ``DYN_REQUEST_PLANE``, ``DYN_EVENT_PLANE`` (``NATS_SERVER``), ``DYN_NAMESPACE``.
+
+Every argv is checked against the flag tables of the pinned Dynamo version (catalog/dynamo.py):
+the frontend's, and each worker's Dynamo options plus the backend engine's at the version the
+release pins.
+
+No secret reaches these containers: the frontend checks no API key, so the gateway in front of it
+does (config/dynamo_checks.py refuses a Dynamo group without it), and the weights are staged
+before launch (``HF_HUB_OFFLINE``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from ironserve.catalog.dynamo import DynamoBackend, component_table, worker_flags_problems
+from ironserve.engines.base import (
+    NODE_STATE_DIR,
+    ContainerSpec,
+    LaunchContext,
+    NodeLaunch,
+    NodeTarget,
+    RenderedFile,
+)
+from ironserve.engines.common import (
+    EngineBuildError,
+    base_run_args,
+    check_ranks,
+    container_name,
+    fmt_fraction,
+    ib_env,
+    ib_run_args,
+    socket_env,
+    trusts_remote_code,
+    verify_flags,
+    weights_mount,
+)
+from ironserve.plan.types import DynamoPool, DynamoSpec
+
+if TYPE_CHECKING:
+    from ironserve.plan.derived import PortUse
+
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380  # the single member's own, on loopback
+NATS_PORT = 4222
+NATS_MONITOR_PORT = 8222
+# Per worker on a node (index i): its system server, its block of NIXL side channel ports (vLLM
+# adds each rank's offset to VLLM_NIXL_SIDE_CHANNEL_PORT), its KV event publisher and, for
+# SGLang prefill workers, the bootstrap server decode workers pull from.
+SYSTEM_PORT_BASE = 18100
+NIXL_SIDE_CHANNEL_BASE = 20100
+KV_EVENTS_PORT_BASE = 20600
+SGLANG_BOOTSTRAP_PORT_BASE = 20700
+# File discovery's folder on the (single) node, shared by its containers.
+FILE_KV_DIR = "/var/lib/ironserve/dynamo"
+ETCD_DATA_DIR = "/var/lib/ironserve/etcd"
+SGLANG_PAGE_SIZE = 16  # the KV block size upstream's disaggregated examples use
+
+_DYNAMO_SOCKET_ENV = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "UCX_NET_DEVICES")
+
+
+def spec_of(ctx: LaunchContext) -> DynamoSpec:
+    if ctx.dynamo is None:
+        raise EngineBuildError(f"group {ctx.group}: a Dynamo launch without its pools")
+    return ctx.dynamo
+
+
+def plane_env(ctx: LaunchContext) -> dict[str, str]:
+    """How every process of the group finds the others: discovery, request and event planes."""
+    spec = spec_of(ctx)
+    env = {"DYN_NAMESPACE": spec.namespace}
+    if spec.control_plane == "file":
+        return env | {
+            "DYN_DISCOVERY_BACKEND": "file",
+            "DYN_FILE_KV": f"{FILE_KV_DIR}/{ctx.group}",
+            "DYN_REQUEST_PLANE": "tcp",
+            "DYN_EVENT_PLANE": "zmq",
+        }
+    head = ctx.head.address
+    return env | {
+        "DYN_DISCOVERY_BACKEND": "etcd",
+        "ETCD_ENDPOINTS": f"http://{head}:{ETCD_CLIENT_PORT}",
+        "DYN_REQUEST_PLANE": "nats",
+        "DYN_EVENT_PLANE": "nats",
+        "NATS_SERVER": f"nats://{head}:{NATS_PORT}",
+    }
+
+
+def _plane_mounts(ctx: LaunchContext) -> list[str]:
+    if spec_of(ctx).control_plane != "file":
+        return []
+    folder = f"{FILE_KV_DIR}/{ctx.group}"
+    return ["-v", f"{folder}:{folder}"]
+
+
+def control_plane(ctx: LaunchContext) -> list[ContainerSpec]:
+    """etcd (one member) and nats-server with JetStream on the head's address."""
+    spec = spec_of(ctx)
+    if spec.control_plane == "file":
+        return []
+    head = ctx.head.address
+    peer = f"http://127.0.0.1:{ETCD_PEER_PORT}"
+    etcd = ContainerSpec(
+        name=container_name(ctx, "etcd"),
+        image=spec.etcd_image,
+        run_args=[
+            "--restart",
+            "unless-stopped",
+            "--network",
+            "host",
+            "-v",
+            f"{ETCD_DATA_DIR}/{ctx.group}:/etcd-data",
+        ],
+        env={},
+        command=[
+            "etcd",
+            "--name",
+            ctx.group,
+            "--data-dir",
+            "/etcd-data",
+            "--listen-client-urls",
+            f"http://{head}:{ETCD_CLIENT_PORT},http://127.0.0.1:{ETCD_CLIENT_PORT}",
+            "--advertise-client-urls",
+            f"http://{head}:{ETCD_CLIENT_PORT}",
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"{ctx.group}={peer}",
+        ],
+    )
+    nats = ContainerSpec(
+        name=container_name(ctx, "nats"),
+        image=spec.nats_image,
+        run_args=["--restart", "unless-stopped", "--network", "host"],
+        env={},
+        command=[
+            "-js",
+            "-a",
+            head,
+            "-p",
+            str(NATS_PORT),
+            "-m",
+            str(NATS_MONITOR_PORT),
+        ],
+    )
+    return [etcd, nats]
+
+
+def frontend(ctx: LaunchContext) -> ContainerSpec:
+    spec = spec_of(ctx)
+    args = [
+        "--http-host",
+        ctx.listen_host,
+        "--http-port",
+        str(ctx.listen_port),
+        "--router-mode",
+        spec.router_mode,
+    ]
+    verify_flags(component_table(ctx.engine_version, "frontend"), args)
+    return ContainerSpec(
+        name=container_name(ctx, "frontend"),
+        image=ctx.image,
+        run_args=[*base_run_args(ctx, "1g"), *_plane_mounts(ctx)],
+        env=plane_env(ctx) | {"HF_HUB_OFFLINE": "1"},
+        command=["python3", "-m", "dynamo.frontend", *args],
+    )
+
+
+def _devices(pool: DynamoPool, index: int) -> str:
+    first = index * pool.units_per_worker
+    return ",".join(str(d) for d in range(first, first + pool.units_per_worker))
+
+
+def _side(spec: DynamoSpec, pool: DynamoPool) -> str | None:
+    """The worker's ``--disaggregation-mode``: None in an aggregated group."""
+    return None if spec.mode == "aggregated" else pool.name
+
+
+def kv_events_port(pool: DynamoPool, index: int) -> int:
+    """A worker's KV event publisher: a block of DP ports per worker (each DP rank publishes on
+    the port plus its rank)."""
+    return KV_EVENTS_PORT_BASE + index * pool.data
+
+
+def _compact(value: dict[str, object]) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _kv_events(port: int) -> str:
+    return _compact(
+        {
+            "publisher": "zmq",
+            "topic": "kv-events",
+            "endpoint": f"tcp://*:{port}",
+            "enable_kv_cache_events": True,
+        }
+    )
+
+
+def _sized(pool: DynamoPool) -> tuple[int, float, int | None]:
+    """What the pool's sizing fixed for each worker: context, memory fraction, sequences."""
+    s = pool.sizing
+    return s.max_model_len, s.memory.utilization, s.max_num_seqs
+
+
+def _vllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
+    max_len, utilization, max_seqs = _sized(pool)
+    args = [
+        "--model",
+        ctx.weights_path,
+        "--served-model-name",
+        ctx.served_name,
+        "--tensor-parallel-size",
+        str(pool.tensor),
+    ]
+    if pool.data > 1:
+        args += ["--data-parallel-size", str(pool.data)]
+    if pool.expert > 1:
+        args.append("--enable-expert-parallel")
+    args += ["--max-model-len", str(max_len), "--gpu-memory-utilization", fmt_fraction(utilization)]
+    if max_seqs is not None:
+        args += ["--max-num-seqs", str(max_seqs)]
+    if trusts_remote_code(ctx):
+        args.append("--trust-remote-code")
+    side = _side(spec, pool)
+    if side is not None:
+        args += [
+            "--disaggregation-mode",
+            side,
+            "--kv-transfer-config",
+            _compact({"kv_connector": "NixlConnector", "kv_role": "kv_both"}),
+        ]
+    if spec.router_mode == "kv":
+        args += ["--kv-events-config", _kv_events(kv_events_port(pool, index))]
+    return args
+
+
+def _sglang_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
+    max_len, utilization, max_seqs = _sized(pool)
+    args = [
+        "--model-path",
+        ctx.weights_path,
+        "--served-model-name",
+        ctx.served_name,
+        "--tp-size",
+        str(pool.units_per_worker),  # SGLang's TP counts every rank; DP splits attention
+    ]
+    if pool.data > 1:
+        args += ["--dp-size", str(pool.data), "--enable-dp-attention"]
+    if pool.expert > 1:
+        args += ["--ep-size", str(pool.expert)]
+    args += [
+        "--context-length",
+        str(max_len),
+        "--mem-fraction-static",
+        fmt_fraction(utilization),
+        "--page-size",
+        str(SGLANG_PAGE_SIZE),
+        "--host",
+        "0.0.0.0",
+    ]
+    if max_seqs is not None:
+        args += ["--max-running-requests", str(max_seqs)]
+    if trusts_remote_code(ctx):
+        args.append("--trust-remote-code")
+    side = _side(spec, pool)
+    if side is not None:
+        args += ["--disaggregation-mode", side, "--disaggregation-transfer-backend", "nixl"]
+    if side == "prefill":  # the bootstrap server decode workers pull the KV cache through
+        args += ["--disaggregation-bootstrap-port", str(SGLANG_BOOTSTRAP_PORT_BASE + index)]
+    if spec.router_mode == "kv":
+        args += ["--kv-events-config", _kv_events(kv_events_port(pool, index))]
+    return args
+
+
+def trtllm_config_path(ctx: LaunchContext, pool: DynamoPool) -> str:
+    return f"{NODE_STATE_DIR}/{ctx.group}/trtllm-{pool.name}.yaml"
+
+
+def trtllm_config(pool: DynamoPool) -> str:
+    """The engine options TensorRT-LLM takes from a file: the KV cache handed over NIXL."""
+    lines = ["cache_transceiver_config:", "  backend: NIXL"]
+    if pool.data > 1:
+        lines.append("enable_attention_dp: true")
+    return "\n".join(lines) + "\n"
+
+
+def _trtllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
+    max_len, utilization, max_seqs = _sized(pool)
+    args = [
+        "--model-path",
+        ctx.weights_path,
+        "--served-model-name",
+        ctx.served_name,
+        "--tensor-parallel-size",
+        str(pool.units_per_worker),
+    ]
+    if pool.expert > 1:
+        args += ["--expert-parallel-size", str(pool.expert)]
+    if pool.data > 1:
+        args.append("--enable-attention-dp")
+    args += ["--max-seq-len", str(max_len), "--free-gpu-memory-fraction", fmt_fraction(utilization)]
+    if max_seqs is not None:
+        args += ["--max-batch-size", str(max_seqs)]
+    side = _side(spec, pool)
+    if side is not None:
+        args += [
+            "--disaggregation-mode",
+            side,
+            "--extra-engine-args",
+            trtllm_config_path(ctx, pool),
+        ]
+    if spec.router_mode == "kv":
+        args.append("--publish-kv-events")
+    return args
+
+
+_ARGS = {
+    DynamoBackend.VLLM: _vllm_args,
+    DynamoBackend.SGLANG: _sglang_args,
+    DynamoBackend.TRTLLM: _trtllm_args,
+}
+
+
+def worker(
+    ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, node: NodeTarget, index: int
+) -> ContainerSpec:
+    backend = spec.backend
+    args = _ARGS[backend](ctx, spec, pool, index)
+    problems = worker_flags_problems(ctx.engine_version, backend, args)
+    if problems:
+        raise EngineBuildError("; ".join(problems))
+    env = plane_env(ctx) | {
+        "DYN_SYSTEM_PORT": str(SYSTEM_PORT_BASE + index),
+        "HF_HUB_OFFLINE": "1",
+    }
+    if spec.mode == "disaggregated" and backend == DynamoBackend.VLLM:
+        env |= {  # vLLM's NixlConnector handshake (SGLang's goes through its bootstrap port)
+            "VLLM_NIXL_SIDE_CHANNEL_HOST": node.address,
+            "VLLM_NIXL_SIDE_CHANNEL_PORT": str(
+                NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_worker
+            ),
+        }
+    if spec.mode == "disaggregated" and spec.kv_fabric == "tcp":
+        env["UCX_TLS"] = "tcp,cuda_copy"  # NIXL's UCX over sockets: no RDMA device
+    env |= socket_env(node, _DYNAMO_SOCKET_ENV) | ib_env(node)
+    # TensorRT-LLM's engine options file, alone: its folder also holds the group's secrets.
+    config = trtllm_config_path(ctx, pool)
+    state = ["-v", f"{config}:{config}:ro"] if "--extra-engine-args" in args else []
+    return ContainerSpec(
+        name=container_name(ctx, f"{pool.name}-{index}"),
+        image=ctx.image,
+        run_args=[
+            *base_run_args(ctx),
+            "--gpus",
+            f'"device={_devices(pool, index)}"',
+            *weights_mount(ctx),
+            *_plane_mounts(ctx),
+            *state,
+            *ib_run_args(node),
+        ],
+        env=env,
+        command=["python3", "-m", f"dynamo.{backend.value}", *args, *ctx.extra_args],
+    )
+
+
+def worker_label(pool: str) -> str:
+    """How a pool's worker is named in sentences: the aggregated pool is called ``worker``."""
+    return "aggregated worker" if pool == "worker" else f"{pool} worker"
+
+
+def pool_of(spec: DynamoSpec, node: str) -> DynamoPool | None:
+    for pool in spec.pools:
+        if node in pool.nodes:
+            return pool
+    return None
+
+
+def _check_api_ports(ctx: LaunchContext) -> None:
+    """The API port (and the frontend's own behind the gateway) is none of the planned Dynamo
+    listeners on the head: a collision is bad input naming the key to change."""
+    spec = spec_of(ctx)
+    taken = {p.port: p.purpose for p in dynamo_ports(ctx) if spec.frontend_node in p.nodes}
+    keys = [("engine_port", ctx.port)]
+    if ctx.gateway:
+        keys.append(("serving_backend_port", ctx.backend_port))
+    for key, port in keys:
+        if port in taken:
+            raise EngineBuildError(
+                f"{port} is the {taken[port]} port on {spec.frontend_node}; pick another port",
+                field=key,
+            )
+
+
+def build(ctx: LaunchContext) -> list[NodeLaunch]:
+    check_ranks(ctx)
+    spec = spec_of(ctx)
+    _check_api_ports(ctx)
+    launches = []
+    for node in ctx.nodes:
+        containers: list[ContainerSpec] = []
+        files: list[RenderedFile] = []
+        if node.name == spec.frontend_node:
+            containers += [*control_plane(ctx), frontend(ctx)]
+        pool = pool_of(spec, node.name)
+        if pool is not None:
+            containers += [worker(ctx, spec, pool, node, i) for i in range(pool.workers_per_node)]
+            if spec.backend == DynamoBackend.TRTLLM and spec.mode == "disaggregated":
+                files.append(
+                    RenderedFile(
+                        path=trtllm_config_path(ctx, pool), content=trtllm_config(pool), mode="0644"
+                    )
+                )
+        if not containers:
+            raise EngineBuildError(f"{node.name}: in no Dynamo pool", field="node_dynamo_pool")
+        launches.append(
+            NodeLaunch(
+                node=node.name,
+                address=node.address,
+                role=node.role,
+                rank=node.rank,
+                serves_api=node.name == spec.frontend_node,
+                container=containers[-1],
+                companions=containers[:-1],
+                files=files,
+            )
+        )
+    return launches
+
+
+def dynamo_ports(ctx: LaunchContext) -> list[PortUse]:
+    """The control plane's ports on the head and each worker's on its pool's nodes."""
+    from ironserve.plan.derived import PortUse  # derived imports this module's constants
+
+    spec = spec_of(ctx)
+    ports = []
+    if spec.control_plane == "etcd-nats":
+        head = [spec.frontend_node]
+        ports += [
+            PortUse(port=ETCD_CLIENT_PORT, nodes=head, purpose="etcd (Dynamo discovery)"),
+            PortUse(port=NATS_PORT, nodes=head, purpose="NATS (Dynamo request and event planes)"),
+            PortUse(port=NATS_MONITOR_PORT, nodes=head, purpose="NATS monitoring"),
+        ]
+    for pool in spec.pools:
+        for index in range(pool.workers_per_node):
+            what = f"{worker_label(pool.name)} {index}"
+            ports.append(
+                PortUse(port=SYSTEM_PORT_BASE + index, nodes=pool.nodes, purpose=f"{what} system")
+            )
+            if spec.router_mode == "kv" and spec.backend != DynamoBackend.TRTLLM:
+                first = kv_events_port(pool, index)
+                ports += [
+                    PortUse(port=first + r, nodes=pool.nodes, purpose=f"{what} KV events")
+                    for r in range(pool.data)
+                ]
+            if spec.mode == "disaggregated" and spec.backend == DynamoBackend.VLLM:
+                first = NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_worker
+                ports += [
+                    PortUse(port=first + r, nodes=pool.nodes, purpose=f"{what} NIXL side channel")
+                    for r in range(pool.units_per_worker)
+                ]
+            if spec.backend == DynamoBackend.SGLANG and pool.name == "prefill":
+                ports.append(
+                    PortUse(
+                        port=SGLANG_BOOTSTRAP_PORT_BASE + index,
+                        nodes=pool.nodes,
+                        purpose=f"{what} SGLang bootstrap",
+                    )
+                )
+    return ports

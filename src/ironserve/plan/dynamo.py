@@ -1,0 +1,153 @@
+"""Sizing a Dynamo group pool by pool: each worker is sized as its backend engine would be.
+
+A pool's worker holds TP x DP devices of one node (config/dynamo_checks.py keeps it there). With
+no TP given, the backend's own layout search over one node picks it (the smallest split that holds
+the model and the target context); the worker is then sized alone, on exactly its devices, so its
+memory budget, context and KV capacity are the worker's. Each pool's sentences are prefixed with
+its name; the group's Sizing is the serving pool's (decode, or the aggregated workers) with every
+pool's reasons and blockers, so the group is feasible only when every pool is.
+"""
+
+from __future__ import annotations
+
+from ironserve.catalog.dynamo import SIZED_AS, DynamoBackend, pinned_engine_version
+from ironserve.catalog.models import ModelSpec
+from ironserve.config.dynamo_checks import WORKER_POOLS, pool_settings
+from ironserve.config.schema import DynamoSettings
+from ironserve.engines.dynamo import worker_label
+from ironserve.plan.sizing import size_model
+from ironserve.plan.types import DynamoPool, DynamoSpec, Sizing, SizingRequest
+
+
+def size_pool(
+    model: ModelSpec,
+    base: SizingRequest,
+    dynamo: DynamoSettings,
+    dynamo_version: str,
+    pool: str,
+    nodes: list[str],
+) -> DynamoPool:
+    """One pool: each worker's parallelism and sizing, how many share a node, and why."""
+    settings = pool_settings(dynamo, pool)
+    backend = dynamo.backend
+    engine_kind = SIZED_AS[backend]
+    engine_version = (
+        pinned_engine_version(dynamo_version, backend) if backend != DynamoBackend.TRTLLM else None
+    )
+    common = base.model_copy(
+        update={
+            "nodes": 1,
+            "engine": engine_kind,
+            "engine_version": engine_version,
+            "multi_node": None,
+            "pipeline_parallel_size": 1,
+            "expert_parallel": settings.expert_parallel,
+        }
+    )
+    tp = settings.tensor_parallel_size
+    chosen = "as set"
+    if tp is None:
+        search = size_model(
+            model,
+            common.model_copy(
+                update={
+                    "data_parallel_size": None,
+                    "tensor_parallel_size": None,
+                    "pipeline_parallel_size": None,
+                }
+            ),
+            with_alternatives=False,
+        )
+        tp, chosen = search.parallelism.tensor, "the smallest TP that serves"
+    dp = settings.data_parallel_size
+    units = tp * dp
+    worker = size_model(
+        model,
+        common.model_copy(
+            update={
+                "devices_per_node": units,
+                "tensor_parallel_size": tp,
+                "data_parallel_size": dp,
+            }
+        ),
+        with_alternatives=False,
+    )
+    per_node = settings.workers_per_node or max(1, base.devices_per_node // units)
+    expert = worker.parallelism.expert
+    shape = f"TP {tp} ({chosen})" + (f" x DP {dp}" if dp > 1 else "")
+    shape += f", EP {expert}" if expert > 1 else ""
+    summary = (
+        f"{pool} pool: {len(nodes)} node(s) ({', '.join(nodes)}) x {per_node} worker(s) of "
+        f"{shape} = {len(nodes) * per_node} {backend.value} worker(s); each holds "
+        f"{worker.max_model_len} tokens of context and {worker.full_length_sequences} full-length "
+        "sequences"
+    )
+    idle = base.devices_per_node - per_node * units
+    notes = [summary]
+    if idle > 0:
+        notes.append(f"{pool} pool: {idle} device(s) per node left idle by {per_node} x {units}")
+    label = f"each {worker_label(pool)}"
+    reasons = notes + [f"{label}: {r}" for r in worker.reasons]
+    sized = worker.model_copy(
+        update={"reasons": reasons, "blockers": [f"{label}: {b}" for b in worker.blockers]}
+    )
+    return DynamoPool(
+        name=pool,
+        nodes=nodes,
+        tensor=tp,
+        data=dp,
+        expert=expert,
+        workers_per_node=per_node,
+        units_per_worker=units,
+        sizing=sized,
+    )
+
+
+def plan_dynamo(
+    group: str,
+    model: ModelSpec,
+    base: SizingRequest,
+    dynamo: DynamoSettings,
+    dynamo_version: str,
+    pools_of_nodes: dict[str, str],
+    head: str,
+) -> tuple[DynamoSpec, Sizing]:
+    """The group's pools (``pools_of_nodes``: node -> its pool) and the group's Sizing."""
+    pools = [
+        size_pool(
+            model,
+            base,
+            dynamo,
+            dynamo_version,
+            name,
+            [n for n, p in pools_of_nodes.items() if p == name],
+        )
+        for name in WORKER_POOLS[dynamo.mode]
+    ]
+    backend = dynamo.backend
+    spec = DynamoSpec(
+        backend=backend,
+        engine_version=pinned_engine_version(dynamo_version, backend),
+        mode=dynamo.mode,
+        router_mode=dynamo.router_mode,
+        control_plane=dynamo.control_plane,
+        kv_fabric=dynamo.kv_fabric,
+        namespace=group,
+        etcd_image=dynamo.etcd_image,
+        nats_image=dynamo.nats_image,
+        frontend_node=head,
+        pools=pools,
+    )
+    serving = pools[-1].sizing  # decode, or the aggregated workers: what clients' tokens see
+    reasons = [
+        f"dynamo {dynamo_version} ({backend.value} {spec.engine_version}), {dynamo.mode}, router "
+        f"{dynamo.router_mode}, control plane {dynamo.control_plane}, frontend on {head}"
+    ]
+    blockers: list[str] = []
+    for pool in pools:
+        reasons += pool.sizing.reasons
+        blockers += pool.sizing.blockers
+    group_sizing = serving.model_copy(
+        update={"reasons": reasons, "blockers": blockers, "feasible": not blockers}
+    )
+    return spec, group_sizing
