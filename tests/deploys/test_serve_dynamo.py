@@ -1,56 +1,332 @@
-"""A Dynamo group on @fake hosts: the roles that start serving containers refuse it, naming the
-host, before any operation exists (issue 16: planned and rendered, not deployed yet)."""
+"""A Dynamo group on @fake hosts (deploys/serve.py, restart.py, stop.py), from the example
+inventories: every image of the group (the Dynamo runtime, etcd, NATS) pinned by digest before
+any operation and pulled where missing; the control plane, the frontend and the workers started
+in three waves on every node of the group; the readiness wait and the completion on the
+frontend's node; a converged group adds no operation; a changed worker flag replaces only that
+worker; a new control plane restarts the frontend and the workers; restart and stop reach every
+container of the group; the gateway and Open WebUI are set up in front of the frontend."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import re
+import runpy
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pyinfra.api.exceptions import DeployError
 
 from ironserve.roles.engine import deploy_engine, deploy_engine_restart, deploy_engine_stop
+from ironserve.roles.engine.decide import GroupServe, decide, dynamo_actions
 from ironserve.roles.gateway.deploy import deploy_gateway
 from ironserve.roles.webui.deploy import deploy_webui
 from tests.deploys.conftest import FakeRun
+from tests.deploys.test_serve import commands, op_names
+from tests.serving.fake_registry import Registry, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+DISAGG = "h100x8_2node_qwen3_32b_vllm_dynamo_kv"
+AGG = "h100x8_llama3_70b_vllm_dynamo_agg"
+RUNTIME, ETCD, NATS = "ai-dynamo/vllm-runtime", "coreos/etcd", "library/nats"
+IMAGE = re.compile(r"^docker image inspect")
+SETUP = ["Engine state folder (0700)", "Engine env file with the API key (0600)"]
+PULL = "Pull the engine image by digest (every node in parallel)"
+PLANE = "Start the Dynamo control plane (etcd, NATS)"
+FRONTEND = "Start the Dynamo frontend"
+WORKERS = "Start the Dynamo workers"
+READY = "Wait until the engine answers /health (progress-aware)"
+PROVE = "Prove a chat completion with the API key (refused without)"
 
 
-def _group(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "model_id": "Qwen/Qwen3-32B",
-        "engine_kind": "dynamo",
-        "dynamo_mode": "disaggregated",
-        "dynamo_kv_fabric": "tcp",
-        "accelerator_kind": "h100-80g",
-        "accelerator_count": 8,
-        "network_socket_ifname": "eth0",
-        "serving_api_key_dir": str(tmp_path / "keys"),
-        "webui_enabled": True,
+@pytest.fixture(scope="module")
+def reg() -> Iterator[Registry]:
+    registry = Registry()
+    with serve(registry) as running:
+        # Distinct bodies: distinct digests, so each image is pinned as its own.
+        running.push(RUNTIME, "1.6.1", payload="dynamo")
+        running.push(ETCD, "v3.5.16", payload="etcd")
+        running.push(NATS, "2.10.27", payload="nats")
+        yield running
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "api-key"
+    path.write_text("fake-key-0123456789\n")
+    path.chmod(0o600)
+    return path
+
+
+def example(
+    name: str, reg: Registry, key_file: Path, **extra: Any
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
+    """The example inventory's nodes (as @fake hosts) and group data, its images at the
+    loopback registry."""
+    nodes = runpy.run_path(str(ROOT / "inventories" / f"{name}.py"))["gpu_nodes"]
+    group = runpy.run_path(str(ROOT / "inventories" / "group_data" / f"{name}.py"))
+    at = reg.url.removeprefix("http://")
+    data = {k: v for k, v in group.items() if not k.startswith("_")} | {
+        "engine_image": f"{at}/{RUNTIME}:1.6.1",
+        "dynamo_etcd_image": f"{at}/{ETCD}:v3.5.16",
+        "dynamo_nats_image": f"{at}/{NATS}:2.10.27",
+        "serving_api_key_file": str(key_file),
         "fake_delay": 0,
         "fake_delay_jitter": 0,
     }
+    hosts = [(f"@fake/{n}", dict(d)) for n, d in nodes]
+    return hosts, data | extra
 
 
-HOSTS = [
-    ("@fake/p0", {"node_role": "head", "node_ip": "10.9.0.1", "node_dynamo_pool": "prefill"}),
-    ("@fake/d0", {"node_role": "worker", "node_ip": "10.9.0.2", "node_dynamo_pool": "decode"}),
-]
+def fake(
+    hosts: list[tuple[str, dict[str, Any]]],
+    data: dict[str, Any],
+    responses: dict[str, dict[Any, Any]] | None = None,
+    deploy: Callable[[], None] = deploy_engine,
+) -> FakeRun:
+    run = FakeRun(
+        [(n, d | {"fake_responses": (responses or {}).get(n, {})}) for n, d in hosts], data
+    )
+    run.prepare_as_cli(deploy)
+    return run
 
 
-@pytest.mark.parametrize(
-    "deploy",
-    [deploy_engine, deploy_engine_restart, deploy_engine_stop, deploy_gateway, deploy_webui],
-    ids=lambda d: d.__name__,
-)
-def test_a_dynamo_group_is_refused_before_any_operation(
-    deploy: Callable[[], None], tmp_path: Path
+def inspect_of(name: str) -> re.Pattern[str]:
+    return re.compile(rf"docker inspect --type container .* {re.escape(name)} 2>")
+
+
+def converged(group: GroupServe, stopped: tuple[str, ...] = ()) -> dict[str, dict[Any, Any]]:
+    """fake_responses of nodes running exactly what ``group`` decided, every image present,
+    the state folder there (``stopped``: containers that exist but do not run)."""
+    out: dict[str, dict[Any, Any]] = {}
+    for n in group.nodes:
+        responses: dict[Any, Any] = {f"/etc/ironserve/{group.name}": "x"}
+        for c in n.containers:
+            running = c.name not in stopped
+            doc = {
+                "Labels": {"ironserve.spec": c.digest, "ironserve.group": group.name},
+                "State": {"Running": running, "Status": "running" if running else "exited"},
+                "RestartCount": 0,
+                "Image": "sha256:" + "1" * 64,
+            }
+            responses[inspect_of(c.name)] = ["@@inspect", json.dumps(doc)]
+        responses[IMAGE] = "sha256:" + "1" * 64
+        out[n.name] = responses
+    return out
+
+
+def container_ops(run: FakeRun, name: str) -> list[str]:
+    return [op for op in op_names(run, name) if op not in SETUP]
+
+
+def wave_order(run: FakeRun) -> list[str]:
+    order = [", ".join(run.state.get_op_meta(h).names) for h in run.state.get_op_order()]
+    wanted = {f"Engine | {op}" for op in (PULL, PLANE, FRONTEND, WORKERS, READY, PROVE)}
+    return [op.removeprefix("Engine | ") for op in order if op in wanted]
+
+
+def test_disaggregated_example_control_plane_then_frontend_then_workers_on_every_node(
+    reg: Registry, key_file: Path
 ) -> None:
-    run = FakeRun([(name, dict(data, fake_responses={})) for name, data in HOSTS], _group(tmp_path))
-    with pytest.raises(
-        DeployError, match=r"@fake/(p0|d0): Dynamo groups are planned but not deployed"
-    ):
-        run.prepare_as_cli(deploy)
-    for name, _ in HOSTS:
-        host = run.state.inventory.get_host(name)
-        assert not run.state.ops.get(host)
+    hosts, data = example(DISAGG, reg, key_file)
+    run = fake(hosts, data)
+    group = decide(run.state)["default"]
+    at = reg.url.removeprefix("http://")
+    pins = {
+        f"{at}/{RUNTIME}@{reg.push(RUNTIME, '1.6.1', payload='dynamo')}",
+        f"{at}/{ETCD}@{reg.push(ETCD, 'v3.5.16', payload='etcd')}",
+        f"{at}/{NATS}@{reg.push(NATS, '2.10.27', payload='nats')}",
+    }
+    head, decode = "@fake/h100-prefill", "@fake/h100-decode"
+    assert op_names(run, head) == [*SETUP, PULL, PLANE, FRONTEND, WORKERS, READY, PROVE]
+    # The decode node takes part in every wave (skipped where it has nothing), so the waves stay
+    # in order across nodes; it pulls only the runtime image.
+    assert op_names(run, decode) == [*SETUP, PULL, PLANE, FRONTEND, WORKERS]
+    assert wave_order(run) == [PULL, PLANE, FRONTEND, WORKERS, READY, PROVE]
+    ops = dict(commands(run, head))
+    assert {c.removeprefix("docker pull -q ") for c in ops[PULL]} == pins
+    etcd, nats = ops[PLANE]
+    assert etcd.startswith(
+        "docker run -d --name ironserve-default-etcd --label ironserve.group=default "
+        "--label ironserve.role=head --label ironserve.rank=0 --label ironserve.spec="
+    )
+    assert f" {at}/{ETCD}@sha256:" in etcd and f" {at}/{NATS}@sha256:" in nats
+    (frontend,) = ops[FRONTEND]
+    assert "python3 -m dynamo.frontend --http-host 127.0.0.1 --http-port 18000" in frontend
+    assert [c.split()[4] for c in ops[WORKERS]] == [
+        f"ironserve-default-prefill-{i}" for i in range(4)
+    ]
+    decode_ops = dict(commands(run, decode))
+    assert decode_ops[PULL] == [f"docker pull -q {group.image}"]
+    assert decode_ops[PLANE] == decode_ops[FRONTEND] == ["true"]  # skipped (_if) on this node
+    assert [c.split()[4] for c in decode_ops[WORKERS]] == [
+        f"ironserve-default-decode-{i}" for i in range(4)
+    ]
+    assert all("--disaggregation-mode decode" in c for c in decode_ops[WORKERS])
+    # Each container's label is its own spec hash; the key is in no command.
+    digests = [c.digest for n in group.nodes for c in n.containers]
+    assert len(set(digests)) == len(digests) == 11
+    for name, _ in hosts:
+        assert not any("fake-key" in c for _, cmds in commands(run, name) for c in cmds)
+
+
+def test_aggregated_example_one_node_runs_every_wave(reg: Registry, key_file: Path) -> None:
+    hosts, data = example(AGG, reg, key_file)
+    run = fake(hosts, data)
+    ((name, _),) = hosts
+    assert op_names(run, name) == [*SETUP, PULL, PLANE, FRONTEND, WORKERS, READY, PROVE]
+    ops = dict(commands(run, name))
+    assert [c.split()[4] for c in ops[PLANE]] == [
+        "ironserve-default-etcd",
+        "ironserve-default-nats",
+    ]
+    assert [c.split()[4] for c in ops[WORKERS]] == [
+        "ironserve-default-worker-0",
+        "ironserve-default-worker-1",
+    ]
+    assert all("--disaggregation-mode" not in c for c in ops[WORKERS])
+
+
+@pytest.mark.parametrize("inventory", [DISAGG, AGG])
+def test_a_converged_dynamo_group_adds_no_operation(
+    inventory: str, reg: Registry, key_file: Path
+) -> None:
+    hosts, data = example(inventory, reg, key_file)
+    facts = converged(decide(fake(hosts, data).state)["default"])
+    second = fake(hosts, data, facts)
+    group = decide(second.state)["default"]
+    assert {c.action for n in group.nodes for c in n.containers} == {"keep"}
+    assert not group.check
+    for name, _ in hosts:
+        assert container_ops(second, name) == []
+
+
+def test_a_changed_worker_flag_replaces_only_that_worker(reg: Registry, key_file: Path) -> None:
+    hosts, data = example(DISAGG, reg, key_file)
+    facts = converged(decide(fake(hosts, data).state)["default"])
+    # The decode node's interface changes: its workers' env changes, nothing else's.
+    hosts[1][1]["network_socket_ifname"] = "ens11f0"
+    second = fake(hosts, data, facts)
+    group = decide(second.state)["default"]
+    changed = {c.name + "@" + n.name: c.action for n in group.nodes for c in n.containers}
+    assert {k for k, a in changed.items() if a != "keep"} == {
+        f"ironserve-default-decode-{i}@@fake/h100-decode" for i in range(4)
+    }
+    assert set(changed.values()) == {"keep", "replace"}
+    decode = dict(commands(second, "@fake/h100-decode"))
+    assert decode[WORKERS][0] == "docker rm -f ironserve-default-decode-0"
+    assert "-e GLOO_SOCKET_IFNAME=ens11f0" in decode[WORKERS][1]
+    assert PLANE not in decode and FRONTEND not in decode  # no change there: no such wave
+    head = dict(commands(second, "@fake/h100-prefill"))
+    assert head[WORKERS] == ["true"]  # the wave is there, skipped: the prefill workers stay
+    assert PLANE not in head and FRONTEND not in head
+    assert READY in head and PROVE in head
+
+
+def test_one_worker_flag_and_a_stopped_worker(reg: Registry, key_file: Path) -> None:
+    hosts, data = example(AGG, reg, key_file)
+    first = decide(fake(hosts, data).state)["default"]
+    facts = converged(first, stopped=("ironserve-default-worker-1",))
+    group = decide(fake(hosts, data, facts).state)["default"]
+    assert [c.action for c in group.nodes[0].containers] == [
+        "keep",
+        "keep",
+        "keep",
+        "keep",
+        "start",
+    ]
+
+
+def test_a_new_control_plane_restarts_the_frontend_and_every_worker() -> None:
+    waves = {"etcd": "control plane", "nats": "control plane", "fe": "frontend", "w0": "workers"}
+    keep = dict.fromkeys(waves, "keep")
+    assert dynamo_actions(keep, waves) == keep
+    assert dynamo_actions(keep | {"w0": "replace"}, waves) == keep | {"w0": "replace"}
+    assert dynamo_actions(keep | {"nats": "start"}, waves) == {
+        "etcd": "keep",
+        "nats": "start",
+        "fe": "restart",
+        "w0": "restart",
+    }
+    assert set(dynamo_actions(keep, waves, restart=True).values()) == {"restart"}
+    unreachable = keep | {"w0": "unreachable"}
+    assert dynamo_actions(unreachable, waves, restart=True)["w0"] == "unreachable"
+
+
+def test_restart_restarts_every_container_in_waves(reg: Registry, key_file: Path) -> None:
+    hosts, data = example(DISAGG, reg, key_file)
+    facts = converged(decide(fake(hosts, data).state)["default"])
+    run = fake(hosts, data, facts, deploy_engine_restart)
+    head = dict(commands(run, "@fake/h100-prefill"))
+    assert head[f"Engine restart | {PLANE}"] == [
+        "docker restart ironserve-default-etcd",
+        "docker restart ironserve-default-nats",
+    ]
+    assert head[f"Engine restart | {FRONTEND}"] == ["docker restart ironserve-default-frontend"]
+    decode = dict(commands(run, "@fake/h100-decode"))
+    assert decode[f"Engine restart | {WORKERS}"] == [
+        f"docker restart ironserve-default-decode-{i}" for i in range(4)
+    ]
+    order = [", ".join(run.state.get_op_meta(h).names) for h in run.state.get_op_order()]
+    wanted = [f"Engine restart | {op}" for op in (PLANE, FRONTEND, WORKERS, READY, PROVE)]
+    assert [op for op in order if op in wanted] == wanted
+
+
+def test_stop_asks_for_every_container_of_the_group_by_label_and_name(
+    reg: Registry, key_file: Path
+) -> None:
+    hosts, data = example(DISAGG, reg, key_file)
+    listing = re.compile(r"docker ps -a --filter")
+    responses = {
+        "@fake/h100-prefill": {listing: ["ironserve-default-etcd", "ironserve-default-frontend"]},
+        "@fake/h100-decode": {listing: []},
+    }
+    run = fake(hosts, data, responses, deploy_engine_stop)
+    assert dict(commands(run, "@fake/h100-prefill"))[
+        "Engine stop | Remove the serving group's containers"
+    ] == ["docker rm -f ironserve-default-etcd ironserve-default-frontend"]
+    assert commands(run, "@fake/h100-decode") == []
+    asked = " ".join(run.state.inventory.get_host("@fake/h100-decode").connector.executed_commands)
+    assert "label=ironserve.group=default" in asked
+    assert all(f"name=^/?ironserve-default-decode-{i}$" in asked for i in range(4))
+    head = " ".join(run.state.inventory.get_host("@fake/h100-prefill").connector.executed_commands)
+    for part in ("etcd", "nats", "frontend", "prefill-3", "gateway"):
+        assert f"name=^/?ironserve-default-{part}$" in head
+
+
+def test_the_gateway_fronts_the_frontend_on_the_head(
+    reg: Registry, key_file: Path, tmp_path: Path
+) -> None:
+    hosts, data = example(DISAGG, reg, key_file)
+    reg.push("library/nginx", "1.27.3-alpine", payload="nginx")
+    at = reg.url.removeprefix("http://")
+    run = fake(
+        hosts, data | {"gateway_image": f"{at}/library/nginx:1.27.3-alpine"}, None, deploy_gateway
+    )
+    head = op_names(run, "@fake/h100-prefill")
+    assert "Gateway | Gateway configuration with the API key (0600)" in head
+    assert "Gateway | Start the API gateway" in head
+    assert not any("Start" in op for op in op_names(run, "@fake/h100-decode"))
+    group = decide(run.state)["default"]
+    assert group.plan.gateway is not None
+    assert group.plan.gateway.upstream == "127.0.0.1:18000"
+    assert group.api_container == "ironserve-default-frontend"
+
+
+def test_open_webui_runs_on_the_frontends_node(
+    reg: Registry, key_file: Path, tmp_path: Path
+) -> None:
+    password = tmp_path / "webui-password"
+    password.write_text("s3cret-admin\n")
+    password.chmod(0o600)
+    reg.push("open-webui/open-webui", "v0.6.5", payload="webui")
+    at = reg.url.removeprefix("http://")
+    hosts, data = example(DISAGG, reg, key_file)
+    data |= {
+        "webui_enabled": True,
+        "webui_admin_password_file": str(password),
+        "webui_image": f"{at}/open-webui/open-webui:v0.6.5",
+    }
+    run = fake(hosts, data, None, deploy_webui)
+    assert "Open WebUI | Start Open WebUI" in op_names(run, "@fake/h100-prefill")
+    assert op_names(run, "@fake/h100-decode") == []

@@ -121,8 +121,8 @@ class NodeLaunch(_Frozen):
     serve_exec: list[str] | None = None
     files: list[RenderedFile] = []
     # More detached containers on the node, started before ``container`` in this order (Dynamo:
-    # the control plane and the frontend on the head, a pool's further workers). No role starts
-    # them yet: roles refuse a Dynamo Plan (roles/engine).
+    # the control plane and the frontend on the head, a pool's further workers); roles/engine
+    # starts them wave by wave over the group's nodes (engines/dynamo.py WAVES).
     companions: list[ContainerSpec] = []
 
     @property

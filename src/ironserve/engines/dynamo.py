@@ -69,6 +69,11 @@ FILE_KV_DIR = "/var/lib/ironserve/dynamo"
 ETCD_DATA_DIR = "/var/lib/ironserve/etcd"
 SGLANG_PAGE_SIZE = 16  # the KV block size upstream's disaggregated examples use
 
+# The order a Dynamo group's containers start in, each a wave over the group's nodes
+# (roles/engine): the control plane before anything registers with it, then the frontend, then
+# the workers.
+WAVES = ("control plane", "frontend", "workers")
+
 _DYNAMO_SOCKET_ENV = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "UCX_NET_DEVICES")
 
 
@@ -161,6 +166,17 @@ def control_plane(ctx: LaunchContext) -> list[ContainerSpec]:
     return [etcd, nats]
 
 
+def frontend_name(ctx: LaunchContext) -> str:
+    return container_name(ctx, "frontend")
+
+
+def wave_of(ctx: LaunchContext, container: ContainerSpec) -> str:
+    """Which of :data:`WAVES` ``container`` (one of the group's) starts in."""
+    if container.name in (container_name(ctx, "etcd"), container_name(ctx, "nats")):
+        return "control plane"
+    return "frontend" if container.name == frontend_name(ctx) else "workers"
+
+
 def frontend(ctx: LaunchContext) -> ContainerSpec:
     spec = spec_of(ctx)
     args = [
@@ -173,7 +189,7 @@ def frontend(ctx: LaunchContext) -> ContainerSpec:
     ]
     verify_flags(component_table(ctx.engine_version, "frontend"), args)
     return ContainerSpec(
-        name=container_name(ctx, "frontend"),
+        name=frontend_name(ctx),
         image=ctx.image,
         run_args=[*base_run_args(ctx, "1g"), *_plane_mounts(ctx)],
         env=plane_env(ctx) | {"HF_HUB_OFFLINE": "1"},

@@ -40,22 +40,6 @@ def plan_of(state: Any, host: Any) -> HostPlan:
         raise DeployError(f"the inventory is not valid:\n{error}") from error
 
 
-DYNAMO_NOT_DEPLOYED = (
-    "Dynamo groups are planned but not deployed yet (engine_kind dynamo): `ironserve plan` and "
-    "`ironserve render` show its pools and containers; no role starts them"
-)
-
-
-def serving_plan_of(state: Any, host: Any) -> HostPlan:
-    """The host's Plan for the roles that start serving containers (engine, gateway, Open
-    WebUI): a Dynamo group's is refused whole rather than half-deployed (its control plane,
-    frontend and further workers are NodeLaunch.companions, which these roles do not start)."""
-    hp = plan_of(state, host)
-    if hp.plan.context.dynamo is not None:
-        raise DeployError(f"{host.name}: {DYNAMO_NOT_DEPLOYED}")
-    return hp
-
-
 def run_of(state: Any) -> Any:
     """The State object itself: ``from pyinfra import state`` is a context proxy, the same object
     in every run of a process, so per-run caches key on what it wraps."""

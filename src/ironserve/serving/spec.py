@@ -17,7 +17,7 @@ import hashlib
 import json
 import shlex
 
-from ironserve.engines.base import ContainerSpec, NodeLaunch
+from ironserve.engines.base import ContainerSpec, NodeLaunch, RenderedFile
 
 LABEL_GROUP = "ironserve.group"
 LABEL_ROLE = "ironserve.role"
@@ -47,17 +47,37 @@ def spec_hash(launch: NodeLaunch, image: str, secrets_rev: str) -> str:
     )
 
 
-def run_argv(launch: NodeLaunch, group: str, image: str, digest: str) -> list[str]:
-    """``docker run -d --name N --label ... <the Plan's run args> ... IMAGE COMMAND``."""
-    spec = pinned(launch, image)
+def container_hash(container: ContainerSpec, files: list[RenderedFile], secrets_rev: str) -> str:
+    """The hash of one of several containers on a node (a Dynamo group's), ``container`` already
+    pinned: its argv, the files it mounts (only those: a worker's options file changing leaves
+    etcd on the same node alone) and the env file's revision when it reads the env file."""
+    mounted = {
+        f.path: [f.mode, hashlib.sha256(f.content.encode()).hexdigest()]
+        for f in files
+        if any(arg.split(":")[0] == f.path for arg in container.run_args)
+    }
+    secrets = secrets_rev if "--env-file" in container.run_args else None
+    return _digest({"argv": container.docker_run_argv(), "files": mounted, "secrets": secrets})
+
+
+def labelled_argv(
+    container: ContainerSpec, group: str, role: str, rank: int, digest: str
+) -> list[str]:
+    """``docker run -d --name N --label ... <the container's run args> ... IMAGE COMMAND``."""
     labels = [
         f"{LABEL_GROUP}={group}",
-        f"{LABEL_ROLE}={launch.role}",
-        f"{LABEL_RANK}={launch.rank}",
+        f"{LABEL_ROLE}={role}",
+        f"{LABEL_RANK}={rank}",
         f"{LABEL_SPEC}={digest}",
     ]
     label_args = [arg for label in labels for arg in ("--label", label)]
-    return spec.model_copy(update={"run_args": [*label_args, *spec.run_args]}).docker_run_argv()
+    run_args = [*label_args, *container.run_args]
+    return container.model_copy(update={"run_args": run_args}).docker_run_argv()
+
+
+def run_argv(launch: NodeLaunch, group: str, image: str, digest: str) -> list[str]:
+    """The Plan's container, pinned and labelled (:func:`labelled_argv`)."""
+    return labelled_argv(pinned(launch, image), group, launch.role, launch.rank, digest)
 
 
 def serve_hash(launch: NodeLaunch) -> str | None:

@@ -10,6 +10,10 @@ Actions: ``create`` (no container), ``replace`` (its spec label differs: removed
 ``start`` (same spec, stopped), ``restart`` (same spec, running, but the group must restart: a
 new Ray head, a re-formed SGLang/MindIE rendezvous, or deploys/restart.py), ``keep``, and
 ``unreachable`` (SSH failed in this run: nothing is done there, the waits name it).
+
+A Dynamo group has several containers per node (``NodeLaunch.containers``: etcd, NATS and the
+frontend on the head, the workers on their pools' nodes), each with its own image, spec label,
+fact and action (:class:`ContainerServe`); :func:`dynamo_actions` is its group rule.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pyinfra.api.exceptions import DeployError
 from ironserve.deploy.context import host_plans
 from ironserve.deploy.reach import unconnected
 from ironserve.engines.base import NodeLaunch
+from ironserve.engines.dynamo import frontend_name, wave_of
 from ironserve.errors import InputError
 from ironserve.facts.engine import DockerImagePresent, EngineContainer
 from ironserve.plan.plan import Plan
@@ -36,6 +41,18 @@ CHANGING = ("create", "replace", "start", "restart")
 
 
 @dataclass
+class ContainerServe:
+    """One container of a node that runs several (a Dynamo group's), decided on its own."""
+
+    name: str
+    wave: str  # engines/dynamo.py WAVES
+    digest: str  # its spec hash
+    run_argv: list[str]
+    fact: dict[str, Any] | None  # None: unreachable
+    action: str = "keep"
+
+
+@dataclass
 class NodeServe:
     name: str
     launch: NodeLaunch
@@ -44,6 +61,13 @@ class NodeServe:
     fact: dict[str, Any] | None  # None: unreachable
     image_present: bool
     action: str = "keep"
+    # Pinned images missing on the node (pulled before any container starts).
+    pulls: list[str] = field(default_factory=list)
+    # A Dynamo node's containers in start order (empty for the other engines: ``launch``'s one).
+    containers: list[ContainerServe] = field(default_factory=list)
+
+    def wave(self, wave: str) -> list[ContainerServe]:
+        return [c for c in self.containers if c.wave == wave]
 
 
 @dataclass
@@ -70,6 +94,16 @@ class GroupServe:
     @property
     def changed(self) -> bool:
         return self.serve or self.check or any(n.action in CHANGING for n in self.nodes)
+
+    @property
+    def api_container(self) -> str:
+        """The container answering the API on the serving node (Dynamo: the frontend)."""
+        ctx = self.plan.context
+        return frontend_name(ctx) if ctx.dynamo is not None else self.serving.launch.container.name
+
+    def wave_changes(self, wave: str) -> bool:
+        """Whether any container of ``wave`` changes on any node (Dynamo)."""
+        return any(c.action in CHANGING for n in self.nodes for c in n.wave(wave))
 
 
 def node_action(fact: dict[str, Any] | None, digest: str) -> str:
@@ -125,10 +159,34 @@ def group_plan(
     return out, False, changed
 
 
+def dynamo_actions(
+    actions: dict[str, str], waves: dict[str, str], *, restart: bool = False
+) -> dict[str, str]:
+    """A Dynamo group's container actions (container name -> action; ``waves``: container name
+    -> its wave). Workers register with the control plane on their own, so one changed worker
+    changes only itself; a control plane that changes (new etcd or NATS) restarts the frontend
+    and every worker so they register again; deploys/restart.py restarts every container."""
+    out = dict(actions)
+    plane_changed = any(a in CHANGING for n, a in out.items() if waves[n] == "control plane")
+    if restart or plane_changed:
+        out = {
+            n: "restart" if a == "keep" and (restart or waves[n] != "control plane") else a
+            for n, a in out.items()
+        }
+    return out
+
+
+def node_summary(actions: list[str]) -> str:
+    """A node's action from its containers': unreachable, else the first change, else keep."""
+    if "unreachable" in actions:
+        return "unreachable"
+    return next((a for a in actions if a in CHANGING), "keep")
+
+
 _RUNS: weakref.WeakKeyDictionary[Any, dict[str, GroupServe]] = weakref.WeakKeyDictionary()
 
 
-def _pin(image: str, head: Any, cache: dict[str, str]) -> str:
+def _pin(image: str, head: Any, cache: dict[str, str], key: str = "engine_image") -> str:
     if image not in cache:
         try:
             cache[image] = registry.resolve(
@@ -138,8 +196,83 @@ def _pin(image: str, head: Any, cache: dict[str, str]) -> str:
                 timeout=EngineData.of(head).serve_registry_timeout,
             )
         except registry.ImageError as error:
-            raise DeployError(f"engine_image: {error}") from error
+            raise DeployError(f"{key}: {error}") from error
     return cache[image]
+
+
+def _image_key(plan: Plan, image: str) -> str:
+    """The data key that names ``image`` (for a Dynamo group's control plane, its own)."""
+    spec = plan.context.dynamo
+    if spec is not None and image == spec.etcd_image:
+        return "dynamo_etcd_image"
+    if spec is not None and image == spec.nats_image:
+        return "dynamo_nats_image"
+    return "engine_image"
+
+
+def _dynamo_nodes(
+    state: Any, plan: Plan, group: str, rev: str, reachable: set[str], pins: dict[str, str]
+) -> list[NodeServe]:
+    """Every node of a Dynamo group with each of its containers' fact and own action."""
+    ctx = plan.context
+    nodes = []
+    for launch in plan.nodes:
+        h = state.inventory.get_host(launch.node) if launch.node in reachable else None
+        items, pulls, present = [], [], {}
+        for container in launch.containers:
+            pinned = container.model_copy(update={"image": pins[container.image]})
+            digest = spec.container_hash(pinned, launch.files, rev)
+            fact = None
+            if h is not None:
+                fact = h.get_fact(
+                    EngineContainer, container=container.name, _timeout=FACT_TIMEOUT_S
+                )
+                if pinned.image not in present:
+                    present[pinned.image] = bool(fact.get("docker")) and h.get_fact(
+                        DockerImagePresent, ref=pinned.image, _timeout=FACT_TIMEOUT_S
+                    )
+                    if not present[pinned.image]:
+                        pulls.append(pinned.image)
+            items.append(
+                ContainerServe(
+                    name=container.name,
+                    wave=wave_of(ctx, container),
+                    digest=digest,
+                    run_argv=spec.labelled_argv(pinned, group, launch.role, launch.rank, digest),
+                    fact=fact,
+                    action=node_action(fact, digest),
+                )
+            )
+        last = items[-1]
+        nodes.append(
+            NodeServe(
+                name=launch.node,
+                launch=launch,
+                digest=last.digest,
+                run_argv=last.run_argv,
+                fact=last.fact,
+                image_present=not pulls,
+                action=last.action,
+                pulls=pulls,
+                containers=items,
+            )
+        )
+    return nodes
+
+
+def _decide_dynamo(nodes: list[NodeServe], restart: bool) -> bool:
+    """Apply the group rule to ``nodes``' containers; whether the readiness wait runs."""
+    every = [c for n in nodes for c in n.containers]
+    actions = dynamo_actions(
+        {c.name + "@" + n.name: c.action for n in nodes for c in n.containers},
+        {c.name + "@" + n.name: c.wave for n in nodes for c in n.containers},
+        restart=restart,
+    )
+    for n in nodes:
+        for c in n.containers:
+            c.action = actions[c.name + "@" + n.name]
+        n.action = node_summary([c.action for c in n.containers])
+    return any(c.action in CHANGING for c in every)
 
 
 def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
@@ -171,7 +304,11 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
                 + " (see `ironserve plan -i ...`)"
             )
         head_host = state.inventory.get_host(group.head.name)
-        image = _pin(plan.context.image, head_host, pins.setdefault(head_host.name, {}))
+        cache = pins.setdefault(head_host.name, {})
+        image = _pin(plan.context.image, head_host, cache)
+        for launch in plan.nodes:  # a Dynamo group's control plane images too
+            for c in launch.containers:
+                _pin(c.image, head_host, cache, _image_key(plan, c.image))
         try:
             key, key_file, made = apikey.ensure_plan_key(plan.api_key)
         except apikey.ApiKeyError as error:
@@ -184,6 +321,23 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
         env = apikey.secrets_env(key)
         rev = apikey.secrets_revision(group.name, env)
         ray = plan.layout.ray is not None
+        if plan.context.dynamo is not None:
+            reachable = {n.name for n in group.nodes if n.name not in down and n.name in in_run}
+            dyn = _dynamo_nodes(state, plan, group.name, rev, reachable, cache)
+            check = _decide_dynamo(dyn, restart)
+            groups[group.name] = GroupServe(
+                name=group.name,
+                plan=plan,
+                image=image,
+                key_file=key_file,
+                env=env,
+                secrets_rev=rev,
+                nodes=dyn,
+                ray=False,
+                check=check,
+                unreachable=[n.name for n in dyn if n.action == "unreachable"],
+            )
+            continue
         nodes = []
         for launch in plan.nodes:
             digest = spec.spec_hash(launch, image, rev)
@@ -210,6 +364,7 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
                     fact=fact,
                     image_present=present,
                     action=node_action(fact, digest),
+                    pulls=[] if present else [image],
                 )
             )
         head = nodes[0]

@@ -1,11 +1,17 @@
 """roles/engine: converge, stop and restart the Plan's engine containers (see decide.py).
 
 Operation order (each wave runs on every node of the run in parallel): state folder, the 0600
-env file with the API key, rendered files (MindIE), the image pulled by digest where missing,
-the head's container, the workers' containers, then on the head the Ray wait and the serve
-command, and on the serving node the readiness wait and a real completion. Container operations
-run only while every reachable node of the group is still in the run (a failed pull anywhere
-leaves every container of the group as it was).
+env file with the API key, rendered files (MindIE, TensorRT-LLM's options under Dynamo), the
+images pulled by digest where missing, the head's container, the workers' containers, then on the
+head the Ray wait and the serve command, and on the serving node the readiness wait and a real
+completion. Container operations run only while every reachable node of the group is still in
+the run (a failed pull anywhere leaves every container of the group as it was).
+
+A Dynamo group starts in three waves instead of head and workers: the control plane (etcd,
+NATS), the frontend, the workers (engines/dynamo.py WAVES). A wave where some container of the
+group changes is added on every node of the group, skipped (``_if``) where that node has nothing
+in it, so pyinfra's order (one operation on every host before the next) keeps the waves apart
+whichever nodes take part; a wave where nothing changes is not added at all.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from ironserve.engines.base import NODE_STATE_DIR
 from ironserve.engines.common import container_name
 from ironserve.facts.engine import IronserveContainers
 from ironserve.operations import secrets
-from ironserve.roles import FACT_TIMEOUT_S, run_of, serving_plan_of
+from ironserve.roles import FACT_TIMEOUT_S, plan_of, run_of
 from ironserve.roles.engine import waits
 from ironserve.roles.engine.decide import GroupServe, NodeServe, group_of
 from ironserve.roles.engine.defaults import DEFAULTS, EngineData
@@ -35,16 +41,41 @@ def _group_intact(group: GroupServe) -> bool:
     return not any(n.name in failed for n in group.nodes if n.action != "unreachable")
 
 
-def container_commands(node: NodeServe) -> list[str]:
+def action_commands(container: str, action: str, run_argv: list[str]) -> list[str]:
     """The shell commands that bring one container to its action."""
-    name = shlex.quote(node.launch.container.name)
-    run = shlex.join(node.run_argv)
+    name = shlex.quote(container)
+    run = shlex.join(run_argv)
     return {
         "create": [run],
         "replace": [f"docker rm -f {name}", run],
         "start": [f"docker start {name}"],
         "restart": [f"docker restart {name}"],
-    }.get(node.action, [])
+    }.get(action, [])
+
+
+def container_commands(node: NodeServe) -> list[str]:
+    """The commands for the Plan's one container of ``node`` (engines other than Dynamo)."""
+    return action_commands(node.launch.container.name, node.action, node.run_argv)
+
+
+def wave_commands(node: NodeServe, wave: str) -> list[str]:
+    """The commands for ``node``'s containers of one Dynamo wave, in the Plan's order."""
+    return [
+        command
+        for item in node.wave(wave)
+        for command in action_commands(item.name, item.action, item.run_argv)
+    ]
+
+
+DYNAMO_WAVE_OPS = {
+    "control plane": "Start the Dynamo control plane (etcd, NATS)",
+    "frontend": "Start the Dynamo frontend",
+    "workers": "Start the Dynamo workers",
+}
+
+
+def _never() -> bool:
+    return False
 
 
 def serve_commands(group: GroupServe) -> list[str]:
@@ -63,6 +94,24 @@ def _container(group: GroupServe, node: NodeServe, what: str) -> None:
         server.shell(name=what, commands=commands, _if=lambda: _group_intact(group))
 
 
+def _wave(group: GroupServe, node: NodeServe, wave: str) -> None:
+    if not group.wave_changes(wave):
+        return
+    commands = wave_commands(node, wave)
+    server.shell(
+        name=DYNAMO_WAVE_OPS[wave],
+        commands=commands or ["true"],
+        _if=(lambda: _group_intact(group)) if commands else _never,
+    )
+
+
+def _dynamo(group: GroupServe, node: NodeServe) -> None:
+    # One call site per wave: separate operations, so separate waves in pyinfra's order.
+    _wave(group, node, "control plane")
+    _wave(group, node, "frontend")
+    _wave(group, node, "workers")
+
+
 def _converge(group: GroupServe) -> None:
     node = group.node(host.name)
     launch = node.launch
@@ -76,20 +125,22 @@ def _converge(group: GroupServe) -> None:
     )
     for rendered in host.loop(launch.files):
         files.put(
-            name="Engine configuration file (rank table, config.json)",
+            name="Engine configuration file (rank table, config.json, engine options)",
             src=StringIO(rendered.content),
             dest=rendered.path,
             mode=rendered.mode.lstrip("0") or "0",
         )
-    if not node.image_present:
+    if node.pulls:
         server.shell(
             name="Pull the engine image by digest (every node in parallel)",
-            commands=[f"docker pull -q {shlex.quote(group.image)}"],
+            commands=[f"docker pull -q {shlex.quote(image)}" for image in node.pulls],
         )
+    if node.containers:  # Dynamo: control plane, frontend, workers
+        _dynamo(group, node)
     # Head first, then workers: separate call sites, so separate waves in pyinfra's order.
-    if launch.rank == 0:
+    elif launch.rank == 0:
         _container(group, node, "Start the head's engine container")
-    if launch.rank != 0:
+    else:
         _container(group, node, "Start the workers' engine containers")
     if launch.serve_exec is not None and group.serve:
         python.call(
@@ -121,28 +172,29 @@ def _taken_out() -> bool:
 
 @deploy("Engine", data_defaults=DEFAULTS)
 def deploy_engine() -> None:
-    serving_plan_of(state, host)  # a Dynamo group stops here, before any operation
+    plan_of(state, host)
     if not _taken_out():
         _converge(group_of(state, host))
 
 
 @deploy("Engine restart", data_defaults=DEFAULTS)
 def deploy_engine_restart() -> None:
-    """Every group restarts in order: head, workers, (Ray wait, serve), ready, completion.
+    """Every group restarts in order: head, workers, (Ray wait, serve), ready, completion (a
+    Dynamo group: control plane, frontend, workers, ready, completion).
 
     Groups restart side by side: pyinfra runs each operation on all hosts before the next, and a
     group is one endpoint, so none of our topologies can keep answering through its own restart;
     roll several groups one at a time with ``--limit``."""
-    serving_plan_of(state, host)
+    plan_of(state, host)
     if not _taken_out():
         _converge(group_of(state, host, restart=True))
 
 
 @deploy("Engine stop", data_defaults=DEFAULTS)
 def deploy_engine_stop() -> None:
-    hp = serving_plan_of(state, host)
+    hp = plan_of(state, host)
     names = (
-        hp.launch.container.name,
+        *(c.name for c in hp.launch.containers),  # a Dynamo node's every container
         container_name(hp.plan.context, "gateway"),
         webui_render.container_name(hp.group.name),
     )

@@ -83,28 +83,56 @@ def _restarts(host: Any, container: str) -> int | None:
 
 def _alive(host: Any, group: GroupServe, restarts_at_start: int | None) -> tuple[bool, str]:
     """Whether the serving process still runs (the serve command in a Ray head, else the
-    container itself, not crash-looping), with the reason when not."""
-    node = group.serving.launch
-    name = shlex.quote(node.container.name)
+    container itself -- a Dynamo group's frontend --, not crash-looping), with the reason when
+    not."""
+    container = group.api_container
+    name = shlex.quote(container)
     ok, out = _run(host, f"docker inspect -f '{{{{.State.Status}}}}' {name}")
     if not ok or out.strip() not in ("running", "restarting"):
-        return False, f"container {node.container.name} is {out.strip() or 'gone'}"
-    now = _restarts(host, node.container.name)
+        return False, f"container {container} is {out.strip() or 'gone'}"
+    now = _restarts(host, container)
     limit = EngineData.of(host).serve_ready_restarts
     if restarts_at_start is not None and now is not None and now - restarts_at_start >= limit:
         return False, (
-            f"container {node.container.name} restarted {now - restarts_at_start} times while "
+            f"container {container} restarted {now - restarts_at_start} times while "
             "loading (a crash loop)"
         )
     if group.ray:
-        ok, _ = _run(host, spec.docker_exec_sh(node.container.name, spec.serve_probe()))
+        ok, _ = _run(host, spec.docker_exec_sh(container, spec.serve_probe()))
         if not ok:
-            return False, f"the serve command in {node.container.name} exited"
+            return False, f"the serve command in {container} exited"
     return True, ""
 
 
+def logs_command(group: GroupServe) -> str:
+    """The log tails the readiness wait reads for progress and stalls: the API container's, and
+    under Dynamo also the serving node's own workers' (loading the weights, they print progress
+    while the frontend is silent)."""
+    names = [group.api_container] + [
+        c.name for c in group.serving.wave("workers") if c.name != group.api_container
+    ]
+    return "; ".join(f"docker logs --tail 60 {shlex.quote(n)} 2>&1" for n in names)
+
+
+def served(models: object, name: str) -> bool:
+    """Whether a ``GET /v1/models`` body lists ``name`` (a Dynamo frontend lists a model once a
+    worker serving it has registered; its /health answers before)."""
+    data = models.get("data") if isinstance(models, dict) else None
+    return isinstance(data, list) and any(isinstance(m, dict) and m.get("id") == name for m in data)
+
+
+def _ready(group: GroupServe, bearer: dict[str, str]) -> bool:
+    if httpx.get(group.plan.endpoint.health_url, headers=bearer, timeout=5).status_code != 200:
+        return False
+    if group.plan.context.dynamo is None:
+        return True
+    answer = httpx.get(f"{group.plan.endpoint.url}/models", headers=bearer, timeout=5)
+    return answer.status_code == 200 and served(answer.json(), group.plan.context.served_name)
+
+
 def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
-    """Until GET /health answers 200, reading the engine log for progress and stalls."""
+    """Until GET /health answers 200 (a Dynamo group: and /v1/models lists the served model),
+    reading the engine log for progress and stalls."""
     node = group.serving.launch
     url = group.plan.endpoint.health_url
     data = EngineData.of(host)
@@ -113,8 +141,8 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
     watch = readiness.LoadWatch(
         started=now, stall_s=data.serve_stall_timeout, total_s=data.serve_ready_timeout
     )
-    logs = f"docker logs --tail 60 {shlex.quote(node.container.name)} 2>&1"
-    restarts = _restarts(host, node.container.name)
+    logs = logs_command(group)
+    restarts = _restarts(host, group.api_container)
     key = read_key(group.key_file)  # SGLang logs its server_args, the key among them
     bearer = {"Authorization": f"Bearer {key}"}
     said = now
@@ -122,13 +150,13 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
     while True:
         try:
             # The key too: the gateway may guard /health (serving_public_health: false).
-            if httpx.get(url, headers=bearer, timeout=5).status_code == 200:
+            if _ready(group, bearer):
                 logger.info(
                     f"{host.print_prefix}engine ready at {url} after "
                     f"{time.monotonic() - watch.started:.1f}s"
                 )
                 return
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ValueError):  # ValueError: a body that is not JSON
             pass
         alive, why = _alive(host, group, restarts)
         _, log = _run(host, logs)

@@ -16,7 +16,7 @@ from pyinfra.operations import files
 from ironserve.engines.base import NODE_STATE_DIR
 from ironserve.engines.common import container_name
 from ironserve.operations import secrets
-from ironserve.roles import containers, serving_plan_of
+from ironserve.roles import containers, plan_of
 from ironserve.roles.engine.decide import group_of
 from ironserve.roles.gateway.defaults import DEFAULTS, GatewayData
 from ironserve.roles.peers import group_peers
@@ -27,7 +27,7 @@ WHAT = "the API gateway"
 
 @deploy("Gateway", data_defaults=DEFAULTS)
 def deploy_gateway() -> None:
-    hp = serving_plan_of(state, host)
+    hp = plan_of(state, host)
     spec = hp.plan.gateway
     if spec is None or spec.node != host.name:
         containers.remove(container_name(hp.plan.context, "gateway"), WHAT)

@@ -15,7 +15,7 @@ from pyinfra.operations import files
 
 from ironserve.engines.base import NODE_STATE_DIR
 from ironserve.operations import secrets
-from ironserve.roles import containers, serving_plan_of
+from ironserve.roles import containers, plan_of
 from ironserve.roles.engine.decide import group_of
 from ironserve.roles.webui import render
 from ironserve.roles.webui.defaults import DEFAULTS, WebuiData
@@ -40,7 +40,7 @@ def deploy_webui() -> None:
     data = WebuiData.of(host)
     if not data.webui_enabled:
         return
-    hp = serving_plan_of(state, host)
+    hp = plan_of(state, host)
     if not hp.launch.serves_api:
         return
     password = _password()
