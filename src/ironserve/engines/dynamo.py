@@ -26,6 +26,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel, ConfigDict
+
 from ironserve.catalog.dynamo import DynamoBackend, component_table, worker_flags_problems
 from ironserve.engines.base import (
     NODE_STATE_DIR,
@@ -398,6 +400,43 @@ def worker(
 def worker_label(pool: str) -> str:
     """How a pool's worker is named in sentences: the aggregated pool is called ``worker``."""
     return "aggregated worker" if pool == "worker" else f"{pool} worker"
+
+
+class Component(BaseModel):
+    """One container of a Dynamo node as health names it: ``etcd``, ``NATS``, ``frontend`` or
+    ``<pool> worker <i>`` with its system port (``/health``, ``/metrics``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    container: str
+    label: str
+    pool: str | None = None
+    system_port: int | None = None
+
+
+def components(ctx: LaunchContext, node: str) -> list[Component]:
+    """The Dynamo containers of ``node`` in start order (the names :func:`build` gives them)."""
+    spec = spec_of(ctx)
+    out = []
+    if node == spec.frontend_node:
+        if spec.control_plane == "etcd-nats":
+            out += [
+                Component(container=container_name(ctx, "etcd"), label="etcd"),
+                Component(container=container_name(ctx, "nats"), label="NATS"),
+            ]
+        out.append(Component(container=frontend_name(ctx), label="frontend"))
+    pool = pool_of(spec, node)
+    if pool is not None:
+        out += [
+            Component(
+                container=container_name(ctx, f"{pool.name}-{i}"),
+                label=f"{worker_label(pool.name)} {i}",
+                pool=pool.name,
+                system_port=SYSTEM_PORT_BASE + i,
+            )
+            for i in range(pool.workers_per_node)
+        ]
+    return out
 
 
 def pool_of(spec: DynamoSpec, node: str) -> DynamoPool | None:

@@ -159,3 +159,42 @@ class IronserveContainers(FactBase[list[str]]):
 
     def process(self, output: list[str]) -> list[str]:
         return sorted({line.strip() for line in output if line.strip()})
+
+
+def system_health_command(ports: tuple[int, ...]) -> str:
+    probes = "; ".join(
+        f"printf '%s ' {int(p)}; curl -s -o /dev/null -m 5 -w '%{{http_code}}\\n' "
+        f"http://127.0.0.1:{int(p)}/health || echo 000"
+        for p in ports
+    )
+    return f"command -v curl >/dev/null 2>&1 || {{ echo @@no-curl; exit 0; }}; {probes}; true"
+
+
+def parse_system_health(output: list[str]) -> dict[int, int] | None:
+    """``{port: HTTP status}`` (0: no answer); None when the node has no curl to ask with."""
+    if any(line.strip() == "@@no-curl" for line in output):
+        return None
+    found: dict[int, int] = {}
+    for line in output:
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            found[int(parts[0])] = int(parts[1])
+    return found
+
+
+class DynamoSystemHealth(FactBase[dict[int, int] | None]):
+    """Each Dynamo worker's system server (``DYN_SYSTEM_PORT``) asked for ``/health`` on the
+    node's loopback: ``{port: HTTP status}``, 0 where nothing answered; None without curl.
+
+    + ports: the workers' system ports on this node
+    """
+
+    def command(self, ports: tuple[int, ...]) -> str:
+        return system_health_command(ports)
+
+    @staticmethod
+    def default() -> dict[int, int] | None:
+        return None
+
+    def process(self, output: list[str]) -> dict[int, int] | None:
+        return parse_system_health(output)

@@ -12,8 +12,15 @@
 - ``cluster.npu_ping`` (per Ascend node with NPU addresses): ``hccn_tool -ping`` from each NPU to
   the same-index NPU of every peer of its group.
 
-A group whose head has no engine container is *not deployed*: one ``cluster.deployed`` WARN for
-the group (first-deploy) and none of its engine checks; NPU peer pings (the fabric) still run.
+A Dynamo group's nodes run several containers each: ``cluster.engine_containers`` judges every
+one (etcd, NATS and the frontend on the head, each worker on its node, named with its pool:
+"decode worker 2 (ironserve-default-decode-2) absent"), and ``cluster.dynamo_worker_health``
+asks each running worker's system server (``DYN_SYSTEM_PORT``) for ``/health`` on the node's
+loopback (curl on the node, through the run's SSH connection).
+
+A group whose head has no engine container (a Dynamo group: no frontend) is *not deployed*: one
+``cluster.deployed`` WARN for the group (first-deploy) and none of its engine checks; NPU peer
+pings (the fabric) still run.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import gevent  # type: ignore[import-untyped]
 
 from ironserve.config.schema import Cluster, ServingGroup
 from ironserve.deploy import transport
+from ironserve.engines.dynamo import Component, components, frontend_name
 from ironserve.facts.npu_ping import NpuPeerPings, PingResult
 from ironserve.health.model import CheckResult, Status
 from ironserve.plan.plan import Plan, plan_group
@@ -53,6 +61,21 @@ class GroupPlan:
     def head(self) -> str:
         return self.plan.nodes[0].node
 
+    @property
+    def dynamo(self) -> bool:
+        return self.plan.context.dynamo is not None
+
+    @property
+    def head_container(self) -> str:
+        """The container whose absence on the head means "not deployed" (Dynamo: the frontend)."""
+        if self.dynamo:
+            return frontend_name(self.plan.context)
+        return self.plan.nodes[0].container.name
+
+    def components(self, node: str) -> list[Component]:
+        """A Dynamo node's containers as health names them (none for other engines)."""
+        return components(self.plan.context, node) if self.dynamo else []
+
 
 def group_plans(cluster: Cluster) -> list[GroupPlan]:
     return [GroupPlan(g, plan_group(g)) for g in cluster.groups]
@@ -74,7 +97,7 @@ def _r(
 
 
 def not_deployed(gp: GroupPlan) -> CheckResult:
-    name = gp.plan.nodes[0].container.name
+    name = gp.head_container
     return _r(
         "deployed",
         gp.head,
@@ -92,9 +115,13 @@ def engine_container(
     fact: dict[str, Any] | None,
     serve_expected: str | None = None,
     error: str | None = None,
+    label: str | None = None,
 ) -> CheckResult:
     """``fact``: facts/engine.py's EngineContainer; ``serve_expected``: the Plan's serve spec
-    (Ray head only: the serve command must be alive inside the container)."""
+    (Ray head only: the serve command must be alive inside the container); ``label``: what the
+    container is (a Dynamo group's ``decode worker 2``), named before it."""
+    if label is not None:
+        container = f"{label} ({container})"
     expected = f"{container} running, 0 restarts" + (
         ", serve command alive" if serve_expected else ""
     )
@@ -182,6 +209,37 @@ def engine_container(
             "engine-container",
         )
     return _r("engine_containers", node, Status.OK, f"{container} running, 0 restarts", expected)
+
+
+def worker_health(node: str, component: Component, health: dict[int, int] | None) -> CheckResult:
+    """A running Dynamo worker's system ``/health`` (``health``: port -> HTTP status, 0 no
+    answer; None: not asked, no curl on the node)."""
+    port = component.system_port
+    what = f"{component.label} ({component.container}) system /health on port {port}"
+    expected = f"{what}: 200"
+    status = None if health is None else health.get(int(port or 0))
+    if status is None:
+        return _r(
+            "dynamo_worker_health",
+            node,
+            Status.UNKNOWN,
+            f"{what}: not asked (no curl on the node)",
+            expected,
+            "install curl on the node, or ask it by hand",
+        )
+    if status == 200:
+        return _r("dynamo_worker_health", node, Status.OK, f"{what}: 200", expected)
+    answer = "no answer" if status == 0 else f"HTTP {status}"
+    return _r(
+        "dynamo_worker_health",
+        node,
+        Status.FAIL,
+        f"{what}: {answer}",
+        expected,
+        f"read `docker logs {component.container}` on {node}; pyinfra -y INVENTORY "
+        "deploys/restart.py",
+        "engine-container",
+    )
 
 
 def ray_nodes(
@@ -375,6 +433,9 @@ class NodeFacts:
     pings: dict[tuple[int, str], PingResult] | None = None
     ray_alive: dict[str, float] | None = None
     errors: list[str] = field(default_factory=list)
+    # A Dynamo node: each of its containers' fact by name, its workers' system /health.
+    containers: dict[str, dict[str, Any]] | None = None
+    system_health: dict[int, int] | None = None
 
 
 def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
@@ -387,16 +448,19 @@ def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
         if not connected:
             return facts
         facts.reachable = True
-        try:
-            facts.container = host.get_fact(
-                EngineContainer,
-                container=launch.container.name,
-                serve=head_ray,
-                ray=head_ray,
-                _timeout=CHECK_TIMEOUT_S,
-            )
-        except Exception as error:  # a timeout: UNKNOWN, never OK
-            facts.errors.append(f"container: {error}")
+        if gp.dynamo:
+            _gather_dynamo(host, gp, facts)
+        else:
+            try:
+                facts.container = host.get_fact(
+                    EngineContainer,
+                    container=launch.container.name,
+                    serve=head_ray,
+                    ray=head_ray,
+                    _timeout=CHECK_TIMEOUT_S,
+                )
+            except Exception as error:  # a timeout: UNKNOWN, never OK
+                facts.errors.append(f"container: {error}")
         try:
             facts.weights = host.get_fact(
                 WeightsState,
@@ -421,6 +485,32 @@ def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
     return facts
 
 
+def _gather_dynamo(host: Any, gp: GroupPlan, facts: NodeFacts) -> None:
+    """Each Dynamo container of the node, then the running workers' system /health."""
+    from ironserve.facts.engine import DynamoSystemHealth, EngineContainer
+
+    facts.containers = {}
+    for c in gp.components(host.name):
+        try:
+            facts.containers[c.container] = host.get_fact(
+                EngineContainer, container=c.container, _timeout=CHECK_TIMEOUT_S
+            )
+        except Exception as error:  # a timeout: UNKNOWN, never OK
+            facts.errors.append(f"{c.container}: {error}")
+    ports = tuple(
+        int(c.system_port)
+        for c in gp.components(host.name)
+        if c.system_port is not None and (facts.containers.get(c.container) or {}).get("running")
+    )
+    if ports:
+        try:
+            facts.system_health = host.get_fact(
+                DynamoSystemHealth, ports=ports, _timeout=CHECK_TIMEOUT_S
+            )
+        except Exception as error:
+            facts.errors.append(f"system /health: {error}")
+
+
 def _probe_ray(state: Any, host: Any, command: str) -> dict[str, float] | None:
     result = transport.run(state, host, command, timeout=CHECK_TIMEOUT_S)
     try:
@@ -435,6 +525,8 @@ def judge_group(gp: GroupPlan, facts: dict[str, NodeFacts]) -> list[CheckResult]
     head = gp.plan.nodes[0]
     head_facts = facts.get(head.node)
     head_container = head_facts.container if head_facts is not None else None
+    if gp.dynamo and head_facts is not None:
+        head_container = (head_facts.containers or {}).get(gp.head_container)
     # NPU peer pings judge the fabric, not the engine: they run deployed or not.
     pings = [
         npu_pings(name, targets, f.pings)
@@ -450,9 +542,12 @@ def judge_group(gp: GroupPlan, facts: dict[str, NodeFacts]) -> list[CheckResult]
             continue
         serve = spec.serve_hash(launch) if gp.ray else None
         why = "; ".join(f.errors) or "container state unreadable" if f.reachable else None
-        results.append(
-            engine_container(launch.node, launch.container.name, f.container, serve, why)
-        )
+        if gp.dynamo:
+            results += judge_dynamo_node(gp, launch.node, f, why)
+        else:
+            results.append(
+                engine_container(launch.node, launch.container.name, f.container, serve, why)
+            )
         if f.reachable:
             results.append(weights(launch.node, gp.plan.context.weights_path, f.weights))
     if gp.ray and head_facts is not None and head_facts.reachable:
@@ -464,6 +559,18 @@ def judge_group(gp: GroupPlan, facts: dict[str, NodeFacts]) -> list[CheckResult]
             bool(container.get("running")),
         )
         results.extend(r for r in rows if r.node in facts)
+    return results
+
+
+def judge_dynamo_node(gp: GroupPlan, node: str, f: NodeFacts, why: str | None) -> list[CheckResult]:
+    """Every Dynamo container of ``node`` (named with its pool), then each running worker's
+    system /health."""
+    results = []
+    for c in gp.components(node):
+        fact = (f.containers or {}).get(c.container) if f.reachable else None
+        results.append(engine_container(node, c.container, fact, None, why, label=c.label))
+        if c.system_port is not None and fact is not None and fact.get("running"):
+            results.append(worker_health(node, c, f.system_health))
     return results
 
 
@@ -505,7 +612,7 @@ def _head_container(state: Any, gp: GroupPlan) -> dict[str, Any] | None:
             state,
             host,
             EngineContainer,
-            container=gp.plan.nodes[0].container.name,
+            container=gp.head_container,
             timeout=CHECK_TIMEOUT_S,
         )
     except ConnectionError:
