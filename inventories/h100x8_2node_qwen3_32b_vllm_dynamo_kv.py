@@ -2,7 +2,7 @@
 disaggregated with the KV-aware router (the recipe collection's qwen3-32b/vllm/disagg-kv-router):
 the head runs etcd, NATS, the frontend and the prefill pool, the second node the decode pool;
 each pool's worker TP is the smallest that serves, as many workers per node as fit.
-Planned and rendered; not deployed yet (docs/engines.md).
+deploys/site.py deploys it (docs/engines.md, docs/serving.md).
 """
 
 _IB_HCAS = [f"mlx5_{i}" for i in range(8)]

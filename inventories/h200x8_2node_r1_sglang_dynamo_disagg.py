@@ -2,7 +2,7 @@
 Dynamo with SGLang, disaggregated (the recipe collection's deepseek-r1/sglang disagg): the head
 runs etcd, NATS, the frontend (KV router) and the prefill pool's worker (TP8, DP-attention 8,
 EP8); the second node the decode pool's. The KV cache moves prefill -> decode over NIXL (RDMA).
-Planned and rendered; not deployed yet (docs/engines.md).
+deploys/site.py deploys it (docs/engines.md, docs/serving.md).
 """
 
 _IB_HCAS = [f"mlx5_{i}" for i in range(8)]

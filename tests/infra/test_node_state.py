@@ -125,12 +125,15 @@ def test_serving_state(site: Site, serving: bool) -> None:
     _file(site, site.plan.context.secrets_env_file, 0o600)
     for planned in site.launch.files:
         _file(site, planned.path, int(planned.mode, 8))
-    name = site.launch.container.name
-    status = site.host.run(
-        "docker inspect --format '{{.State.Status}} {{.HostConfig.RestartPolicy.Name}}' " + name
-    )
-    assert status.rc == 0, f"{site.name}: no container {name}"
-    assert status.stdout.split() == ["running", "unless-stopped"], f"{site.name}: {status.stdout}"
+    for container in site.launch.containers:  # a Dynamo node runs several
+        name = container.name
+        status = site.host.run(
+            "docker inspect --format '{{.State.Status}} {{.HostConfig.RestartPolicy.Name}}' " + name
+        )
+        assert status.rc == 0, f"{site.name}: no container {name}"
+        assert status.stdout.split() == ["running", "unless-stopped"], (
+            f"{site.name}: {name}: {status.stdout}"
+        )
 
 
 def test_weights_in_place(site: Site, serving: bool) -> None:

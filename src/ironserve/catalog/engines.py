@@ -26,7 +26,7 @@ class EngineKind(str, Enum):
     MINDIE = "mindie"
     VLLM_VACC = "vllm_vacc"
     # NVIDIA Dynamo: a frontend and prefill/decode worker pools over a backend engine
-    # (catalog/dynamo.py); planned and rendered, not deployed yet.
+    # (catalog/dynamo.py); several containers per node (engines/dynamo.py).
     DYNAMO = "dynamo"
 
 
