@@ -330,3 +330,31 @@ def test_open_webui_runs_on_the_frontends_node(
     run = fake(hosts, data, None, deploy_webui)
     assert "Open WebUI | Start Open WebUI" in op_names(run, "@fake/h100-prefill")
     assert op_names(run, "@fake/h100-decode") == []
+
+
+def test_workers_the_plan_no_longer_has_are_removed_before_any_start(
+    reg: Registry, key_file: Path
+) -> None:
+    hosts, data = example(DISAGG, reg, key_file)
+    facts = converged(decide(fake(hosts, data).state)["default"])
+    listing = re.compile(r"docker ps -a --filter")
+    facts["@fake/h100-decode"][listing] = [f"ironserve-default-decode-{i}" for i in range(4)]
+    facts["@fake/h100-prefill"][listing] = [
+        "ironserve-default-frontend",
+        "ironserve-default-gateway",
+    ]
+    # The decode pool now runs two workers per node: decode-2 and decode-3 are not planned.
+    fewer = data | {"dynamo_decode": {"tensor_parallel_size": 2, "workers_per_node": 2}}
+    run = fake(hosts, fewer, facts)
+    group = decide(run.state)["default"]
+    assert group.node("@fake/h100-decode").stale == [
+        "ironserve-default-decode-2",
+        "ironserve-default-decode-3",
+    ]
+    assert group.node("@fake/h100-prefill").stale == []  # the gateway is the gateway role's
+    remove = "Remove the group's containers the Plan no longer has"
+    decode = dict(commands(run, "@fake/h100-decode"))
+    assert decode[remove] == ["docker rm -f ironserve-default-decode-2 ironserve-default-decode-3"]
+    assert container_ops(run, "@fake/h100-decode") == [remove]
+    assert container_ops(run, "@fake/h100-prefill") == [remove, READY, PROVE]
+    assert dict(commands(run, "@fake/h100-prefill"))[remove] == ["true"]  # skipped there

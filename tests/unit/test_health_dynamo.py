@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ironserve.config.loader import load_cluster
@@ -161,3 +162,13 @@ def test_a_containers_hash_covers_only_the_files_it_mounts() -> None:
     assert spec.container_hash(etcd, [], "r1") == spec.container_hash(etcd, [], "r2")
     reads = etcd.model_copy(update={"run_args": ["--env-file", "/etc/ironserve/g/secrets.env"]})
     assert spec.container_hash(reads, [], "r1") != spec.container_hash(reads, [], "r2")
+
+
+def test_a_dynamo_frontends_metrics_are_not_judged_as_vllms(disagg: ct.GroupPlan) -> None:
+    from ironserve.health import serving_tier as sv
+
+    ep = sv.endpoint_of(disagg, "k")
+    assert ep.engine == "dynamo"
+    # Judged as vLLM's, this 500 would be an UNKNOWN result; None: no result at all.
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(500))) as client:
+        assert sv.check_metrics(ep, client) is None

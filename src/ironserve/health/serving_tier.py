@@ -264,7 +264,9 @@ def _num(value: float | None) -> str:
 
 
 def check_metrics(ep: Endpoint, client: httpx.Client) -> CheckResult | None:
-    if ep.engine == "mindie":  # MindIE's metrics are not vLLM's: not judged here
+    # MindIE's metrics are not vLLM's, nor are a Dynamo frontend's (dynamo_frontend_*): not
+    # judged here.
+    if ep.engine in ("mindie", "dynamo"):
         return None
     url = f"{ep.base}/metrics"
     try:

@@ -29,9 +29,10 @@ from pyinfra.api.exceptions import DeployError
 from ironserve.deploy.context import host_plans
 from ironserve.deploy.reach import unconnected
 from ironserve.engines.base import NodeLaunch
+from ironserve.engines.common import container_name
 from ironserve.engines.dynamo import frontend_name, wave_of
 from ironserve.errors import InputError
-from ironserve.facts.engine import DockerImagePresent, EngineContainer
+from ironserve.facts.engine import DockerImagePresent, EngineContainer, IronserveContainers
 from ironserve.plan.plan import Plan
 from ironserve.roles import FACT_TIMEOUT_S, run_of
 from ironserve.roles.engine.defaults import EngineData
@@ -65,6 +66,9 @@ class NodeServe:
     pulls: list[str] = field(default_factory=list)
     # A Dynamo node's containers in start order (empty for the other engines: ``launch``'s one).
     containers: list[ContainerServe] = field(default_factory=list)
+    # A Dynamo node's engine containers of the group that the Plan no longer has (a pool that
+    # now has fewer workers per node): removed before any container starts, freeing devices.
+    stale: list[str] = field(default_factory=list)
 
     def wave(self, wave: str) -> list[ContainerServe]:
         return [c for c in self.containers if c.wave == wave]
@@ -210,15 +214,30 @@ def _image_key(plan: Plan, image: str) -> str:
     return "engine_image"
 
 
+def stale_containers(listed: list[str], planned: list[str], beside: set[str]) -> list[str]:
+    """The group's containers on a node (``listed``, by its label) that are neither ``planned``
+    there nor one of the containers other roles run ``beside`` the engine (gateway, Open
+    WebUI)."""
+    return [name for name in listed if name not in planned and name not in beside]
+
+
 def _dynamo_nodes(
     state: Any, plan: Plan, group: str, rev: str, reachable: set[str], pins: dict[str, str]
 ) -> list[NodeServe]:
     """Every node of a Dynamo group with each of its containers' fact and own action."""
+    # (Imported here: roles/webui's package imports this module.)
+    from ironserve.roles.webui.render import container_name as webui_container
+
     ctx = plan.context
+    beside = {container_name(ctx, "gateway"), webui_container(group)}
     nodes = []
     for launch in plan.nodes:
         h = state.inventory.get_host(launch.node) if launch.node in reachable else None
         items, pulls, present = [], [], {}
+        stale: list[str] = []
+        if h is not None:
+            listed = h.get_fact(IronserveContainers, group=group, _timeout=FACT_TIMEOUT_S)
+            stale = stale_containers(listed, [c.name for c in launch.containers], beside)
         for container in launch.containers:
             pinned = container.model_copy(update={"image": pins[container.image]})
             digest = spec.container_hash(pinned, launch.files, rev)
@@ -255,6 +274,7 @@ def _dynamo_nodes(
                 action=last.action,
                 pulls=pulls,
                 containers=items,
+                stale=stale,
             )
         )
     return nodes
@@ -272,7 +292,7 @@ def _decide_dynamo(nodes: list[NodeServe], restart: bool) -> bool:
         for c in n.containers:
             c.action = actions[c.name + "@" + n.name]
         n.action = node_summary([c.action for c in n.containers])
-    return any(c.action in CHANGING for c in every)
+    return any(c.action in CHANGING for c in every) or any(n.stale for n in nodes)
 
 
 def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:

@@ -107,6 +107,12 @@ def _wave(group: GroupServe, node: NodeServe, wave: str) -> None:
 
 def _dynamo(group: GroupServe, node: NodeServe) -> None:
     # One call site per wave: separate operations, so separate waves in pyinfra's order.
+    if any(n.stale for n in group.nodes):  # on every node, skipped where none is stale
+        server.shell(
+            name="Remove the group's containers the Plan no longer has",
+            commands=[shlex.join(["docker", "rm", "-f", *node.stale])] if node.stale else ["true"],
+            _if=(lambda: _group_intact(group)) if node.stale else _never,
+        )
     _wave(group, node, "control plane")
     _wave(group, node, "frontend")
     _wave(group, node, "workers")
