@@ -121,7 +121,7 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
     what = f"{node.node}: {url}"
     while True:
         try:
-            # The key too: the gateway may guard /health (serving_public_health: false).
+            # With the key: the gateway guards /health too (unless serving_public_health).
             if httpx.get(url, headers=bearer, timeout=5).status_code == 200:
                 logger.info(
                     f"{host.print_prefix}engine ready at {url} after "
