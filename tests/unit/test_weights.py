@@ -363,6 +363,14 @@ def test_a_receiver_killed_mid_stream_keeps_its_verified_files_and_completes_fro
     subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=dest, check=True)
 
 
+def test_a_link_from_a_peer_is_never_a_verified_file(tmp_path: Path) -> None:
+    (tmp_path / "real").write_bytes(b"{}")
+    (tmp_path / "config.json").symlink_to(tmp_path / "real")
+    f = {"path": "config.json", "size": 2, "sha256": hashlib.sha256(b"{}").hexdigest()}
+    assert node_pull.check(tmp_path / "real", f)
+    assert not node_pull.check(tmp_path / "config.json", f)
+
+
 @pytest.mark.parametrize(
     "hostile",
     ["../../etc/cron.d/x", "/root/.ssh/authorized_keys", "a.safetensors/../../x", "unlisted"],

@@ -113,8 +113,8 @@ def digests(path: Path) -> tuple[str, str]:
 
 def check(path: Path, f: dict[str, Any]) -> str | None:
     """The file's sha256 when it matches the hub's size and digest, else None."""
-    if not path.is_file() or path.stat().st_size != f["size"]:
-        return None
+    if path.is_symlink() or not path.is_file() or path.stat().st_size != f["size"]:
+        return None  # a link (a peer could send one) is never a verified file
     sha256, sha1 = digests(path)
     if f.get("sha256"):
         return sha256 if sha256 == f["sha256"] else None
@@ -404,7 +404,7 @@ class Upstream:
         listing.write_text("".join(f"{n}\n" for n in names))
         command = [
             "rsync",
-            "-a",
+            "-t",  # times only (no -a): no link, device, owner or mode comes from the peer
             "--ignore-missing-args",
             f"--files-from={listing}",
             "-e",
@@ -421,7 +421,7 @@ class Upstream:
         return result.returncode == 0
 
     def poll(
-        self, names: list[str], into: Path, run: str, listed: set[str]
+        self, names: list[str], into: Path, run: str, listed: set[str], timeout: float
     ) -> tuple[list[str] | None, str | None]:
         """One round trip: the upstream's progress and failure files, and whichever of
         ``names`` it already holds at its final path (only verified files ever are; rsync's
@@ -430,8 +430,7 @@ class Upstream:
         status = [into / READY, into / FAILED]
         for path in status:
             path.unlink(missing_ok=True)
-        size = sum(p.stat().st_size for p in into.rglob("*") if p.is_file())
-        if not self.pull([READY, FAILED, *names], into, 60 + size / WAIT_MIN_BYTES_PER_S):
+        if not self.pull([READY, FAILED, *names], into, timeout):
             return None, None
         ready, failed = (p.read_text() if p.exists() else "" for p in status)
         for path in status:
@@ -494,13 +493,13 @@ def stream(cfg: dict[str, Any], run: str, upstream: Upstream, from_complete: boo
         while len(sums) < len(by_name):
             pending = [f for f in cfg["files"] if f["path"] not in sums]
             names = [f["path"] for f in pending]
+            limit = 60 + sum(f["size"] for f in pending) / WAIT_MIN_BYTES_PER_S
             if from_complete:
-                size = sum(f["size"] for f in pending)
-                if not upstream.pull(names, staging, 60 + size / WAIT_MIN_BYTES_PER_S):
+                if not upstream.pull(names, staging, limit):
                     log(f"pull from {upstream.source} failed: {upstream.last_error}")
                 ready: list[str] | None = list(by_name)
             else:
-                ready, failed = upstream.poll(names, staging, run, set(by_name))
+                ready, failed = upstream.poll(names, staging, run, set(by_name), limit)
                 if failed:
                     raise Failed(f"upstream {upstream.source} failed: {failed}")
             if ready and len(ready) > seen:
