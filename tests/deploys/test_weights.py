@@ -184,7 +184,8 @@ def test_fanout_key_only_where_used_and_only_for_the_transfer(hub_url: str, tmp_
     run = fake(hub_url, tmp_path, [node_state(hub_url, False) for _ in NAMES])
     order = {n: all_ops(run, n) for n in NAMES}
     has = {n: set(ops) for n, ops in order.items()}
-    key, line = "Fan-out key (0600)", next(op for op in has[NAMES[0]] if "authorized" in op)
+    key = "Fan-out key (0600)"
+    line = next(op for op in has[NAMES[0]] if op.startswith("Fan-out key authorized"))
     drop_key = "Remove the fan-out key after the pulls"
     drop_line = "Remove the fan-out key's authorized_keys line after the pulls"
     assert [n for n in NAMES if key in has[n]] == NAMES[1:]
@@ -360,3 +361,14 @@ def test_an_operators_own_lock_is_the_one_installed(
     run = fake(hub_url, tmp_path, states, data={"weights_client_lock": str(own)})
     run.execute()
     assert uploads[(NAMES[0], "/opt/ironserve/hub-client.lock.txt")] == own.read_text()
+
+
+def test_a_stream_wider_than_pyinfras_parallel_hosts_is_refused(
+    hub_url: str, tmp_path: Path
+) -> None:
+    """Receivers wait for their upstream inside the one operation: a run that would start only
+    some of the group's nodes at once could wait forever, so it stops before any operation."""
+    run = unprepared(hub_url, tmp_path, [node_state(hub_url, False) for _ in NAMES])
+    run.state.config.PARALLEL = 3
+    with pytest.raises(DeployError, match=r"4 nodes stream the weights at once.*--parallel 4"):
+        run.prepare_as_cli(deploy_weights)

@@ -239,6 +239,14 @@ def _decide(run: Any) -> dict[str, GroupWeights]:
         holders = [n for n in order if n in done] or [seed]
         receivers = [n for n in order if n not in holders]
         gw = GroupWeights(meta, dest, seed, states, done, upstreams(holders, receivers))
+        streaming = len(gw.upstream) + (1 if gw.downloads else 0)
+        if gw.upstream and 0 < state.config.PARALLEL < streaming:
+            # A receiver waits for its upstream inside the same operation: every node of the
+            # stream must run it at once, or one may wait for a node pyinfra has not started.
+            refusals.append(
+                f"group {group.name}: {streaming} nodes stream the weights at once, but pyinfra "
+                f"runs {state.config.PARALLEL} hosts in parallel (--parallel {streaming} or more)"
+            )
         if gw.upstream:
             ips = [str(n.node.ip) for n in group.nodes]
             key_dir = WeightsData.of(h0).weights_fanout_key_dir  # on the control machine
@@ -255,7 +263,8 @@ def _decide(run: Any) -> dict[str, GroupWeights]:
         raise DeployError(
             "weights: refused before any download:\n  "
             + "\n  ".join(refusals)
-            + "\nRemedy: free space (or set model_weights_dir to a larger filesystem)."
+            + "\nRemedy: free space (or set model_weights_dir to a larger filesystem); let every"
+            " node of a group run at once."
         )
     return groups
 
