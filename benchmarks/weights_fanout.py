@@ -38,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import docker  # type: ignore[import-untyped]
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 BIN = Path(sys.executable).parent
@@ -45,7 +47,6 @@ BIN = Path(sys.executable).parent
 from ironserve.lab import cluster  # noqa: E402
 from ironserve.lab import state as st  # noqa: E402
 from ironserve.lab.hub.control import HubControl  # noqa: E402
-from ironserve.weights import remote  # noqa: E402
 
 REPO = "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"  # the synthetic repo, regenerated to a size
 VENV = "/opt/ironserve/hub-client"
@@ -54,16 +55,6 @@ BASELINE_DIR = "/data/baseline"
 
 def log(message: str) -> None:
     print(f"[weights-fanout] {message}", file=sys.stderr, flush=True)
-
-
-def ssh_data(state: st.LabState, node: st.NodeState) -> dict[str, Any]:
-    return {
-        "ssh_hostname": "127.0.0.1",
-        "ssh_port": node.ssh_port,
-        "ssh_user": "root",
-        "ssh_key": state.ssh_key,
-        "ssh_known_hosts_file": state.known_hosts,
-    }
 
 
 def fanout(directory: Path) -> tuple[float, str]:
@@ -94,9 +85,9 @@ def baseline(state: st.LabState, endpoint: str) -> float:
     )
 
     def one(node: st.NodeState) -> None:
-        result = remote.run(node.name, ssh_data(state, node), command, timeout=900)
-        if result.returncode != 0:
-            raise RuntimeError(f"{node.name}: baseline download failed: {result.stderr[-2000:]}")
+        code, out = on_node(node, command)
+        if code != 0:
+            raise RuntimeError(f"{node.name}: baseline download failed: {out[-2000:]}")
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=len(state.nodes)) as pool:
@@ -104,15 +95,21 @@ def baseline(state: st.LabState, endpoint: str) -> float:
     return time.monotonic() - started
 
 
+def on_node(node: st.NodeState, command: str) -> tuple[int, str]:
+    """A command in the node's container (docker exec): exit code and output."""
+    result = docker.from_env().containers.get(node.container_id).exec_run(["sh", "-c", command])
+    return result.exit_code, result.output.decode(errors="replace")
+
+
 def sums_ok(state: st.LabState) -> bool:
     """`sha256sum -c` of the manifest's SHA256SUMS on every node."""
     command = f"cd /data/models/{REPO} && sha256sum -c --quiet SHA256SUMS"
 
     def one(node: st.NodeState) -> bool:
-        result = remote.run(node.name, ssh_data(state, node), command, timeout=300)
-        if result.returncode != 0:
-            log(f"{node.name}: sha256sum -c failed: {result.stdout[-500:]}{result.stderr[-500:]}")
-        return result.returncode == 0
+        code, out = on_node(node, command)
+        if code != 0:
+            log(f"{node.name}: sha256sum -c failed: {out[-500:]}")
+        return code == 0
 
     with ThreadPoolExecutor(max_workers=len(state.nodes)) as pool:
         return all(pool.map(one, state.nodes))
