@@ -58,7 +58,7 @@ class GroupWeights:
     # receiver -> the node it streams from; the seed downloads when it is not in here nor complete
     upstream: dict[str, str]
     # this run's id: a node's progress file from an earlier run is ignored by its downstream
-    run: str = field(default_factory=lambda: random_ids.token_hex(6))
+    run: str = ""
     known_hosts: str = ""
     key: Path | None = None
     refusals: list[str] = field(default_factory=list)
@@ -81,6 +81,10 @@ class GroupWeights:
 
 
 _RUNS: weakref.WeakKeyDictionary[Any, dict[str, GroupWeights]] = weakref.WeakKeyDictionary()
+# One id per run, taken without a greenlet switch: pyinfra prepares every host at once, so two
+# hosts may both be deciding (the hub and the facts yield); they must share the run's id, or a
+# receiver would ignore its upstream's progress file.
+_RUN_IDS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def pull_config(
@@ -239,6 +243,7 @@ def _decide(run: Any) -> dict[str, GroupWeights]:
         holders = [n for n in order if n in done] or [seed]
         receivers = [n for n in order if n not in holders]
         gw = GroupWeights(meta, dest, seed, states, done, upstreams(holders, receivers))
+        gw.run = _RUN_IDS.setdefault(run, random_ids.token_hex(6))
         streaming = len(gw.upstream) + (1 if gw.downloads else 0)
         if gw.upstream and 0 < state.config.PARALLEL < streaming:
             # A receiver waits for its upstream inside the same operation: every node of the
