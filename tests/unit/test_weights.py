@@ -371,6 +371,24 @@ def test_a_link_from_a_peer_is_never_a_verified_file(tmp_path: Path) -> None:
     assert not node_pull.check(tmp_path / "config.json", f)
 
 
+def test_pace_backs_off_without_news_and_asks_when_the_next_file_is_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr(node_pull.time, "monotonic", lambda: now[0])
+    pace = node_pull.Pace()
+    assert [pace.pause(1 << 20) for _ in range(5)] == [0.15, 0.3, 0.6, 1.0, 1.0]
+    pace.news(1000)  # the small files
+    now[0] += 2.0
+    pace.news(1000 + (80 << 20))  # a shard of 80 MiB after 2 s: 40 MiB/s
+    assert pace.pause(80 << 20) == pytest.approx(1.0)  # due in 2 s: at most POLL_MAX_S
+    now[0] += 1.5
+    assert pace.pause(80 << 20) == pytest.approx(0.8 * 0.5)  # due in 0.5 s: a little before
+    now[0] += 0.6
+    assert pace.pause(80 << 20) == 0.15  # late: back off from the start
+    assert pace.pause(80 << 20) == 0.3
+
+
 @pytest.mark.parametrize(
     "hostile",
     ["../../etc/cron.d/x", "/root/.ssh/authorized_keys", "a.safetensors/../../x", "unlisted"],

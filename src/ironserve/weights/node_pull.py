@@ -47,13 +47,13 @@ MANIFEST = "ironserve-manifest.json"
 SUMS = "SHA256SUMS"
 READY = ".ironserve-ready"
 FAILED = ".ironserve-failed"
-# A receiver asks its upstream for news when it expects the next file there (from the rate the
-# upstream's files have come so far), within [POLL_S, POLL_MAX_S]: a poll is an rsync round trip
-# that costs both nodes CPU, so it is not spent while the upstream is still busy with a large
-# file. It gives up when nothing new arrives for WAIT_S plus the largest missing file at
-# WAIT_MIN_BYTES_PER_S (the upstream may be downloading it from a slow hub, retries included).
+# A receiver asks its upstream for news when it expects the next file there (``Pace``), within
+# [POLL_S, POLL_MAX_S]: a poll is an rsync round trip that costs both nodes CPU, so it is not
+# spent while the upstream is still busy with a large file. It gives up when nothing new arrives
+# for WAIT_S plus the largest missing file at WAIT_MIN_BYTES_PER_S (the upstream may be
+# downloading it from a slow hub, retries included).
 POLL_S = 0.15
-POLL_MAX_S = 2.0
+POLL_MAX_S = 1.0
 WAIT_S = 300
 WAIT_MIN_BYTES_PER_S = 1 << 20
 # Files below this size are downloaded together, first (see ``batches``).
@@ -448,27 +448,32 @@ class Upstream:
 
 
 class Pace:
-    """When to ask the upstream again: its files have come at ``rate`` bytes a second so far
-    (since the first news), so the next one is due ``size / rate`` after the last news."""
+    """When to ask the upstream again. Once its files have come at a measurable rate (bytes a
+    second since the first news), the next one is due ``size / rate`` after the last news: ask a
+    little before. Until then, and while a due file is late, wait twice as long each time
+    nothing is new (from POLL_S to POLL_MAX_S): the nodes deeper in the tree, which can get
+    nothing before their upstream does, then cost the group little CPU."""
 
     def __init__(self) -> None:
         self.first: tuple[float, int] | None = None
         self.last = (time.monotonic(), 0)
+        self.idle = POLL_S
 
     def news(self, ready_bytes: int) -> None:
         now = time.monotonic()
         if self.first is None:
             self.first = (now, ready_bytes)
         self.last = (now, ready_bytes)
+        self.idle = POLL_S
 
     def pause(self, next_size: int) -> float:
-        if self.first is None or self.last[0] <= self.first[0]:
-            return POLL_S
-        rate = (self.last[1] - self.first[1]) / (self.last[0] - self.first[0])
-        if rate <= 0:
-            return POLL_S
-        due = self.last[0] + next_size / rate - time.monotonic()
-        return max(POLL_S, min(POLL_MAX_S, 0.8 * due))
+        if self.first is not None and self.last[0] > self.first[0]:
+            rate = (self.last[1] - self.first[1]) / (self.last[0] - self.first[0])
+            due = self.last[0] + next_size / rate - time.monotonic() if rate > 0 else 0.0
+            if due > POLL_S:
+                return min(POLL_MAX_S, max(POLL_S, 0.8 * due))
+        backoff, self.idle = self.idle, min(POLL_MAX_S, 2 * self.idle)
+        return backoff
 
 
 def wait_limit(pending: list[dict[str, Any]]) -> float:
