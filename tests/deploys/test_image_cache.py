@@ -6,9 +6,12 @@ validation of its keys before any SSH."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,7 @@ from ironserve.roles.container_runtime import deploy_container_runtime
 from ironserve.roles.engine import deploy_engine
 from ironserve.roles.engine.decide import decide
 from ironserve.roles.image_cache import deploy_image_cache
-from ironserve.serving import image_cache
-from ironserve.serving.cache_warm import blobs, platform_manifest
+from ironserve.serving import cache_warm, image_cache
 from ironserve.serving.spec import LABEL_SPEC
 from tests.deploys import nvidia_node as node
 from tests.deploys.conftest import FakeRun
@@ -124,16 +126,115 @@ def test_the_cache_container_proxies_its_upstream_from_the_heads_disk() -> None:
     assert argv[-1] == "r@x"
 
 
-def test_the_fill_script_reads_this_platforms_config_and_layers() -> None:
-    index = {
-        "manifests": [
-            {"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64"}},
-            {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}},
-        ]
-    }
-    assert platform_manifest(index, "amd64") == "sha256:amd"
-    manifest = {"config": {"digest": "sha256:c"}, "layers": [{"digest": "sha256:l1"}]}
-    assert blobs(manifest) == ["sha256:c", "sha256:l1"]
+class Upstream:
+    """A registry with one image (an index, its amd64 manifest, config and two layers) behind a
+    Bearer challenge, its blobs redirected to another path (a CDN) that refuses the token."""
+
+    def __init__(self) -> None:
+        self.blobs = {_digest(b): b for b in (b'{"os":"linux"}', b"layer-1" * 1000, b"layer-2")}
+        self.lie = False
+        self.sent: list[str] = []
+        config, *layers = list(self.blobs.items())
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "config": {"digest": config[0], "size": len(config[1])},
+                "layers": [{"digest": d, "size": len(b)} for d, b in layers],
+            }
+        ).encode()
+        index = json.dumps(
+            {
+                "manifests": [
+                    {"digest": _digest(manifest), "platform": {"os": "linux", "architecture": a}}
+                    for a in ("arm64", "amd64")
+                ]
+            }
+        ).encode()
+        self.manifests = {_digest(manifest): manifest, _digest(index): index}
+        self.index = _digest(index)
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, code: int, body: bytes = b"", **headers: str) -> None:
+                self.send_response(code)
+                for key, value in headers.items():
+                    self.send_header(key.replace("_", "-"), value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path == "/token":
+                    return self._send(200, b'{"token": "t0k"}')
+                if path.startswith("/cdn/"):
+                    if "Authorization" in self.headers:
+                        return self._send(400, b"only one auth mechanism")
+                    body = upstream.blobs[path.removeprefix("/cdn/")]
+                    upstream.sent.append(path.removeprefix("/cdn/"))
+                    return self._send(200, b"x" + body[1:] if upstream.lie else body)
+                if self.headers.get("Authorization") != "Bearer t0k":
+                    realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+                    challenge = f'Bearer realm="{realm}",service="reg"'
+                    return self._send(401, WWW_Authenticate=challenge)
+                kind, digest = path.split("/")[-2:]
+                if kind == "manifests":
+                    return self._send(200, upstream.manifests[digest])
+                cdn = f"http://localhost:{self.server.server_address[1]}"  # another host
+                return self._send(307, Location=f"{cdn}/cdn/{digest}")
+
+        return Handler
+
+
+def _digest(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[Upstream, str]]:
+    fake_upstream = Upstream()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), fake_upstream.handler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake_upstream, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_the_fill_reads_each_blob_once_checked_into_the_caches_layout(
+    upstream: tuple[Upstream, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_upstream, url = upstream
+    monkeypatch.setattr(cache_warm.platform, "machine", lambda: "x86_64")
+    read = cache_warm.fill(url, VLLM, fake_upstream.index, tmp_path)
+    assert read == sum(len(b) for b in fake_upstream.blobs.values())
+    assert sorted(fake_upstream.sent) == sorted(fake_upstream.blobs)  # each blob once
+    for digest, body in fake_upstream.blobs.items():
+        hexa = digest.removeprefix("sha256:")
+        layout = tmp_path / "docker/registry/v2"
+        assert (layout / f"blobs/sha256/{hexa[:2]}/{hexa}/data").read_bytes() == body
+        link = layout / f"repositories/{VLLM}/_layers/sha256/{hexa}/link"
+        assert link.read_text() == digest
+    # A second fill reads nothing: the cache holds every blob.
+    assert cache_warm.fill(url, VLLM, fake_upstream.index, tmp_path) == 0
+    assert len(fake_upstream.sent) == len(fake_upstream.blobs)
+
+
+def test_the_fill_places_no_blob_the_upstream_altered(
+    upstream: tuple[Upstream, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_upstream, url = upstream
+    fake_upstream.lie = True
+    monkeypatch.setattr(cache_warm.platform, "machine", lambda: "x86_64")
+    with pytest.raises(SystemExit, match="other bytes"):
+        cache_warm.fill(url, VLLM, fake_upstream.index, tmp_path)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # nothing placed, no leftover
 
 
 # -- validation before SSH ----------------------------------------------------------------
@@ -261,7 +362,10 @@ def test_the_head_runs_the_cache_and_every_node_pulls_through_it(
     assert f"REGISTRY_PROXY_REMOTEURL={reg.url}" in start
     assert f"{registry_host(reg)}/{REGISTRY}@sha256:" in start
     (fill,) = ops["Fill the image cache with the engine image (on the head)"]
-    assert fill == (f"python3 /etc/ironserve/cache_warm.py http://{CACHE} {VLLM} {digest}")
+    assert fill == (
+        f"python3 /etc/ironserve/cache_warm.py {reg.url} {VLLM} {digest} "
+        "/var/lib/ironserve/image-cache"
+    )
     assert ops["Pull the engine image by digest (every node in parallel)"] == [
         f"docker pull -q {group.image}"
     ]

@@ -69,8 +69,9 @@ def _container(group: GroupServe, node: NodeServe, what: str) -> None:
 
 def pull_engine_image(group: GroupServe, node: NodeServe) -> None:
     """``docker pull`` the pinned image where it is missing. With the group's image cache, the
-    head first reads the image through it once (serving/cache_warm.py), so the parallel pulls
-    that follow find every blob there and the image crosses the site link once."""
+    head first fills it: each blob it lacks read once from upstream and checked
+    (serving/cache_warm.py), so the parallel pulls that follow find every blob there and the
+    image crosses the site link once."""
     missing = [n for n in group.nodes if n.fact is not None and not n.image_present]
     if group.cache is not None and node.name == group.nodes[0].name and missing:
         script = f"{NODE_STATE_DIR}/cache_warm.py"
@@ -79,7 +80,16 @@ def pull_engine_image(group: GroupServe, node: NodeServe) -> None:
         server.shell(
             name="Fill the image cache with the engine image (on the head)",
             commands=[
-                shlex.join(["python3", script, group.cache.url, ref.repository, str(ref.digest)])
+                shlex.join(
+                    [
+                        "python3",
+                        script,
+                        group.cache.upstream,
+                        ref.repository,
+                        str(ref.digest),
+                        group.cache.storage,
+                    ]
+                )
             ],
         )
     if not node.image_present:
