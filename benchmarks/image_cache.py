@@ -100,7 +100,9 @@ def image_bytes(state: st.LabState) -> int:
     )
     accept = "application/vnd.docker.distribution.manifest.v2+json"
     manifest = httpx.get(url, headers={"Accept": accept}, timeout=30).json()
-    return int(manifest["config"]["size"]) + sum(int(layer["size"]) for layer in manifest["layers"])
+    # Distinct blobs: a layer listed twice is pulled once.
+    found = {b["digest"]: int(b["size"]) for b in [manifest["config"], *manifest["layers"]]}
+    return sum(found.values())
 
 
 def counted(docker: Any, directory: Path, cache: bool) -> tuple[int, float]:

@@ -49,7 +49,8 @@ def _registry_log(docker_client: Any, state: st.LabState) -> str:
 
 
 def _image_bytes(state: st.LabState, digest: str) -> int:
-    """The config's and the layers' sizes, from the image's manifest in the lab registry."""
+    """The bytes of the image's distinct blobs (config and layers; a layer listed twice is
+    pulled once), from its manifest in the lab registry."""
     host_url = state.services["registry"].host_url
     accept = "application/vnd.docker.distribution.manifest.v2+json"
     answer = httpx.get(
@@ -57,7 +58,8 @@ def _image_bytes(state: st.LabState, digest: str) -> int:
     )
     answer.raise_for_status()
     manifest = answer.json()
-    return int(manifest["config"]["size"]) + sum(int(layer["size"]) for layer in manifest["layers"])
+    found = {b["digest"]: int(b["size"]) for b in [manifest["config"], *manifest["layers"]]}
+    return sum(found.values())
 
 
 def test_three_nodes_pull_the_engine_image_from_upstream_once(
