@@ -9,12 +9,12 @@ on a blob it lacks, streams it from upstream to the client and fetches it from u
 time in the background to store it, a store cancelled when the client's request ends; requests
 for a blob still being fetched go to upstream once more each (distribution pull requests 3428,
 4664). Measured on the lab: a 227 MB image read once through a cold cache from the head, then
-pulled by three nodes, made the upstream send 3.65 images. So the head fills the cache itself, through the registry's storage
-layout (``docker/registry/v2/blobs/sha256/<ab>/<hex>/data`` and the repository's
-``_layers/sha256/<hex>/link``, distribution's filesystem driver since 2015): a blob already there
-is not read again; every other one crosses the site link exactly once and lands in its final
-path only once its sha256 matches. The proxy then serves the whole image from its disk and
-fetches only the manifest itself. Prints the bytes read from upstream.
+pulled by three nodes, made the upstream send 3.65 images. So the head fills the cache itself,
+through the registry's storage layout (``docker/registry/v2/blobs/sha256/<ab>/<hex>/data`` and
+the repository's ``_layers/sha256/<hex>/link``, distribution's filesystem driver since 2015): a
+blob already there is not read again; every other one crosses the site link exactly once and
+lands in its final path only once its sha256 matches. The proxy then serves the whole image from
+its disk and fetches only the manifest itself. Prints the bytes read from upstream.
 """
 
 from __future__ import annotations
