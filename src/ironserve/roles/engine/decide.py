@@ -30,7 +30,9 @@ from ironserve.facts.engine import DockerImagePresent, EngineContainer
 from ironserve.plan.plan import Plan
 from ironserve.roles import FACT_TIMEOUT_S, run_of
 from ironserve.roles.engine.defaults import EngineData
-from ironserve.serving import apikey, ray_status, registry, spec
+from ironserve.roles.image_cache.group import cache_of
+from ironserve.serving import apikey, image_cache, ray_status, registry, spec
+from ironserve.serving.image_cache import ImageCache
 
 CHANGING = ("create", "replace", "start", "restart")
 
@@ -50,7 +52,7 @@ class NodeServe:
 class GroupServe:
     name: str
     plan: Plan
-    image: str  # pinned: name@sha256:...
+    image: str  # pinned: name@sha256:... (through the group's image cache when it has one)
     key_file: Path
     secrets_rev: str
     nodes: list[NodeServe]  # plan order, head first
@@ -59,6 +61,7 @@ class GroupServe:
     serve: bool = False  # (re)run the serve command
     check: bool = False  # wait for readiness and prove a completion
     unreachable: list[str] = field(default_factory=list)
+    cache: ImageCache | None = None  # the group's image cache, which the nodes pull through
 
     def node(self, name: str) -> NodeServe:
         return next(n for n in self.nodes if n.name == name)
@@ -172,6 +175,10 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
             )
         head_host = state.inventory.get_host(group.head.name)
         image = _pin(plan.context.image, head_host, pins.setdefault(head_host.name, {}))
+        # The digest comes from the upstream registry as always; with the group's image cache
+        # the nodes pull that digest through it (serving/image_cache.py).
+        cache = cache_of(state, head_host)
+        image = image_cache.node_reference(image, cache)
         try:
             key, key_file, made = apikey.ensure_plan_key(plan.api_key)
         except apikey.ApiKeyError as error:
@@ -237,6 +244,7 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
             serve=serve,
             check=check,
             unreachable=[n.name for n in nodes if n.action == "unreachable"],
+            cache=cache,
         )
     _RUNS[run] = groups
     return groups

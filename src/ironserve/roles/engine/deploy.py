@@ -1,7 +1,8 @@
 """roles/engine: converge, stop and restart the Plan's engine containers (see decide.py).
 
 Operation order (each wave runs on every node of the run in parallel): state folder, the 0600
-env file with the API key, rendered files (MindIE), the image pulled by digest where missing,
+env file with the API key, rendered files (MindIE), the image pulled by digest where missing
+(through the group's image cache: filled once from the head first),
 the head's container, the workers' containers, then on the head the Ray wait and the serve
 command, and on the serving node the readiness wait and a real completion. Container operations
 run only while every reachable node of the group is still in the run (a failed pull anywhere
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 from io import StringIO
+from pathlib import Path
 
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host, state
@@ -26,7 +28,9 @@ from ironserve.roles.engine import waits
 from ironserve.roles.engine.decide import GroupServe, NodeServe, group_of
 from ironserve.roles.engine.defaults import DEFAULTS, EngineData
 from ironserve.roles.webui import render as webui_render
-from ironserve.serving import spec
+from ironserve.serving import cache_warm, registry, spec
+
+WARM_SOURCE = Path(cache_warm.__file__)
 
 
 def _group_intact(group: GroupServe) -> bool:
@@ -63,6 +67,38 @@ def _container(group: GroupServe, node: NodeServe, what: str) -> None:
         server.shell(name=what, commands=commands, _if=lambda: _group_intact(group))
 
 
+def pull_engine_image(group: GroupServe, node: NodeServe) -> None:
+    """``docker pull`` the pinned image where it is missing. With the group's image cache, the
+    head first fills it: each blob it lacks read once from upstream and checked
+    (serving/cache_warm.py), so the parallel pulls that follow find every blob there and the
+    image crosses the site link once."""
+    missing = [n for n in group.nodes if n.fact is not None and not n.image_present]
+    if group.cache is not None and node.name == group.nodes[0].name and missing:
+        script = f"{NODE_STATE_DIR}/cache_warm.py"
+        files.put(name="Image cache fill script", src=str(WARM_SOURCE), dest=script, mode="755")
+        ref = registry.parse_image(group.image)
+        server.shell(
+            name="Fill the image cache with the engine image (on the head)",
+            commands=[
+                shlex.join(
+                    [
+                        "python3",
+                        script,
+                        group.cache.upstream,
+                        ref.repository,
+                        str(ref.digest),
+                        group.cache.storage,
+                    ]
+                )
+            ],
+        )
+    if not node.image_present:
+        server.shell(
+            name="Pull the engine image by digest (every node in parallel)",
+            commands=[f"docker pull -q {shlex.quote(group.image)}"],
+        )
+
+
 def _converge(group: GroupServe) -> None:
     node = group.node(host.name)
     launch = node.launch
@@ -81,11 +117,7 @@ def _converge(group: GroupServe) -> None:
             dest=rendered.path,
             mode=rendered.mode.lstrip("0") or "0",
         )
-    if not node.image_present:
-        server.shell(
-            name="Pull the engine image by digest (every node in parallel)",
-            commands=[f"docker pull -q {shlex.quote(group.image)}"],
-        )
+    pull_engine_image(group, node)
     # Head first, then workers: separate call sites, so separate waves in pyinfra's order.
     if launch.rank == 0:
         _container(group, node, "Start the head's engine container")
