@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ironserve.engines.base import ContainerSpec
+from ironserve.engines.base import SERVICE_RUN_ARGS, ContainerSpec
 from ironserve.serving import registry
 
 STORAGE_IN_CONTAINER = "/var/lib/registry"
@@ -87,12 +87,7 @@ def container(cache: ImageCache, name: str, image: str) -> ContainerSpec:
         name=name,
         image=image,
         run_args=[
-            "--restart",
-            "unless-stopped",
-            "--network",
-            "host",
-            "--security-opt",
-            "no-new-privileges",
+            *SERVICE_RUN_ARGS,
             "-v",
             f"{cache.storage}:{STORAGE_IN_CONTAINER}",
         ],
