@@ -13,6 +13,8 @@ The firewall comes first: the API port it opens is the one of the Plan being ser
 engine or `engine_port` than at provisioning moves it), and nothing changes when it is current.
 The gateway follows (nginx on the public port checking the API key on every path, the engine
 behind it on the API node's loopback), so the readiness wait and the completion pass through it.
+The image cache (image_cache_enabled: a pull-through registry on each group's head) starts
+before the engine, whose pull goes through it.
 """
 
 from pyinfra.context import host, state
@@ -21,10 +23,12 @@ from ironserve.roles import plan_of
 from ironserve.roles.engine import deploy_engine
 from ironserve.roles.firewall import deploy_firewall
 from ironserve.roles.gateway import deploy_gateway
+from ironserve.roles.image_cache import deploy_image_cache
 from ironserve.roles.webui import deploy_webui
 
 plan_of(state, host)  # a bad inventory stops here, listing every problem
 deploy_firewall()
 deploy_gateway()
+deploy_image_cache()
 deploy_engine()
 deploy_webui()

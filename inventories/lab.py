@@ -51,6 +51,7 @@ def _lab_serving(node, registry):
     later."""
     from ironserve.catalog.engines import ENGINES, EngineKind
     from ironserve.lab import gateway_image, real_model, vllm_image
+    from ironserve.lab import registry as lab_registry
 
     kind = node["engine_kind"]
     data = {}
@@ -69,6 +70,11 @@ def _lab_serving(node, registry):
         data["engine_image"] = f"{registry}/{engine.image(version)}"
     if registry:  # roles/gateway's nginx, built from Debian's (lab/gateway_image.py)
         data["gateway_image"] = f"{registry}/{gateway_image.reference()}"
+        # roles/image_cache's registry: the lab registry's own image (Debian's docker-registry),
+        # run when $IRONSERVE_LAB_IMAGE_CACHE=1 as a pull-through cache of the lab registry.
+        data["image_cache_image"] = f"{registry}/{lab_registry.cache_reference()}"
+        if _os.environ.get("IRONSERVE_LAB_IMAGE_CACHE") == "1":
+            data["image_cache_enabled"] = True
     return data
 
 

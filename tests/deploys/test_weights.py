@@ -1,6 +1,7 @@
 """roles/weights on @fake hosts (pyinfra API mode), with the hub's metadata read by the real
-client from the lab hub on loopback: fresh nodes get one download on the seed and a doubling tree
-of verified pulls; complete nodes get no operation at all; a short disk anywhere stops the run
+client from the lab hub on loopback: fresh nodes get one operation on every node that streams the
+weights (the seed's download, each other node's pull from its upstream in a tree of fan-out 2);
+complete nodes get no operation at all; a short disk anywhere stops the run
 before any operation; a partly complete group only fills its gaps."""
 
 from __future__ import annotations
@@ -137,51 +138,67 @@ def fake(
     return run
 
 
-def test_fresh_group_one_download_then_a_doubling_tree(hub_url: str, tmp_path: Path) -> None:
+STREAM = "Weights: stream through the group"
+
+
+def stream_op(ops: list[str]) -> list[str]:
+    return [op for op in ops if STREAM in op]
+
+
+def test_fresh_group_streams_through_one_operation_on_every_node(
+    hub_url: str, tmp_path: Path
+) -> None:
+    """One stream operation on every node, at one call site (so pyinfra runs it on all of them
+    at once): the seed downloads in it, n2 and n3 pull from the seed, n4 from n2."""
     run = fake(hub_url, tmp_path, [node_state(hub_url, False) for _ in NAMES])
-    seed_ops = run.changed_ops(NAMES[0])
-    assert any("download" in op and REPO in op for op in seed_ops)
-    assert INSTALL not in seed_ops  # present on the node, as locked
-    for name in NAMES[1:]:
-        assert not any("download" in op for op in run.changed_ops(name))
-    rounds = {n: [op for op in run.changed_ops(n) if "fan-out round" in op] for n in NAMES}
-    assert {n: [op.split("round ")[1][0] for op in ops] for n, ops in rounds.items()} == {
-        NAMES[0]: [],
-        NAMES[1]: ["1"],
-        NAMES[2]: ["2"],
-        NAMES[3]: ["2"],
-    }
+    order = [", ".join(sorted(run.state.get_op_meta(h).names)) for h in run.state.get_op_order()]
+    assert len(stream_op(order)) == 1  # one operation, shared by every host
+    for name in NAMES:
+        assert len(stream_op(run.changed_ops(name))) == 1
+        assert not any("download" in op or "round" in op for op in all_ops(run, name))
     run.execute()
     assert run.failed() == []
-    pulls = [c for c in run.commands(NAMES[3]) if "rsync -a" in c]
-    assert len(pulls) == 1 and "root@10.9.0.2:" in pulls[0] and "sha256sum -c" in pulls[0]
-    sources = {n: [c for c in run.commands(n) if "rsync -a" in c] for n in NAMES[1:3]}
-    assert "root@10.9.0.1:" in sources[NAMES[1]][0] and "root@10.9.0.1:" in sources[NAMES[2]][0]
-    seed = " ".join(run.commands(NAMES[0]))
-    assert "weights-pull.py seed" in seed and "hf_token" not in seed
+    commands = {n: " ".join(run.commands(n)) for n in NAMES}
+    assert (
+        "weights-pull.py seed /etc/ironserve/weights/default/weights.json --run "
+        in (commands[NAMES[0]])
+    )
+    assert "hf_token" not in commands[NAMES[0]]
+    sources = {n: commands[n].split("--from ")[1].split()[0] for n in NAMES[1:]}
+    assert sources == {
+        NAMES[1]: "root@10.9.0.1",
+        NAMES[2]: "root@10.9.0.1",
+        NAMES[3]: "root@10.9.0.2",
+    }
+    runs = {commands[n].split("--run ")[1].split()[0] for n in NAMES}
+    assert len(runs) == 1  # the same run id everywhere: a stale progress file is ignored
+    assert not any("--from-complete" in commands[n] for n in NAMES)
     key = next(tmp_path.joinpath("keys").rglob("id_ed25519"))
     assert key.stat().st_mode & 0o077 == 0
 
 
 def test_fanout_key_only_where_used_and_only_for_the_transfer(hub_url: str, tmp_path: Path) -> None:
-    """Round 1: n2 pulls from n1; round 2: n3 from n1, n4 from n2. The private key goes only to
-    the nodes that pull, the (forced-command) authorized_keys line only to the ones that serve,
-    and both are removed after the last round."""
+    """n2 and n3 pull from n1, n4 from n2. The private key goes only to the nodes that pull, the
+    (forced-command) authorized_keys line only to the ones that serve, both before the stream
+    and removed after it."""
     run = fake(hub_url, tmp_path, [node_state(hub_url, False) for _ in NAMES])
     order = {n: all_ops(run, n) for n in NAMES}
     has = {n: set(ops) for n, ops in order.items()}
-    key, line = "Fan-out key (0600)", next(op for op in has[NAMES[0]] if "authorized" in op)
+    key = "Fan-out key (0600)"
+    line = next(op for op in has[NAMES[0]] if op.startswith("Fan-out key authorized"))
     drop_key = "Remove the fan-out key after the pulls"
     drop_line = "Remove the fan-out key's authorized_keys line after the pulls"
     assert [n for n in NAMES if key in has[n]] == NAMES[1:]
     assert [n for n in NAMES if drop_key in has[n]] == NAMES[1:]
     assert [n for n in NAMES if line in has[n]] == NAMES[:2]
     assert [n for n in NAMES if drop_line in has[n]] == NAMES[:2]
-    for name in NAMES:  # removal after every round (pyinfra's order is the code's)
+    for name in NAMES:  # set up before the stream, removed after it (pyinfra's order)
         ops = order[name]
-        rounds = [i for i, op in enumerate(ops) if "fan-out round" in op]
+        (stream,) = [i for i, op in enumerate(ops) if STREAM in op]
+        setup = [i for i, op in enumerate(ops) if op in (key, line)]
         removals = [i for i, op in enumerate(ops) if op.startswith("Remove")]
-        assert removals and all(i > r for i in removals for r in rounds)
+        assert removals and all(i > stream for i in removals)
+        assert all(i < stream for i in setup)
     run.execute()
     assert run.failed() == []
     private = next(tmp_path.joinpath("keys").rglob("id_ed25519")).read_text()
@@ -223,22 +240,37 @@ def test_short_disk_anywhere_stops_before_any_operation(hub_url: str, tmp_path: 
 
 
 def test_partly_complete_group_only_fills_its_gaps(hub_url: str, tmp_path: Path) -> None:
+    """n1-n3 complete, n4 not (a node that failed mid-stream, a repair): n4 pulls everything it
+    lacks from a holder, nobody reads the hub."""
     states = [node_state(hub_url, i < 3) for i in range(len(NAMES))]
     run = fake(hub_url, tmp_path, states)
     assert not any("download" in op for n in NAMES for op in run.changed_ops(n))
-    assert [op for op in run.changed_ops(NAMES[3]) if "round" in op] == [
-        "Weights | Weights: fan-out round 1 (each receiver pulls from a holder)"
-    ]
+    assert len(stream_op(run.changed_ops(NAMES[3]))) == 1
     for holder in NAMES[:3]:  # holders only get the fan-out key set up, to serve n4
         assert all("Fan-out" in op for op in run.changed_ops(holder))
+    run.execute()
+    (pull,) = [c for c in run.commands(NAMES[3]) if " stream " in c]
+    assert "--from root@10.9.0.1" in pull and pull.endswith("--from-complete")
+    assert not any(" seed " in c for n in NAMES for c in run.commands(n))
     # pyinfra runs the operations in one order for every host: a holder's authorized_keys line
-    # goes only after the last round of the receivers (a repair: the holder pulls nothing).
+    # goes only after the stream (a repair: the holder pulls nothing).
     names = [", ".join(sorted(run.state.get_op_meta(h).names)) for h in run.state.get_op_order()]
-    last_round = max(i for i, n in enumerate(names) if "fan-out round" in n)
+    stream = max(i for i, n in enumerate(names) if STREAM in n)
     drop_line = names.index(
         "Weights | Remove the fan-out key's authorized_keys line after the pulls"
     )
-    assert last_round < drop_line, names
+    assert stream < drop_line, names
+
+
+def test_a_seed_that_lost_its_copy_pulls_from_a_peer_not_the_hub(
+    hub_url: str, tmp_path: Path
+) -> None:
+    states = [node_state(hub_url, i > 0) for i in range(len(NAMES))]
+    run = fake(hub_url, tmp_path, states)
+    assert INSTALL not in run.changed_ops(NAMES[0]) and LOCK not in run.changed_ops(NAMES[0])
+    run.execute()
+    (pull,) = [c for c in run.commands(NAMES[0]) if " stream " in c]
+    assert "--from root@10.9.0.2" in pull and pull.endswith("--from-complete")
 
 
 def test_the_packaged_deploy_file_runs_what_the_checkouts_does(
@@ -254,7 +286,7 @@ def test_the_packaged_deploy_file_runs_what_the_checkouts_does(
     for name in NAMES:
         ops = packaged.changed_ops(name)
         assert ops == checkout.changed_ops(name) == direct.changed_ops(name)
-    assert any("fan-out round" in op for op in packaged.changed_ops(NAMES[3]))
+    assert stream_op(packaged.changed_ops(NAMES[3]))
 
 
 @pytest.fixture
@@ -329,3 +361,14 @@ def test_an_operators_own_lock_is_the_one_installed(
     run = fake(hub_url, tmp_path, states, data={"weights_client_lock": str(own)})
     run.execute()
     assert uploads[(NAMES[0], "/opt/ironserve/hub-client.lock.txt")] == own.read_text()
+
+
+def test_a_stream_wider_than_pyinfras_parallel_hosts_is_refused(
+    hub_url: str, tmp_path: Path
+) -> None:
+    """Receivers wait for their upstream inside the one operation: a run that would start only
+    some of the group's nodes at once could wait forever, so it stops before any operation."""
+    run = unprepared(hub_url, tmp_path, [node_state(hub_url, False) for _ in NAMES])
+    run.state.config.PARALLEL = 3
+    with pytest.raises(DeployError, match=r"4 nodes stream the weights at once.*--parallel 4"):
+        run.prepare_as_cli(deploy_weights)

@@ -107,14 +107,17 @@ CASES = {
     "firewall.nft.api-node": lambda: _firewall("h100-1", api=True, admin=True),
     "firewall.nft.worker": lambda: _firewall("h100-2", api=False, admin=False),
     "ironserve-firewall.service": unit_text,
-    # vLLM behind the gateway with the defaults: /health public, /metrics to the group or the key.
-    "gateway.conf.default": lambda: _gateway_conf("127.0.0.1:18000", ["/health"]),
-    # MindIE (its own node address) with /metrics public and /health behind the key.
-    "gateway.conf.mindie-public-metrics": lambda: _gateway_conf("10.20.0.10:18000", ["/metrics"]),
+    # vLLM behind the gateway with the defaults: every path wants the key, /metrics answers the
+    # group's nodes and the monitoring server without it.
+    "gateway.conf.default": lambda: _gateway_conf("127.0.0.1:18000", []),
+    # MindIE (its own node address) with /metrics public and /health open to load balancers.
+    "gateway.conf.mindie-public-paths": lambda: _gateway_conf(
+        "10.20.0.10:18000", ["/health", "/metrics"]
+    ),
     "gateway.docker-run": lambda: (
         shlex.join(
             gateway.container(
-                _gateway("127.0.0.1:18000", ["/health"]), "nginx@sha256:" + "0" * 64
+                _gateway("127.0.0.1:18000", []), "nginx@sha256:" + "0" * 64
             ).docker_run_argv()
         )
         + "\n"

@@ -118,22 +118,22 @@ def test_the_real_vllm_serves_the_plan_across_three_nodes(lab: Path) -> None:
 
 def test_the_gateway_wants_the_key_on_every_path_of_the_public_port(lab: Path) -> None:
     """vLLM's own key guards only /v1: through the gateway (nginx, roles/gateway) /invocations,
-    /tokenize, /metrics and the rest refuse a client without the key; /health stays open (load
-    balancers); the group's nodes read /metrics keyless (Prometheus); the engine's own port
-    answers on the API node's loopback only."""
+    /tokenize, /metrics, /health and every other path refuse a client without the key; the
+    group's nodes read /metrics keyless (Prometheus); the engine's own port answers on the API
+    node's loopback only."""
     doc = plan(lab)
     gateway = doc["gateway"]
     root = status(lab)["endpoint"].removesuffix("/v1")
     bearer = {"Authorization": f"Bearer {api_key(lab)}"}
     tokenize = {"model": doc["served_model_name"], "prompt": "hello"}
     with httpx.Client(timeout=30) as http:
-        for path in ("/invocations", "/tokenize", "/metrics", "/v1/models", "/version", "/"):
+        for path in ("/invocations", "/tokenize", "/metrics", "/health", "/v1/models", "/"):
             answer = http.post(f"{root}{path}", json=tokenize)
             assert answer.status_code == 401, (path, answer.status_code, answer.text[:200])
             assert answer.headers.get("www-authenticate") == "Bearer"
         wrong = http.get(f"{root}/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        assert http.get(f"{root}/health").status_code == 200
+        assert http.get(f"{root}/health", headers=bearer).status_code == 200
         assert http.post(f"{root}/tokenize", json=tokenize, headers=bearer).json()["count"] > 0
         assert "vllm:prompt_tokens_total" in http.get(f"{root}/metrics", headers=bearer).text
     nodes = nodes_of(lab)

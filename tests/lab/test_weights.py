@@ -1,10 +1,11 @@
 """Weights end to end on a 3-node gpu2 lab of its own (full nodes, provisioned first with
 deploys/provision.py): `ironserve weights pull` downloads once from the lab hub (HF API and
-ModelScope API) with the real clients on the seed, fans out over the lab network with rsync over
-SSH, and every node verifies; the hub counts exactly one copy; a second run changes nothing; a
-drop mid-shard and a corrupted byte are survived without re-downloading finished files or
-accepting bad bytes; a full disk and a gated model without a token are refused before any byte;
-no case leaves a half-written file at the final path."""
+ModelScope API) with the real clients on the seed, streams each verified file through the group
+over the lab network with rsync over SSH, and every node verifies; the hub counts exactly one
+copy; a second run changes nothing; a node that stopped mid-stream completes from a peer; a drop
+mid-shard and a corrupted byte are survived without re-downloading finished files or accepting
+bad bytes; a full disk and a gated model without a token are refused before any byte; no case
+leaves a half-written file at the final path."""
 
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ def test_pull_from_the_hf_api_once_then_nothing(fresh: tuple[Path, HubControl]) 
     assert dry.returncode == 0 and "Starting operation" not in dry.stdout
 
     # A shard changed on the last node (a repair): it pulls from a holder that pulls nothing
-    # itself; the holder's authorized_keys line stays until that round is over, then goes.
+    # itself; the holder's authorized_keys line stays until the stream is over, then goes.
     nodes = nodes_of(lab_dir)
     nodes[-1].run(f"printf X | dd of={DEST}/{SHARDS[0]} bs=1 seek=64 conv=notrunc status=none")
     control.reset()
@@ -150,6 +151,29 @@ def test_pull_from_the_hf_api_once_then_nothing(fresh: tuple[Path, HubControl]) 
     assert control.stats()["total_bytes"] == 0  # from a peer, not the hub
     assert_all_complete(lab_dir)
     for node in nodes:
+        assert_no_fanout_secret(node)
+
+
+def test_a_node_stopped_mid_stream_completes_from_a_peer(fresh: tuple[Path, HubControl]) -> None:
+    """The last node as a stream killed after its first shard leaves it: two shards verified at
+    the final path, a half-pulled shard in staging, its progress file of that run, no manifest.
+    The next pull completes it from a peer that holds the weights: the hub sends nothing."""
+    lab_dir, control = fresh
+    first = pull(lab_dir)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    victim = nodes_of(lab_dir)[-1]
+    victim.run(
+        f"cd {DEST} && rm -f ironserve-manifest.json SHA256SUMS {SHARDS[2]} {SHARDS[3]} && "
+        f"mkdir -p {DEST}.incoming && head -c 1000000 {SHARDS[1]} > {DEST}.incoming/{SHARDS[2]} && "
+        f"printf 'run killed\\n{SHARDS[0]}\\n{SHARDS[1]}\\n' > .ironserve-ready"
+    )
+    control.reset()
+    again = pull(lab_dir)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-2000:]
+    assert control.stats()["total_bytes"] == 0  # from a peer, not the hub
+    assert_all_complete(lab_dir)
+    victim.run(f"cd {DEST} && sha256sum -c --quiet SHA256SUMS && test ! -e {DEST}.incoming")
+    for node in nodes_of(lab_dir):
         assert_no_fanout_secret(node)
 
 
@@ -238,8 +262,9 @@ def test_fanout_key_reads_only_the_weights_and_diff_shows_no_secret(
     fresh: tuple[Path, HubControl],
 ) -> None:
     """Kept on purpose (weights_keep_fanout_key): the private key only on the nodes that pull,
-    the authorized_keys line only on the node that serves (the seed: round 1 n1 <- n0, round 2
-    n2 <- n0), and that key runs nothing but a read-only rsync of the weights folder. The run's
+    the authorized_keys line only on the node that serves (the seed: n1 and n2 both stream from
+    n0, a tree of fan-out 2), and that key runs nothing but a read-only rsync of the weights
+    folder. The run's
     `pyinfra --diff` output holds neither the key nor the hub token."""
     lab_dir, _ = fresh
     keys = lab_dir / "fanout-keys"

@@ -58,6 +58,8 @@ class CaseHost:
         if name not in self.facts:
             raise UndeclaredFact(f"the case does not declare the fact {name} ({kwargs or ''})")
         value = self.facts[name]
+        # pyinfra's own arguments (_timeout, _sudo, ...) shape how a fact runs, not what it is.
+        kwargs = {k: v for k, v in kwargs.items() if not k.startswith("_")}
         if kwargs:
             key = fact_key(kwargs)
             if not isinstance(value, dict) or key not in value:

@@ -152,8 +152,13 @@ def _seed_config(tmp_path: Path, names: list[str], command: str = "seed") -> tup
     return config, dest
 
 
-@pytest.mark.parametrize("command", ["seed", "place"])
-def test_node_pull_never_touches_a_file_outside_its_folders(tmp_path: Path, command: str) -> None:
+STREAM = ["--run", "r", "--from", "root@10.0.0.1", "--key", "/k", "--known-hosts", "/kh"]
+
+
+@pytest.mark.parametrize("command", [["seed"], ["stream", *STREAM]], ids=["seed", "stream"])
+def test_node_pull_never_touches_a_file_outside_its_folders(
+    tmp_path: Path, command: list[str]
+) -> None:
     victim = tmp_path / "victim" / "important.txt"
     victim.parent.mkdir()
     victim.write_text("not five bytes long")  # the 'wrong-sized file' the old cleanup removed
@@ -162,7 +167,7 @@ def test_node_pull_never_touches_a_file_outside_its_folders(tmp_path: Path, comm
     # dest is tmp/models/o/m, staging tmp/models/o/m.incoming: four levels up is tmp_path
     names = ["../../../victim/important.txt", str(absolute)]
     config, dest = _seed_config(tmp_path, names)
-    assert node_pull.main(["x", command, str(config)]) == node_pull.UNSAFE_EXIT
+    assert node_pull.main(["x", command[0], str(config), *command[1:]]) == node_pull.UNSAFE_EXIT
     assert victim.read_text() == "not five bytes long"
     assert absolute.read_text() == "also the wrong size"
     assert not dest.exists() and not Path(f"{dest}.incoming").exists()

@@ -79,7 +79,7 @@ def test_the_gateway_fronts_the_engine_on_the_public_port() -> None:
         plan.endpoint.port,
     )
     assert gw.upstream == "127.0.0.1:18123"
-    assert gw.public_paths == ["/health"]
+    assert gw.public_paths == []  # every path wants the key
     argv = plan.serving.container.command
     assert argv[argv.index("--host") + 1 : argv.index("--port") + 2] == [
         "127.0.0.1",
@@ -88,8 +88,8 @@ def test_the_gateway_fronts_the_engine_on_the_public_port() -> None:
     ]
     mindie = _plan(MINDIE).gateway  # MindIE binds its node's address (ServerConfig.ipAddress)
     assert mindie is not None and mindie.upstream == f"{_plan(MINDIE).endpoint.address}:18000"
-    strict = _plan(serving_public_health=False, serving_public_metrics=True).gateway
-    assert strict is not None and strict.public_paths == ["/metrics"]
+    opened = _plan(serving_public_health=True, serving_public_metrics=True).gateway
+    assert opened is not None and opened.public_paths == ["/health", "/metrics"]
     off = _plan(engine_port=8123, serving_gateway=False)
     assert off.gateway is None
     argv = off.serving.container.command

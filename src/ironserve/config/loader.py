@@ -134,11 +134,15 @@ def _port_problems(record: HostRecord) -> list[Problem]:
     none of the engines' internal ports, nor a port a role enabled on the same node listens on
     (ranges and types are the schema's)."""
     # Imported here: the roles import this loader (through the Plan).
+    from ironserve.roles.image_cache.defaults import ImageCacheData
     from ironserve.roles.monitoring.defaults import MonitoringData
     from ironserve.roles.webui.defaults import WebuiData
 
     taken = dict(engine_internal_ports())
     data = record.data
+    if data.get("image_cache_enabled") is True:
+        port = data.get("image_cache_port", ImageCacheData().image_cache_port)
+        taken.setdefault(port, "image cache")
     if data.get("webui_enabled") is True:
         taken.setdefault(data.get("webui_port", WebuiData().webui_port), "Open WebUI")
     if data.get("monitoring_enabled") is True:
@@ -200,6 +204,32 @@ def _check_shared_agree(
                             f"{mine[name]!r} here, {theirs[name]!r} on {first_node.name}",
                         )
                     )
+
+
+def _image_cache_settings(record: HostRecord) -> dict[str, Any]:
+    """The node's ``image_cache_*`` values (defaults filled): the head's count for its group."""
+    # Imported here: the roles import this loader (through the Plan).
+    from ironserve.roles.image_cache.defaults import ImageCacheData
+
+    return {k: record.data.get(k, v) for k, v in ImageCacheData().model_dump().items()}
+
+
+def _check_cache_agree(
+    group: str, settings: list[tuple[str, dict[str, Any]]], problems: list[Problem]
+) -> None:
+    """The group's image cache is one (on its head): its settings are the same on every node."""
+    first_name, first = settings[0]
+    for name, mine in settings[1:]:
+        for key, value in mine.items():
+            if value != first[key]:
+                problems.append(
+                    Problem(
+                        name,
+                        key,
+                        f"must be the same on every node of serving group {group!r}: "
+                        f"{value!r} here, {first[key]!r} on {first_name}",
+                    )
+                )
 
 
 def _engine_for_vendor(engine: EngineSettings, head: Node) -> EngineSettings:
@@ -429,6 +459,7 @@ def build_cluster(records: list[HostRecord]) -> Cluster:
     of what the node's roles download are checked (config/downloads.py)."""
     problems: list[Problem] = []
     members: dict[str, list[tuple[Node, dict[str, Any]]]] = defaultdict(list)
+    caches: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
     roles = role_keys()
     declared = roles_data()
     for record in map(_renamed, records):
@@ -439,6 +470,7 @@ def build_cluster(records: list[HostRecord]) -> Cluster:
         node, shared = _node(record, problems)
         if node is not None:
             members[shared["serving_"].group].append((node, shared))
+            caches[shared["serving_"].group].append((record.name, _image_cache_settings(record)))
             accel = ACCELERATORS.get(node.accelerator.kind)
             vendor = accel.vendor if accel is not None else None
             if not role_problems:  # pins of values already refused would only repeat them
@@ -448,6 +480,7 @@ def build_cluster(records: list[HostRecord]) -> Cluster:
     groups = []
     for name, group_members in members.items():
         _check_shared_agree(name, group_members, problems)
+        _check_cache_agree(name, caches[name], problems)
         ordered = sorted(group_members, key=lambda m: m[0].node.role != "head")
         shared = ordered[0][1]
         group = ServingGroup(

@@ -136,7 +136,9 @@ class ServingSettings(_Strict):
         "the group's nodes and the monitoring server)",
     )
     public_health: Flag = Field(
-        True, description="With the gateway: /health without the key (load balancers' probes)"
+        False,
+        description="With the gateway: /health without the key too (for a load balancer's "
+        "probe that cannot send a header)",
     )
 
 

@@ -87,6 +87,18 @@ class LaunchContext(_Frozen):
         return f"{NODE_STATE_DIR}/{self.group}/secrets.env"
 
 
+# A service container beside the engine (the gateway, the image cache): restarted by dockerd,
+# on the host network (its port is the node's), no privilege gained after start.
+SERVICE_RUN_ARGS = (
+    "--restart",
+    "unless-stopped",
+    "--network",
+    "host",
+    "--security-opt",
+    "no-new-privileges",
+)
+
+
 class ContainerSpec(_Frozen):
     """One detached container: ``docker run -d --name NAME RUN_ARGS -e K=V... IMAGE COMMAND``."""
 

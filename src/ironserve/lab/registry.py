@@ -6,12 +6,18 @@ HTTP, so provisioning lists it in ``insecure-registries``), its port also publis
 storage is a folder that outlives labs, so a second lab pushes nothing new.
 
 Then the lab engine images go in under the real repository names, so the builders' image names
-map 1:1: ``<ip>:5000/vllm/vllm-openai:v0.11.0``, ``<ip>:5000/lmsysorg/sglang:v0.5.4``.
+map 1:1: ``<ip>:5000/vllm/vllm-openai:v0.11.0``, ``<ip>:5000/lmsysorg/sglang:v0.5.4``; and this
+registry's own image as ``ironserve-lab/registry:v2.8``, the image roles/image_cache runs on a
+group's head in the lab (a pull-through cache of this registry).
+
+Its access log is on (stdout, ``docker logs``): one line per request with the bytes sent, which
+:func:`served_bytes` sums per repository, the lab's byte counter of what left the "upstream".
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,6 +31,8 @@ from ironserve.lab.waits import wait_http_ok
 REPO = "ironserve-lab-registry"
 PORT = 5000
 STORAGE = "/var/lib/docker-registry"
+CACHE_REPOSITORY = "ironserve-lab/registry"
+CACHE_VERSION = "2.8"  # bookworm's docker-registry (distribution 2.8)
 SKIP_ENV = "IRONSERVE_LAB_ENGINE_IMAGES"  # "0": start the registry but push no engine image
 STORAGE_ENV = "IRONSERVE_LAB_REGISTRY_DIR"
 
@@ -126,6 +134,8 @@ def start(
         name=name,
         labels=labels,
         ports=[PORT],
+        # The access log (off in the image's configuration): the lab's registry byte counter.
+        environment={"REGISTRY_LOG_ACCESSLOG_DISABLED": "false"},
         host_config=api.create_host_config(
             binds={str(storage): {"bind": STORAGE, "mode": "rw"}},
             port_bindings={PORT: ("127.0.0.1", host_port)},
@@ -137,6 +147,31 @@ def start(
     )
     api.start(container["Id"])
     return str(container["Id"])
+
+
+# Gorilla's combined log format, as distribution writes it: "GET /v2/<repo>/blobs/<digest> ..."
+# <status> <bytes>.
+_ACCESS = re.compile(
+    r'"GET /v2/(?P<repo>[^ ]+)/(?P<kind>blobs|manifests)/[^ ]+ HTTP/[0-9.]+" '
+    r"(?P<status>[0-9]{3}) (?P<bytes>[0-9]+|-)"
+)
+
+
+def served_bytes(log: str, repository: str, kind: str = "blobs") -> int:
+    """Bytes the registry sent for ``repository``'s blobs (or manifests) in ``log`` (its access
+    log: ``docker logs`` of the registry container), successful GETs only."""
+    total = 0
+    for match in _ACCESS.finditer(log):
+        wanted = match["repo"] == repository and match["kind"] == kind
+        if wanted and match["status"].startswith("2") and match["bytes"] != "-":
+            total += int(match["bytes"])
+    return total
+
+
+def cache_reference() -> str:
+    """The lab's image cache image under the lab registry (the lab inventory's
+    ``image_cache_image``)."""
+    return f"{CACHE_REPOSITORY}:v{CACHE_VERSION}"
 
 
 def push(client: Any, image: ei.EngineImage, host_port: int) -> str:
@@ -157,7 +192,8 @@ def push(client: Any, image: ei.EngineImage, host_port: int) -> str:
 
 
 def publish_engines(client: Any, base: str, address: str, host_port: int) -> dict[str, str]:
-    """Build (cached) and push every engine image a lab offers, and the gateway's nginx;
+    """Build (cached) and push every engine image a lab offers, the gateway's nginx and the
+    image cache's registry;
     {node-side reference: digest}."""
     if os.environ.get(SKIP_ENV, "1") == "0":
         _log(f"{SKIP_ENV}=0: no engine image pushed")
@@ -179,6 +215,12 @@ def publish_engines(client: Any, base: str, address: str, host_port: int) -> dic
     gateway = gateway_image.ensure(client, base)  # roles/gateway's nginx, from Debian
     with img.build_lock("push"):
         published[f"{address}:{PORT}/{gateway.reference}"] = push(client, gateway, host_port)
+    # roles/image_cache's registry: this one's own image (Debian's docker-registry).
+    cache = ei.EngineImage(
+        "image-cache", CACHE_VERSION, ensure_image(client, base), CACHE_REPOSITORY
+    )
+    with img.build_lock("push"):
+        published[f"{address}:{PORT}/{cache.reference}"] = push(client, cache, host_port)
     _log(
         f"engine images: built/checked in {built - started:.1f}s, pushed in "
         f"{time.monotonic() - built:.1f}s: {', '.join(published)}"

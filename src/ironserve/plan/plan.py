@@ -70,7 +70,7 @@ class Plan(BaseModel):
         links: Links | None = None,
         *,
         public_metrics: bool = False,
-        public_health: bool = True,
+        public_health: bool = False,
     ) -> Plan:
         """The launches of ``ctx`` and everything derived from them, in one pass
         (``disk_margins``: each node's preflight_disk_margin; ``links``: the site link and each

@@ -5,7 +5,9 @@ estimated from the links the inventory names (``hub_bandwidth``, each node's
 - weights (roles/weights): the seed (the group's head) downloads the checkpoint once from the hub
   over the site link (or its own port, if slower); then doubling rounds over the cluster network
   (weights/schedule.py: ``rounds_for``), each holder copying the whole checkpoint to one receiver
-  a round, so a round takes ``weights / the slowest node's link``;
+  a round, so a round takes ``weights / the slowest node's link``. The deploy streams instead
+  (each file copied on as soon as it is verified, overlapping the download), so this is an upper
+  bound of its time;
 - the image (roles/engine): every node pulls it from the registry at once (no pull-through cache
   yet), N pulls sharing the site link, each also bounded by its node's own port.
 

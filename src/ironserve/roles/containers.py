@@ -54,9 +54,9 @@ def spec_digest(spec: ContainerSpec, *revisions: str) -> str:
     ]
 
 
-def converge(spec: ContainerSpec, group: str, digest: str, what: str) -> None:
+def converge(spec: ContainerSpec, group: str, digest: str, what: str) -> bool:
     """Pull ``spec.image`` (pinned) when missing; create the container, replace it when its
-    label differs from ``digest``, or start it when stopped."""
+    label differs from ``digest``, or start it when stopped. Whether it (re)starts it."""
     labels = ["--label", f"{LABEL_GROUP}={group}", "--label", f"{LABEL_SPEC}={digest}"]
     run = shlex.join(
         spec.model_copy(update={"run_args": [*labels, *spec.run_args]}).docker_run_argv()
@@ -67,11 +67,15 @@ def converge(spec: ContainerSpec, group: str, digest: str, what: str) -> None:
     fact = host.get_fact(EngineContainer, container=spec.name, _timeout=FACT_TIMEOUT_S)
     name = shlex.quote(spec.name)
     if not fact.get("exists"):
-        server.shell(name=f"Start {what}", commands=[run])
+        commands = [run]
     elif fact.get("spec") != digest:
-        server.shell(name=f"Start {what}", commands=[f"docker rm -f {name}", run])
+        commands = [f"docker rm -f {name}", run]
     elif not fact.get("running"):
-        server.shell(name=f"Start {what}", commands=[f"docker start {name}"])
+        commands = [f"docker start {name}"]
+    else:
+        return False
+    server.shell(name=f"Start {what}", commands=commands)
+    return True
 
 
 def remove(name: str, what: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ironserve.engines.base import ContainerSpec
+from ironserve.engines.base import SERVICE_RUN_ARGS, ContainerSpec
 from ironserve.operations.templates import render
 from ironserve.plan.derived import Gateway
 from ironserve.serving.apikey import check_bearer_token
@@ -53,12 +53,7 @@ def container(gateway: Gateway, image: str) -> ContainerSpec:
         name=gateway.container,
         image=image,
         run_args=[
-            "--restart",
-            "unless-stopped",
-            "--network",
-            "host",
-            "--security-opt",
-            "no-new-privileges",
+            *SERVICE_RUN_ARGS,
             "-v",
             f"{gateway.config_file}:{CONFIG_IN_CONTAINER}:ro",
             "--entrypoint",

@@ -12,13 +12,18 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-# What node_pull writes beside the weights (weights/node_pull.py), and the hub client's own
+# What node_pull writes beside the weights (weights/node_pull.py: the manifest, the stream's
+# progress and failure files), and the hub client's own
 # state under staging, which the fan-out's rsync leaves out: a listed file must not be either.
 RESERVED = (
     "ironserve-manifest.json",
     "SHA256SUMS",
     ".ironserve-manifest.json.tmp",
     ".SHA256SUMS.tmp",
+    ".ironserve-ready",
+    ".ironserve-ready.tmp",
+    ".ironserve-failed",
+    ".ironserve-failed.tmp",
 )
 RESERVED_TOP = ".cache"
 

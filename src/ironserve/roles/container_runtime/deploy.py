@@ -1,6 +1,7 @@
 """roles/container_runtime: Docker present, daemon.json merged (never clobbered), the NVIDIA
 runtime registered by nvidia-ctk only when missing, dockerd restarted only when its
-configuration changed."""
+configuration changed. With the group's image cache on (roles/image_cache), every node of the
+group lists it as an insecure registry and, when it proxies Docker Hub, as its mirror."""
 
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ from ironserve.operations import apt, docker
 from ironserve.operations.templates import render
 from ironserve.roles import FACT_TIMEOUT_S, vendor_of
 from ironserve.roles.container_runtime.defaults import DEFAULTS
+from ironserve.roles.image_cache.group import cache_of
+from ironserve.serving import image_cache
+from ironserve.serving.image_cache import ImageCache
 
 DOCKER_DROPIN = "/etc/systemd/system/docker.service.d/90-ironserve-limits.conf"
 
 
-def daemon_settings(data: Any) -> dict[str, Any]:
-    """The daemon.json keys this role owns, from the host's data."""
+def daemon_settings(data: Any, cache: ImageCache | None = None) -> dict[str, Any]:
+    """The daemon.json keys this role owns, from the host's data and its group's image cache."""
     settings: dict[str, Any] = {
         "log-driver": "json-file",
         "log-opts": {
@@ -38,6 +42,9 @@ def daemon_settings(data: Any) -> dict[str, Any]:
         settings["registry-mirrors"] = list(data.container_runtime_registry_mirrors)
     if data.container_runtime_insecure_registries:
         settings["insecure-registries"] = list(data.container_runtime_insecure_registries)
+    if cache is not None:
+        for key, values in image_cache.daemon_settings(cache).items():
+            settings[key] = list(dict.fromkeys([*settings.get(key, []), *values]))
     settings.update(dict(data.container_runtime_daemon_settings))
     return settings
 
@@ -57,7 +64,7 @@ def deploy_container_runtime() -> None:
     )
     merged = docker.daemon_json(
         name="Merge Docker's daemon.json",
-        settings=daemon_settings(host.data),
+        settings=daemon_settings(host.data, cache_of(state, host)),
     )
     changes = [limits, merged]
     nvidia = vendor_of(state, host) == "nvidia"

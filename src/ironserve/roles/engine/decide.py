@@ -36,7 +36,9 @@ from ironserve.facts.engine import DockerImagePresent, EngineContainer, Ironserv
 from ironserve.plan.plan import Plan
 from ironserve.roles import FACT_TIMEOUT_S, run_of
 from ironserve.roles.engine.defaults import EngineData
-from ironserve.serving import apikey, ray_status, registry, spec
+from ironserve.roles.image_cache.group import cache_of
+from ironserve.serving import apikey, image_cache, ray_status, registry, spec
+from ironserve.serving.image_cache import ImageCache
 
 CHANGING = ("create", "replace", "start", "restart")
 
@@ -78,7 +80,7 @@ class NodeServe:
 class GroupServe:
     name: str
     plan: Plan
-    image: str  # pinned: name@sha256:...
+    image: str  # pinned: name@sha256:... (through the group's image cache when it has one)
     key_file: Path
     secrets_rev: str
     nodes: list[NodeServe]  # plan order, head first
@@ -87,6 +89,7 @@ class GroupServe:
     serve: bool = False  # (re)run the serve command
     check: bool = False  # wait for readiness and prove a completion
     unreachable: list[str] = field(default_factory=list)
+    cache: ImageCache | None = None  # the group's image cache, which the nodes pull through
 
     def node(self, name: str) -> NodeServe:
         return next(n for n in self.nodes if n.name == name)
@@ -324,11 +327,16 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
                 + " (see `ironserve plan -i ...`)"
             )
         head_host = state.inventory.get_host(group.head.name)
-        cache = pins.setdefault(head_host.name, {})
-        image = _pin(plan.context.image, head_host, cache)
+        pinned = pins.setdefault(head_host.name, {})
+        # The digest comes from the upstream registry as always; with the group's image cache
+        # the nodes pull that digest through it (serving/image_cache.py).
+        cache = cache_of(state, head_host)
+        image = image_cache.node_reference(_pin(plan.context.image, head_host, pinned), cache)
+        node_refs: dict[str, str] = {}
         for launch in plan.nodes:  # a Dynamo group's control plane images too
             for c in launch.containers:
-                _pin(c.image, head_host, cache, _image_key(plan, c.image))
+                ref = _pin(c.image, head_host, pinned, _image_key(plan, c.image))
+                node_refs[c.image] = image_cache.node_reference(ref, cache)
         try:
             key, key_file, made = apikey.ensure_plan_key(plan.api_key)
         except apikey.ApiKeyError as error:
@@ -343,7 +351,7 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
         ray = plan.layout.ray is not None
         if plan.context.dynamo is not None:
             reachable = {n.name for n in group.nodes if n.name not in down and n.name in in_run}
-            dyn = _dynamo_nodes(state, plan, group.name, rev, reachable, cache)
+            dyn = _dynamo_nodes(state, plan, group.name, rev, reachable, node_refs)
             check = _decide_dynamo(dyn, restart)
             groups[group.name] = GroupServe(
                 name=group.name,
@@ -412,6 +420,7 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
             serve=serve,
             check=check,
             unreachable=[n.name for n in nodes if n.action == "unreachable"],
+            cache=cache,
         )
     _RUNS[run] = groups
     return groups

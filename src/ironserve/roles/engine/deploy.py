@@ -2,10 +2,11 @@
 
 Operation order (each wave runs on every node of the run in parallel): state folder, the 0600
 env file with the API key, rendered files (MindIE, TensorRT-LLM's options under Dynamo), the
-images pulled by digest where missing, the head's container, the workers' containers, then on the
-head the Ray wait and the serve command, and on the serving node the readiness wait and a real
-completion. Container operations run only while every reachable node of the group is still in
-the run (a failed pull anywhere leaves every container of the group as it was).
+images pulled by digest where missing (through the group's image cache: filled once from the head
+first), the head's container, the workers' containers, then on the head the Ray wait and the serve
+command, and on the serving node the readiness wait and a real completion. Container operations
+run only while every reachable node of the group is still in the run (a failed pull anywhere
+leaves every container of the group as it was).
 
 A Dynamo group starts in three waves instead of head and workers: the control plane (etcd,
 NATS), the frontend, the workers (engines/dynamo.py WAVES). A wave where some container of the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import shlex
 from io import StringIO
+from pathlib import Path
 
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host, state
@@ -32,7 +34,9 @@ from ironserve.roles.engine import waits
 from ironserve.roles.engine.decide import GroupServe, NodeServe, group_of
 from ironserve.roles.engine.defaults import DEFAULTS, EngineData
 from ironserve.roles.webui import render as webui_render
-from ironserve.serving import spec
+from ironserve.serving import cache_warm, registry, spec
+
+WARM_SOURCE = Path(cache_warm.__file__)
 
 
 def _group_intact(group: GroupServe) -> bool:
@@ -118,6 +122,38 @@ def _dynamo(group: GroupServe, node: NodeServe) -> None:
     _wave(group, node, "workers")
 
 
+def pull_engine_image(group: GroupServe, node: NodeServe) -> None:
+    """``docker pull`` the pinned image where it is missing. With the group's image cache, the
+    head first fills it: each blob it lacks read once from upstream and checked
+    (serving/cache_warm.py), so the parallel pulls that follow find every blob there and the
+    image crosses the site link once."""
+    missing = [n for n in group.nodes if n.fact is not None and not n.image_present]
+    if group.cache is not None and node.name == group.nodes[0].name and missing:
+        script = f"{NODE_STATE_DIR}/cache_warm.py"
+        files.put(name="Image cache fill script", src=str(WARM_SOURCE), dest=script, mode="755")
+        ref = registry.parse_image(group.image)
+        server.shell(
+            name="Fill the image cache with the engine image (on the head)",
+            commands=[
+                shlex.join(
+                    [
+                        "python3",
+                        script,
+                        group.cache.upstream,
+                        ref.repository,
+                        str(ref.digest),
+                        group.cache.storage,
+                    ]
+                )
+            ],
+        )
+    if node.pulls:
+        server.shell(
+            name="Pull the engine image by digest (every node in parallel)",
+            commands=[f"docker pull -q {shlex.quote(image)}" for image in node.pulls],
+        )
+
+
 def _converge(group: GroupServe) -> None:
     node = group.node(host.name)
     launch = node.launch
@@ -136,11 +172,7 @@ def _converge(group: GroupServe) -> None:
             dest=rendered.path,
             mode=rendered.mode.lstrip("0") or "0",
         )
-    if node.pulls:
-        server.shell(
-            name="Pull the engine image by digest (every node in parallel)",
-            commands=[f"docker pull -q {shlex.quote(image)}" for image in node.pulls],
-        )
+    pull_engine_image(group, node)
     if node.containers:  # Dynamo: control plane, frontend, workers
         _dynamo(group, node)
     # Head first, then workers: separate call sites, so separate waves in pyinfra's order.

@@ -149,7 +149,7 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
     what = f"{node.node}: {url}"
     while True:
         try:
-            # The key too: the gateway may guard /health (serving_public_health: false).
+            # With the key: the gateway guards /health too (unless serving_public_health).
             if _ready(group, bearer):
                 logger.info(
                     f"{host.print_prefix}engine ready at {url} after "

@@ -1,6 +1,8 @@
 """roles/weights: one download from the hub on the group's seed (its head), verified against the
-hub's digests, then a doubling tree of rsync-over-SSH pulls between nodes, each verified with
-`sha256sum -c` before it is moved into place.
+hub's digests, streamed through the group as it arrives: one operation on every node, where the
+seed downloads file by file and every other node pulls each file over rsync-over-SSH from its
+upstream (weights/schedule.py: a tree of fan-out 2) as soon as the upstream has verified it, and
+verifies it against the hub's digest before it reaches the final path.
 
 Everything is decided before the first operation, by the first host to get here, for every host
 of the run: the hub's metadata (once per group, on the control machine), each node's state (one
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets as random_ids
 import shlex
 import subprocess
 import tempfile
@@ -38,7 +41,7 @@ from ironserve.weights import client_lock, node_pull
 from ironserve.weights.facts import WeightsState
 from ironserve.weights.manifest import complete, missing_bytes
 from ironserve.weights.metadata import RepoMeta, WeightsError, hub_metadata, read_token
-from ironserve.weights.schedule import fanout, rounds_for
+from ironserve.weights.schedule import upstreams
 
 SCRIPT_SOURCE = Path(node_pull.__file__)
 
@@ -52,24 +55,36 @@ class GroupWeights:
     seed: str
     states: dict[str, dict[str, Any]]
     complete: set[str]
-    rounds: list[list[tuple[str, str]]]
+    # receiver -> the node it streams from; the seed downloads when it is not in here nor complete
+    upstream: dict[str, str]
+    # this run's id: a node's progress file from an earlier run is ignored by its downstream
+    run: str = ""
     known_hosts: str = ""
     key: Path | None = None
     refusals: list[str] = field(default_factory=list)
 
     @property
+    def downloads(self) -> bool:
+        """The seed reads the hub: no node of the group holds the weights yet."""
+        return not self.complete and self.seed not in self.upstream
+
+    @property
     def pullers(self) -> set[str]:
         """Nodes that pull a copy (they open the SSH connections): the only ones holding the
         fan-out's private key."""
-        return {receiver for pairs in self.rounds for receiver, _ in pairs}
+        return set(self.upstream)
 
     @property
     def sources(self) -> set[str]:
         """Nodes that serve a copy: the only ones whose authorized_keys accept the fan-out key."""
-        return {source for pairs in self.rounds for _, source in pairs}
+        return set(self.upstream.values())
 
 
 _RUNS: weakref.WeakKeyDictionary[Any, dict[str, GroupWeights]] = weakref.WeakKeyDictionary()
+# One id per run, taken without a greenlet switch: pyinfra prepares every host at once, so two
+# hosts may both be deciding (the hub and the facts yield); they must share the run's id, or a
+# receiver would ignore its upstream's progress file.
+_RUN_IDS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def pull_config(
@@ -85,29 +100,33 @@ def pull_config(
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
 
-def receive_command(
-    source_ip: str, user: str, dest: str, key: str, known_hosts: str, script: str, config: str
-) -> str:
-    """A receiver pulls the source's verified copy into staging, checks it, moves it in place.
-
-    The source's key runs only ``rrsync -ro <dest>`` (authorized_line): the remote path is
-    relative to that folder, so the pull asks for its root."""
-    staging = f"{dest}.incoming"
-    ssh = (
-        f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes "
-        f"-o UserKnownHostsFile={known_hosts}"
-    )
+def seed_command(venv: str, script: str, config: str, run: str) -> str:
+    """The seed's part of the stream: the download with the hub client of its venv."""
     q = shlex.quote
-    return " && ".join(
-        [
-            f"mkdir -p {q(staging)}",
-            f"rsync -a --partial --delete --exclude=.cache -e {q(ssh)} "
-            f"{q(f'{user}@{source_ip}:/')} {q(staging + '/')}",
-            f"cd {q(staging)}",
-            "sha256sum -c --quiet SHA256SUMS",
-            f"python3 {q(script)} place {q(config)}",
-        ]
-    )
+    return f"{q(venv + '/bin/python')} {q(script)} seed {q(config)} --run {q(run)}"
+
+
+def stream_command(
+    script: str,
+    config: str,
+    run: str,
+    source: str,
+    source_complete: bool,
+    key: str,
+    known_hosts: str,
+) -> str:
+    """A receiver's part of the stream (the node's python3, stdlib only): pull each file from
+    ``source`` (user@ip; its key runs only ``rrsync -ro <dest>``) as it is ready there, verify it
+    against the hub's digest, place it. Every value quoted; no secret on the command line."""
+    q = shlex.quote
+    words = [
+        f"python3 {q(script)} stream {q(config)}",
+        f"--run {q(run)} --from {q(source)}",
+        f"--key {q(key)} --known-hosts {q(known_hosts)}",
+    ]
+    if source_complete:
+        words.append("--from-complete")
+    return " ".join(words)
 
 
 def fanout_key(directory: str, group: str, ips: list[str]) -> Path:
@@ -219,10 +238,22 @@ def _decide(run: Any) -> dict[str, GroupWeights]:
             if refusal:
                 refusals.append(refusal)
         seed = group.head.name
-        holders = [seed] + [n.name for n in group.nodes if n.name in done and n.name != seed]
-        receivers = [n.name for n in group.nodes if n.name not in done and n.name != seed]
-        gw = GroupWeights(meta, dest, seed, states, done, fanout(holders, receivers))
-        if gw.rounds:
+        # Holders serve first (a repair reads no hub); with none, the seed downloads and is the
+        # root. Group order, seed first, decides the tree.
+        order = [seed] + [n.name for n in group.nodes if n.name != seed]
+        holders = [n for n in order if n in done] or [seed]
+        receivers = [n for n in order if n not in holders]
+        gw = GroupWeights(meta, dest, seed, states, done, upstreams(holders, receivers))
+        gw.run = _RUN_IDS.setdefault(run, random_ids.token_hex(6))
+        streaming = len(gw.upstream) + (1 if gw.downloads else 0)
+        if gw.upstream and 0 < state.config.PARALLEL < streaming:
+            # A receiver waits for its upstream inside the same operation: every node of the
+            # stream must run it at once, or one may wait for a node pyinfra has not started.
+            refusals.append(
+                f"group {group.name}: {streaming} nodes stream the weights at once, but pyinfra "
+                f"runs {state.config.PARALLEL} hosts in parallel (--parallel {streaming} or more)"
+            )
+        if gw.upstream:
             ips = [str(n.node.ip) for n in group.nodes]
             key_dir = WeightsData.of(h0).weights_fanout_key_dir  # on the control machine
             gw.key = fanout_key(key_dir, group.name, ips)
@@ -238,7 +269,8 @@ def _decide(run: Any) -> dict[str, GroupWeights]:
         raise DeployError(
             "weights: refused before any download:\n  "
             + "\n  ".join(refusals)
-            + "\nRemedy: free space (or set model_weights_dir to a larger filesystem)."
+            + "\nRemedy: free space (or set model_weights_dir to a larger filesystem); let every"
+            " node of a group run at once."
         )
     return groups
 
@@ -263,8 +295,8 @@ def deploy_weights() -> None:
         logger.info(f"{host.name}: {gw.meta.repo_id} verified ({mb:.0f} MiB at {gw.dest})")
     else:
         files.put(name="Weights pull script", src=str(SCRIPT_SOURCE), dest=script, mode="755")
-    is_seed = host.name == gw.seed and host.name not in gw.complete
-    token_path = f"{cfg_dir}/hub-token" if group.hub.token_file else None
+    is_seed = host.name == gw.seed and gw.downloads
+    token_path = f"{cfg_dir}/hub-token" if group.hub.token_file and is_seed else None
     if host.name not in gw.complete:
         files.put(
             name="Weights pull config",
@@ -273,7 +305,7 @@ def deploy_weights() -> None:
                     gw.meta,
                     gw.dest,
                     group.hub.endpoint,
-                    token_path,
+                    f"{cfg_dir}/hub-token" if group.hub.token_file else None,
                     data.weights_attempts,
                 )
             ),
@@ -281,32 +313,38 @@ def deploy_weights() -> None:
             mode="644",
         )
     if is_seed:
-        _seed_ops(gw, token_path, script, config)
+        _seed_ops(token_path)
     key_path, known_hosts = f"{cfg_dir}/fanout_key", f"{cfg_dir}/known_hosts"
-    if gw.rounds and gw.key is not None:
+    if gw.upstream and gw.key is not None:
         _fanout_ops(gw, group.name, [str(n.node.ip) for n in group.nodes], key_path, known_hosts)
-    by_name = {n.name: str(n.node.ip) for n in group.nodes}
-    user = host.data.get("ssh_user") or "root"
-    for index in host.loop(range(rounds_for(len(group.nodes)))):
-        if index >= len(gw.rounds):
-            continue
-        source = dict(gw.rounds[index]).get(host.name)
-        # Every host of the group adds each round (skipped where it pulls nothing): pyinfra
-        # orders operations per host, so a holder that pulls nothing would otherwise run its
-        # cleanup (the authorized_keys line removed) before the receivers' rounds.
+    if is_seed or gw.upstream:
+        # One operation on every node of the group, at one call site: pyinfra runs it on all of
+        # them at once, so the seed downloads while the others already receive. A holder that
+        # only serves adds it skipped, so its key line's removal orders after the stream.
+        by_name = {n.name: str(n.node.ip) for n in group.nodes}
+        user = host.data.get("ssh_user") or "root"
+        source = gw.upstream.get(host.name)
+        if is_seed:
+            command = seed_command(data.weights_client_venv, script, config, gw.run)
+        elif source is not None:
+            command = stream_command(
+                script,
+                config,
+                gw.run,
+                f"{user}@{by_name[source]}",
+                source in gw.complete,
+                key_path,
+                known_hosts,
+            )
+        else:
+            command = "true"
         server.shell(
-            name=f"Weights: fan-out round {index + 1} (each receiver pulls from a holder)",
-            commands=[
-                receive_command(
-                    by_name[source], user, gw.dest, key_path, known_hosts, script, config
-                )
-                if source is not None
-                else "true"
-            ],
-            _if=_always if source is not None else _never,
+            name=f"Weights: stream through the group ({gw.meta.repo_id}, {mb:.0f} MiB)",
+            commands=[command],
+            _if=_always if command != "true" else _never,
         )
     if not data.weights_keep_fanout_key:
-        _cleanup_ops(gw, group.name, token_path if is_seed else None, key_path, known_hosts)
+        _cleanup_ops(gw, group.name, token_path, key_path, known_hosts)
 
 
 def _always() -> bool:
@@ -325,7 +363,9 @@ def client_outdated(node_state: dict[str, Any], pins: list[client_lock.Pin]) -> 
     return client_lock.outdated(pins, env, node_state.get("client_versions") or {})
 
 
-def _seed_ops(gw: GroupWeights, token_path: str | None, script: str, config: str) -> None:
+def _seed_ops(token_path: str | None) -> None:
+    """Before the stream, on the seed only: the hub client as locked, the token (0600)."""
+    gw = group_weights()
     data = WeightsData.of(host)
     venv = data.weights_client_venv
     lock_text, pins = client_lock.read(data.weights_client_lock)
@@ -351,12 +391,6 @@ def _seed_ops(gw: GroupWeights, token_path: str | None, script: str, config: str
             path=token_path,
             content=Path(token_file).expanduser().read_text(),
         )
-    server.shell(
-        name=f"Weights: download {gw.meta.repo_id} once ({gw.meta.total_bytes} bytes)",
-        commands=[
-            f"{shlex.quote(venv)}/bin/python {shlex.quote(script)} seed {shlex.quote(config)}"
-        ],
-    )
 
 
 def _authorized_keys() -> str:
@@ -397,7 +431,7 @@ def _fanout_ops(
 def _cleanup_ops(
     gw: GroupWeights, group: str, token_path: str | None, key_path: str, known_hosts: str
 ) -> None:
-    """After the last round (pyinfra runs each operation on every host before the next): the
+    """After the stream (pyinfra runs each operation on every host before the next): the
     fan-out key, its authorized_keys line and the hub token exist only for the transfer."""
     # Plain rm: at prepare time these files do not exist yet, and the operations exist only
     # in a run that downloads or fans out (a converged run has none).
