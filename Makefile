@@ -62,8 +62,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Every suite, as pytest processes in two phases (tools/parallel_pytest.py: the real vLLM beside
-# the suites that run no engine, then the Ray labs alone).
+# Every suite, as pytest processes side by side (tools/parallel_pytest.py: the real vLLM beside
+# the suites that run no Ray lab; the Ray labs once the real vLLM has ended).
 unit: $(STAMP)
 	$(BIN)/python tools/parallel_pytest.py -q --durations=15
 

@@ -10,8 +10,8 @@ from ironserve.operations.apt import (
     missing_packages,
     parse_selections,
     update_command,
-    upstream_version,
 )
+from ironserve.operations.apt_versions import upstream_version
 from ironserve.operations.docker import merge_daemon_config, nvidia_runtime_configured
 from ironserve.operations.nvidia import fabricmanager_matches
 from ironserve.roles.fabric import deploy_fabric

@@ -24,7 +24,7 @@ from typing import Any
 from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.config.role_keys import RoleData
 from ironserve.errors import Problem
-from ironserve.operations.apt import upstream_version
+from ironserve.operations.apt_versions import upstream_version
 
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 FINGERPRINT = re.compile(r"^[0-9a-fA-F]{40}$")

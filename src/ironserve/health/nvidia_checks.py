@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ironserve.facts.nvidia import NvidiaDriverInfo, NvidiaGpu
 from ironserve.health.model import CheckResult, Status
-from ironserve.operations.apt import upstream_version
+from ironserve.operations.apt_versions import upstream_version
 
 TIER = "node"
 DRIVER_RUNBOOK = "gpu-driver"

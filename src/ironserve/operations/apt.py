@@ -68,12 +68,6 @@ class DebSelections(FactBase[dict[str, Selection]]):
         return parse_selections(output)
 
 
-def upstream_version(version: str) -> str:
-    """``1:580.95.05-0ubuntu0.24.04.1`` -> ``580.95.05`` (no epoch, no Debian revision)."""
-    without_epoch = version.split(":", 1)[1] if ":" in version else version
-    return without_epoch.rsplit("-", 1)[0] if "-" in without_epoch else without_epoch
-
-
 def _spec(item: str) -> tuple[str, str | None]:
     name, _, version = item.partition("=")
     return name, version or None

@@ -17,8 +17,8 @@ from ironserve.operations.apt import (
     DebSelections,
     Selection,
     update_command,
-    upstream_version,
 )
+from ironserve.operations.apt_versions import upstream_version
 
 
 def fabricmanager_matches(

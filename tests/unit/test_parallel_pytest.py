@@ -1,0 +1,50 @@
+"""tools/parallel_pytest.py: every test file runs in exactly one group, and no Ray lab starts
+beside the real vLLM."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _runner() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "parallel_pytest", ROOT / "tools/parallel_pytest.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _files(paths: list[str]) -> set[Path]:
+    """The test files pytest collects from ``paths`` (``--ignore=`` honoured)."""
+    ignored = {ROOT / p.removeprefix("--ignore=") for p in paths if p.startswith("--ignore=")}
+    found: set[Path] = set()
+    for p in (ROOT / p for p in paths if not p.startswith("--")):
+        found |= set(p.rglob("test_*.py")) if p.is_dir() else {p}
+    return found - ignored
+
+
+def test_every_test_file_is_in_exactly_one_group() -> None:
+    runner = _runner()
+    groups = runner.arguments()
+    every = set((ROOT / "tests").rglob("test_*.py"))
+    seen: list[Path] = [f for paths in groups.values() for f in _files(paths)]
+    assert set(seen) == every
+    assert len(seen) == len(every)
+
+
+def test_no_ray_lab_starts_before_the_real_vllm_has_ended() -> None:
+    runner = _runner()
+    by_name = {g.name: g for g in runner.GROUPS}
+    vllm = next(g.name for g in runner.GROUPS if "tests/lab/test_serve.py" in g.paths)
+    for ray_suite in ("tests/lab/test_serve_ray.py", "tests/lab/test_runbooks.py"):
+        group = next(g for g in runner.GROUPS if ray_suite in g.paths)
+        assert vllm in group.after, f"{ray_suite} could start beside the real vLLM"
+    assert not by_name[vllm].after  # the longest chain starts at once
