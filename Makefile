@@ -68,8 +68,10 @@ unit: $(STAMP)
 	$(BIN)/python tools/parallel_pytest.py -q --durations=15
 
 # Every suite, the lab's included: a lab test never skips (a missing prerequisite fails it).
-# The quick loop without the lab: .venv/bin/pytest -m "not lab"
-test: setup-tests lint typecheck unit
+# Lint and mypy run beside the suites (the labs' first minutes leave the CPUs room); any of the
+# three failing fails `make test`. The quick loop without the lab: .venv/bin/pytest -m "not lab"
+test: setup-tests
+	$(MAKE) --no-print-directory -j3 lint typecheck unit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
