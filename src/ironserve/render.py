@@ -82,7 +82,8 @@ def _dynamo_table(plan: Plan) -> Table:
         show_header=True,
         header_style="bold",
     )
-    for column in ("pool", "nodes", "workers/node", "TP", "DP", "EP", "context", "sequences"):
+    columns = ("pool", "nodes", "workers/node", "nodes/worker", "TP", "DP", "EP", "context")
+    for column in (*columns, "sequences"):
         table.add_column(column)
     table.add_column("feasible")
     for p in spec.pools:
@@ -90,6 +91,7 @@ def _dynamo_table(plan: Plan) -> Table:
             p.name,
             ", ".join(p.nodes),
             str(p.workers_per_node),
+            str(p.nodes_per_worker),
             str(p.tensor),
             str(p.data),
             str(p.expert),

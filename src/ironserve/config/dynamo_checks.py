@@ -3,16 +3,19 @@
 One line per problem, naming the host and the key to change. What a Dynamo group needs:
 every node in one pool (``node_dynamo_pool``); the frontend and control plane on the head; an
 aggregated group has a worker pool, a disaggregated one a prefill and a decode pool; each
-worker's TP x DP fits its node's devices; file discovery on one node only (its folder is not
-shared between nodes); prefill -> decode across nodes over RDMA where ``dynamo_kv_fabric`` says
-so (network_ib_hcas on every worker node).
+worker's TP x DP fits its node's devices, or is exactly the devices of the ``nodes_per_worker``
+nodes it spans (vLLM and SGLang; their ranks talk over RDMA unless the nodes share an NVLink
+domain); file discovery on one node only (its folder is not shared between nodes); prefill ->
+decode across nodes over RDMA where ``dynamo_kv_fabric`` says so (network_ib_hcas on every
+worker node).
 """
 
 from __future__ import annotations
 
-from ironserve.catalog.dynamo import worker_flags_problems
+from ironserve.catalog.accelerators import ACCELERATORS
+from ironserve.catalog.dynamo import DynamoBackend, worker_flags_problems
 from ironserve.catalog.engines import ENGINES, EngineKind
-from ironserve.config.schema import DynamoPoolSettings, DynamoSettings, ServingGroup
+from ironserve.config.schema import DynamoPoolSettings, DynamoSettings, Node, ServingGroup
 from ironserve.errors import Problem
 
 WORKER_POOLS = {"aggregated": ("worker",), "disaggregated": ("prefill", "decode")}
@@ -149,11 +152,15 @@ def _membership(group: ServingGroup, pools: tuple[str, ...]) -> list[Problem]:
 
 
 def _fit(group: ServingGroup, pools: tuple[str, ...]) -> list[Problem]:
-    """Each worker's TP x DP within one node's devices, the pool's workers within the node."""
+    """Each worker's TP x DP within one node's devices (or exactly its nodes' devices when it
+    spans ``nodes_per_worker`` nodes), the pool's workers within the node."""
     problems: list[Problem] = []
     for pool in pools:
         settings = pool_settings(group.dynamo, pool)
         nodes = [n for n in group.nodes if n.node.dynamo_pool == pool]
+        if nodes and settings.nodes_per_worker > 1:
+            problems += _fit_across_nodes(group, pool, settings, nodes)
+            continue
         if not nodes or settings.tensor_parallel_size is None:
             continue
         node = nodes[0]
@@ -166,7 +173,8 @@ def _fit(group: ServingGroup, pools: tuple[str, ...]) -> list[Problem]:
                     f"dynamo_{pool}",
                     f"a {pool} worker's TP {settings.tensor_parallel_size} x DP "
                     f"{settings.data_parallel_size} = {units} devices does not fit this node's "
-                    f"{devices} ({node.accelerator.kind}); a worker stays on one node",
+                    f"{devices} ({node.accelerator.kind}); a worker stays on one node unless "
+                    "nodes_per_worker says how many it spans",
                 )
             )
         elif settings.workers_per_node is not None and settings.workers_per_node * units > devices:
@@ -178,6 +186,82 @@ def _fit(group: ServingGroup, pools: tuple[str, ...]) -> list[Problem]:
                     f"{settings.workers_per_node * units}; this node has {devices}",
                 )
             )
+    return problems
+
+
+def _fit_across_nodes(
+    group: ServingGroup, pool: str, settings: DynamoPoolSettings, nodes: list[Node]
+) -> list[Problem]:
+    """A worker over ``nodes_per_worker`` nodes holds all their devices: TP x DP is exactly
+    that many, one worker per node, whole workers in the pool; vLLM keeps TP inside a node
+    (its DP ranks cross nodes)."""
+    head, key, span = group.head.name, f"dynamo_{pool}", settings.nodes_per_worker
+    if settings.tensor_parallel_size is None:
+        return [
+            Problem(head, key, f"a {pool} worker over {span} nodes needs its tensor_parallel_size")
+        ]
+    tp, dp = settings.tensor_parallel_size, settings.data_parallel_size
+    devices = nodes[0].accelerator.count
+    problems: list[Problem] = []
+    if tp * dp != span * devices:
+        problems.append(
+            Problem(
+                head,
+                key,
+                f"a {pool} worker over {span} nodes holds their {span * devices} devices; TP {tp} "
+                f"x DP {dp} = {tp * dp}",
+            )
+        )
+    if settings.workers_per_node not in (None, 1):
+        problems.append(
+            Problem(
+                head,
+                key,
+                f"a {pool} worker over {span} nodes takes each of them whole: workers_per_node "
+                f"{settings.workers_per_node} cannot be",
+            )
+        )
+    if len(nodes) % span:
+        problems.append(
+            Problem(
+                head,
+                "node_dynamo_pool",
+                f"the {pool} pool's {len(nodes)} node(s) are not whole workers of "
+                f"nodes_per_worker {span}",
+            )
+        )
+    domain = ACCELERATORS[nodes[0].accelerator.kind].nvlink_domain_nodes
+    if span > domain:
+        problems += [
+            Problem(
+                n.name,
+                "network_ib_hcas",
+                f"a {pool} worker's ranks talk across its {span} nodes over RDMA (NVLink stops at "
+                f"{'the node' if domain == 1 else f'{domain} nodes'}): name the node's HCAs",
+            )
+            for n in nodes
+            if not n.network.ib_hcas
+        ]
+    if group.dynamo.backend == DynamoBackend.TRTLLM:
+        problems.append(
+            Problem(
+                head,
+                key,
+                f"TensorRT-LLM runs a worker over {span} nodes as one MPI job (mpirun over SSH "
+                "into the other nodes' containers, as Dynamo's Kubernetes operator starts it); "
+                "ironserve does not launch that: keep each TensorRT-LLM worker on one node, or "
+                "use dynamo_backend vllm or sglang for a worker over nodes",
+            )
+        )
+    if group.dynamo.backend == DynamoBackend.VLLM and (tp > devices or devices % tp):
+        problems.append(
+            Problem(
+                head,
+                key,
+                f"vLLM spreads a worker over nodes by its DP ranks: TP {tp} stays inside a node "
+                f"of {devices} devices (divides it)",
+            )
+        )
     return problems
 
 

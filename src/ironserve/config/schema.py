@@ -186,6 +186,12 @@ class DynamoPoolSettings(_Strict):
     workers_per_node: Count | None = Field(
         None, description="Workers on each node of the pool; default: as many as fit"
     )
+    nodes_per_worker: Count = Field(
+        1,
+        description="Nodes each worker spans (TP x DP = nodes_per_worker x the node's devices): "
+        "vLLM's DP ranks over nodes, SGLang's --nnodes, TensorRT-LLM's MPI ranks (a GB200 "
+        "NVL72 tray is a node of 4 GPUs in one NVLink domain)",
+    )
 
 
 class DynamoSettings(_Strict):

@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict
 from ironserve.catalog.dynamo import DynamoBackend, component_table, worker_flags_problems
 from ironserve.engines.base import (
     NODE_STATE_DIR,
+    SGLANG_DIST_PORT,
+    VLLM_DP_RPC_PORT,
     ContainerSpec,
     LaunchContext,
     NodeLaunch,
@@ -75,6 +77,10 @@ SGLANG_PAGE_SIZE = 16  # the KV block size upstream's disaggregated examples use
 # (roles/engine): the control plane before anything registers with it, then the frontend, then
 # the workers.
 WAVES = ("control plane", "frontend", "workers")
+
+# NCCL over multi-node NVLink (an NVL72 rack's trays): MNNVL on, with the cuMem allocations
+# it needs to share buffers across hosts.
+MNNVL_ENV = {"NCCL_MNNVL_ENABLE": "1", "NCCL_CUMEM_ENABLE": "1"}
 
 _DYNAMO_SOCKET_ENV = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "UCX_NET_DEVICES")
 
@@ -200,8 +206,28 @@ def frontend(ctx: LaunchContext) -> ContainerSpec:
 
 
 def _devices(pool: DynamoPool, index: int) -> str:
-    first = index * pool.units_per_worker
-    return ",".join(str(d) for d in range(first, first + pool.units_per_worker))
+    first = index * pool.units_per_node
+    return ",".join(str(d) for d in range(first, first + pool.units_per_node))
+
+
+class Span(BaseModel):
+    """Where one node stands in a worker that spans ``nodes_per_worker`` nodes: its rank in the
+    worker and the leader's address (the worker's first node), where the ranks meet."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rank: int
+    nodes: int
+    leader: str
+
+
+def span_of(ctx: LaunchContext, pool: DynamoPool, node: NodeTarget) -> Span | None:
+    """None for a worker inside one node."""
+    if pool.nodes_per_worker == 1:
+        return None
+    members = pool.worker_nodes(node.name)
+    leader = next(n for n in ctx.nodes if n.name == members[0])
+    return Span(rank=members.index(node.name), nodes=len(members), leader=leader.address)
 
 
 def _side(spec: DynamoSpec, pool: DynamoPool) -> str | None:
@@ -236,7 +262,9 @@ def _sized(pool: DynamoPool) -> tuple[int, float, int | None]:
     return s.max_model_len, s.memory.utilization, s.max_num_seqs
 
 
-def _vllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
+def _vllm_args(
+    ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int, span: Span | None
+) -> list[str]:
     max_len, utilization, max_seqs = _sized(pool)
     args = [
         "--model",
@@ -248,6 +276,21 @@ def _vllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: in
     ]
     if pool.data > 1:
         args += ["--data-parallel-size", str(pool.data)]
+    if span is not None:
+        # DP ranks over the worker's nodes: each node runs its local ranks and serves them itself
+        # (hybrid load balancing: Dynamo's router picks the rank), meeting at the leader.
+        local = pool.data // span.nodes
+        args += [
+            "--data-parallel-size-local",
+            str(local),
+            "--data-parallel-start-rank",
+            str(span.rank * local),
+            "--data-parallel-address",
+            span.leader,
+            "--data-parallel-rpc-port",
+            str(VLLM_DP_RPC_PORT),
+            "--data-parallel-hybrid-lb",
+        ]
     if pool.expert > 1:
         args.append("--enable-expert-parallel")
     args += ["--max-model-len", str(max_len), "--gpu-memory-utilization", fmt_fraction(utilization)]
@@ -268,7 +311,9 @@ def _vllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: in
     return args
 
 
-def _sglang_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
+def _sglang_args(
+    ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int, span: Span | None
+) -> list[str]:
     max_len, utilization, max_seqs = _sized(pool)
     args = [
         "--model-path",
@@ -282,6 +327,15 @@ def _sglang_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: 
         args += ["--dp-size", str(pool.data), "--enable-dp-attention"]
     if pool.expert > 1:
         args += ["--ep-size", str(pool.expert)]
+    if span is not None:  # one SGLang instance over the worker's nodes
+        args += [
+            "--nnodes",
+            str(span.nodes),
+            "--node-rank",
+            str(span.rank),
+            "--dist-init-addr",
+            f"{span.leader}:{SGLANG_DIST_PORT}",
+        ]
     args += [
         "--context-length",
         str(max_len),
@@ -318,7 +372,9 @@ def trtllm_config(pool: DynamoPool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _trtllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
+def _trtllm_args(
+    ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int, span: Span | None
+) -> list[str]:
     max_len, utilization, max_seqs = _sized(pool)
     args = [
         "--model-path",
@@ -359,7 +415,8 @@ def worker(
     ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, node: NodeTarget, index: int
 ) -> ContainerSpec:
     backend = spec.backend
-    args = _ARGS[backend](ctx, spec, pool, index)
+    span = span_of(ctx, pool, node)
+    args = _ARGS[backend](ctx, spec, pool, index, span)
     problems = worker_flags_problems(ctx.engine_version, backend, args)
     if problems:
         raise EngineBuildError("; ".join(problems))
@@ -371,12 +428,14 @@ def worker(
         env |= {  # vLLM's NixlConnector handshake (SGLang's goes through its bootstrap port)
             "VLLM_NIXL_SIDE_CHANNEL_HOST": node.address,
             "VLLM_NIXL_SIDE_CHANNEL_PORT": str(
-                NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_worker
+                NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_node
             ),
         }
     if spec.mode == "disaggregated" and spec.kv_fabric == "tcp":
         env["UCX_TLS"] = "tcp,cuda_copy"  # NIXL's UCX over sockets: no RDMA device
     env |= socket_env(node, _DYNAMO_SOCKET_ENV) | ib_env(node)
+    if span is not None and span.nodes <= ctx.accelerator.nvlink_domain_nodes:
+        env |= MNNVL_ENV  # the worker's nodes share one NVLink domain (GB200 NVL72)
     # TensorRT-LLM's engine options file, alone: its folder also holds the group's secrets.
     config = trtllm_config_path(ctx, pool)
     state = ["-v", f"{config}:{config}:ro"] if "--extra-engine-args" in args else []
@@ -498,6 +557,21 @@ def build(ctx: LaunchContext) -> list[NodeLaunch]:
     return launches
 
 
+def _span_ports(spec: DynamoSpec, pool: DynamoPool) -> list[PortUse]:
+    """Where the ranks of a multi-node worker meet, on each worker's leader."""
+    from ironserve.plan.derived import PortUse
+
+    if pool.nodes_per_worker == 1:
+        return []
+    leaders = pool.nodes[:: pool.nodes_per_worker]
+    what = f"{worker_label(pool.name)}s' ranks over nodes"
+    if spec.backend == DynamoBackend.VLLM:
+        return [PortUse(port=VLLM_DP_RPC_PORT, nodes=leaders, purpose=f"{what}: vLLM DP RPC")]
+    if spec.backend == DynamoBackend.SGLANG:
+        return [PortUse(port=SGLANG_DIST_PORT, nodes=leaders, purpose=f"{what}: SGLang dist init")]
+    return []
+
+
 def dynamo_ports(ctx: LaunchContext) -> list[PortUse]:
     """The control plane's ports on the head and each worker's on its pool's nodes."""
     from ironserve.plan.derived import PortUse  # derived imports this module's constants
@@ -524,11 +598,12 @@ def dynamo_ports(ctx: LaunchContext) -> list[PortUse]:
                     for r in range(pool.data)
                 ]
             if spec.mode == "disaggregated" and spec.backend == DynamoBackend.VLLM:
-                first = NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_worker
+                first = NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_node
                 ports += [
                     PortUse(port=first + r, nodes=pool.nodes, purpose=f"{what} NIXL side channel")
-                    for r in range(pool.units_per_worker)
+                    for r in range(pool.units_per_node)
                 ]
+            ports += _span_ports(spec, pool)
             if spec.backend == DynamoBackend.SGLANG and pool.name == "prefill":
                 ports.append(
                     PortUse(

@@ -130,6 +130,7 @@ class Plan(BaseModel):
                 "name": p.name,
                 "nodes": p.nodes,
                 "workers_per_node": p.workers_per_node,
+                "nodes_per_worker": p.nodes_per_worker,
                 "workers": p.workers,
                 "tensor_parallel_size": p.tensor,
                 "data_parallel_size": p.data,
