@@ -8,8 +8,9 @@ engine_version = "1.6.1"
 dynamo_backend = "trtllm"
 dynamo_mode = "disaggregated"
 dynamo_router_mode = "kv"
+# 4 prefill workers on the head; the second node's counts are its own (node_dynamo_workers).
 dynamo_prefill = {"tensor_parallel_size": 2, "workers_per_node": 4}
-dynamo_decode = {"tensor_parallel_size": 4, "expert_parallel": True, "workers_per_node": 2}
+dynamo_decode = {"tensor_parallel_size": 4, "expert_parallel": True}
 
 accelerator_kind = "h200-141g"
 accelerator_count = 8

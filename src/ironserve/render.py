@@ -90,7 +90,7 @@ def _dynamo_table(plan: Plan) -> Table:
         table.add_row(
             p.name,
             ", ".join(p.nodes),
-            str(p.workers_per_node),
+            ", ".join(str(p.workers_on(n)) for n in p.nodes),
             str(p.nodes_per_worker),
             str(p.tensor),
             str(p.data),

@@ -13,6 +13,7 @@ from ironserve.catalog.models import get_model
 from ironserve.config import build_cluster
 from ironserve.config.inventory import HostRecord, load_inventory
 from ironserve.engines.base import ContainerSpec
+from ironserve.engines.dynamo import components
 from ironserve.errors import InputError
 from ironserve.plan.plan import Plan, plan_group
 from ironserve.plan.sizing import size
@@ -50,10 +51,14 @@ def _problems(records: list[HostRecord]) -> list[tuple[str, str, str]]:
     return [(p.host, p.field, p.message) for p in caught.value.problems]
 
 
-def _workers(plan: Plan, node: str) -> list[ContainerSpec]:
-    """The node's Dynamo workers (not etcd, NATS or the frontend)."""
+def _workers(plan: Plan, node: str, pool: str = "") -> list[ContainerSpec]:
+    """The node's Dynamo workers (not etcd, NATS or the frontend), or one pool's."""
     backends = ("dynamo.vllm", "dynamo.sglang", "dynamo.trtllm")
-    return [c for c in plan.node(node).containers if c.command[2:3] and c.command[2] in backends]
+    return [
+        c
+        for c in plan.node(node).containers
+        if c.command[2:3] and c.command[2] in backends and (not pool or f"-{pool}-" in c.name)
+    ]
 
 
 def _worker(plan: Plan, node: str) -> ContainerSpec:
@@ -77,7 +82,7 @@ def test_each_recipe_inventory_plans_feasible_with_every_pool_explained(inventor
     # Every node of a pool runs its workers: the rendered commands are the pools' shape.
     for pool in plan.context.dynamo.pools:
         for node in pool.nodes:
-            assert len(_workers(plan, node)) == pool.workers_per_node
+            assert len(_workers(plan, node, pool.name)) == pool.workers_on(node)
 
 
 def test_the_makefile_plans_every_recipe_inventory() -> None:
@@ -113,17 +118,20 @@ def test_gpt_oss_tp4_on_a_node_of_two_gpus_is_refused_naming_the_fit() -> None:
     assert "TP 1 x DP 4 = 4 devices does not fit this node's 2 (gb200-186g)" in problem[2]
 
 
-def test_the_8_gpu_sglang_recipe_on_one_node_is_refused_a_node_holds_one_pool() -> None:
-    """disagg-8gpu's manifest asks 8 GPUs for prefill and 8 for decode; on one node of 8 the
-    decode pool has nowhere to go."""
-    records = _records("h200x8_2node_r1_sglang_dynamo_disagg")[:1]
-    problems = _problems(records)
-    assert (
-        "h200-prefill",
-        "node_dynamo_pool",
-        "dynamo_mode disaggregated has a prefill pool without a decode pool: set "
-        "node_dynamo_pool: decode on at least one node",
-    ) in problems
+def test_the_8_gpu_sglang_recipe_on_one_node_is_refused_naming_its_16_devices() -> None:
+    """disagg-8gpu's manifest asks 8 GPUs for prefill and 8 for decode: one node of 8 shared by
+    both pools holds half of it."""
+    (head,) = _records("h200x8_2node_r1_sglang_dynamo_disagg")[:1]
+    head.data.update(node_dynamo_pool=["prefill", "decode"], node_dynamo_workers={"decode": 1})
+    head.data["dynamo_prefill"] = {**head.data["dynamo_prefill"], "workers_per_node": 1}
+    assert _problems([head]) == [
+        (
+            "h200-prefill",
+            "node_dynamo_pool",
+            "1 prefill worker(s) x 8 + 1 decode worker(s) x 8 devices = 16; this node has 8 "
+            "(h200-141g)",
+        )
+    ]
 
 
 def test_the_235b_disaggregated_recipe_on_h100_names_the_prefill_worker() -> None:
@@ -135,6 +143,76 @@ def test_the_235b_disaggregated_recipe_on_h100_names_the_prefill_worker() -> Non
         "each prefill worker: weights do not fit: 110.1 GiB per GPU is more than the 66.5 GiB "
         "left after the runtime reserve (220.2 GiB over 2 GPUs)"
     ]
+
+
+# --- pools sharing a node --------------------------------------------------------------------
+
+
+def test_pools_sharing_a_node_split_its_devices_and_ports_prefill_first() -> None:
+    """The 235B recipe's 6 prefill + 1 decode workers on 16 GPUs: the second node runs 2 prefill
+    workers on GPUs 0-3 and the decode worker on 4-7, each with its own system port."""
+    plan = _plan(_records("h200x8_2node_qwen3_235b_trtllm_dynamo_disagg"))
+    assert plan.context.dynamo is not None
+    prefill, decode = plan.context.dynamo.pools
+    assert (prefill.workers, decode.workers) == (6, 1)
+    shared = [(c.name, c.env["DYN_SYSTEM_PORT"]) for c in _workers(plan, "h200-mixed")]
+    assert shared == [
+        ("ironserve-default-prefill-0", "18100"),
+        ("ironserve-default-prefill-1", "18101"),
+        ("ironserve-default-decode-0", "18102"),
+    ]
+    devices = [c.run_args[c.run_args.index("--gpus") + 1] for c in _workers(plan, "h200-mixed")]
+    assert devices == ['"device=0,1"', '"device=2,3"', '"device=4,5,6,7"']
+    assert {f.path for f in plan.node("h200-mixed").files} == {
+        "/etc/ironserve/default/trtllm-prefill.yaml",
+        "/etc/ironserve/default/trtllm-decode.yaml",
+    }
+    ports = {(p.port, tuple(p.nodes), p.purpose) for p in plan.ports}
+    assert (18100, ("h200-prefill", "h200-mixed"), "prefill worker 0 system") in ports
+    assert (18102, ("h200-prefill",), "prefill worker 2 system") in ports
+    assert (18102, ("h200-mixed",), "decode worker 0 system") in ports
+    # Health names each container of the shared node with its pool and system port.
+    labels = [(c.label, c.system_port) for c in components(plan.context, "h200-mixed")]
+    assert labels == [
+        ("prefill worker 0", 18100),
+        ("prefill worker 1", 18101),
+        ("decode worker 0", 18102),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("node", "field", "message"),
+    [
+        (
+            {"node_dynamo_workers": {"worker": 1}},
+            "node_dynamo_workers",
+            "worker is not this node's pool (prefill, decode)",
+        ),
+        (
+            {"node_dynamo_workers": {"prefill": 2}},
+            "dynamo_decode",
+            "pools sharing a node (prefill, decode) split its devices as each says: set "
+            "tensor_parallel_size, and workers_per_node (or this node's node_dynamo_workers)",
+        ),
+        (
+            {"node_dynamo_workers": {"prefill": 3, "decode": 1}},
+            "node_dynamo_pool",
+            "3 prefill worker(s) x 2 + 1 decode worker(s) x 4 devices = 10; this node has 8 "
+            "(h200-141g)",
+        ),
+        (
+            {"node_dynamo_pool": ["prefill", "prefill"]},
+            "node_dynamo_pool",
+            "a pool named twice: prefill, prefill",
+        ),
+    ],
+)
+def test_a_shared_node_that_cannot_be_is_refused_naming_the_key(
+    node: dict[str, Any], field: str, message: str
+) -> None:
+    records = _records("h200x8_2node_qwen3_235b_trtllm_dynamo_disagg")
+    records[1].data.update(node)
+    assert ("h200-mixed", field, message) in _problems(records)
 
 
 # --- data-expert parallelism: what a rank holds ------------------------------------------------

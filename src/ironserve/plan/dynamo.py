@@ -37,8 +37,14 @@ def size_pool(
     dynamo_version: str,
     pool: str,
     nodes: list[str],
+    *,
+    shared: bool = False,
+    counts: dict[str, int] | None = None,
 ) -> DynamoPool:
-    """One pool: each worker's parallelism and sizing, how many share a node, and why."""
+    """One pool: each worker's parallelism and sizing, how many share a node, and why.
+    ``shared``: a node of the pool is another pool's too; ``counts``: nodes that run another
+    number of this pool's workers than the pool's own (``node_dynamo_workers``)."""
+    counts = counts or {}
     settings = pool_settings(dynamo, pool)
     backend = dynamo.backend
     engine_kind = SIZED_AS[backend]
@@ -92,17 +98,24 @@ def size_pool(
     shape = f"TP {tp} ({chosen})" + (f" x DP {dp}" if dp > 1 else "")
     shape += f", EP {expert}" if expert > 1 else ""
     if span > 1:
-        layout = f"{len(nodes) // span} worker(s) of {shape}, each over {span} nodes"
+        where = f"{len(nodes)} node(s) ({', '.join(nodes)}) x {len(nodes) // span}"
+        layout = f"{where} worker(s) of {shape}, each over {span} nodes"
         workers = len(nodes) // span
+    elif counts:
+        on = [counts.get(n, per_node) for n in nodes]
+        layout = ", ".join(f"{n} x {c}" for n, c in zip(nodes, on, strict=True))
+        layout += f" worker(s) of {shape}"
+        workers = sum(on)
     else:
-        layout = f"{per_node} worker(s) of {shape}"
+        layout = f"{len(nodes)} node(s) ({', '.join(nodes)}) x {per_node} worker(s) of {shape}"
         workers = len(nodes) * per_node
     summary = (
-        f"{pool} pool: {len(nodes)} node(s) ({', '.join(nodes)}) x {layout} = {workers} "
+        f"{pool} pool: {layout} = {workers} "
         f"{backend.value} worker(s); each holds {worker.max_model_len} tokens of context and "
         f"{worker.full_length_sequences} full-length sequences"
     )
-    idle = base.devices_per_node - per_node * units // span
+    # On a node shared with another pool the rest of the devices are that pool's.
+    idle = 0 if shared or counts else base.devices_per_node - per_node * units // span
     notes = [summary]
     if idle > 0:
         notes.append(f"{pool} pool: {idle} device(s) per node left idle by {per_node} x {units}")
@@ -122,6 +135,7 @@ def size_pool(
         workers_per_node=per_node,
         units_per_worker=units,
         nodes_per_worker=span,
+        workers_on_node=counts,
         sizing=sized,
     )
 
@@ -132,10 +146,13 @@ def plan_dynamo(
     base: SizingRequest,
     dynamo: DynamoSettings,
     dynamo_version: str,
-    pools_of_nodes: dict[str, str],
+    pools_of_nodes: dict[str, tuple[str, ...]],
     head: str,
+    workers_of_nodes: dict[str, dict[str, int]] | None = None,
 ) -> tuple[DynamoSpec, Sizing]:
-    """The group's pools (``pools_of_nodes``: node -> its pool) and the group's Sizing."""
+    """The group's pools (``pools_of_nodes``: node -> its pools; ``workers_of_nodes``: node ->
+    pool -> its count of that pool's workers where set) and the group's Sizing."""
+    counts = workers_of_nodes or {}
     pools = [
         size_pool(
             model,
@@ -143,7 +160,9 @@ def plan_dynamo(
             dynamo,
             dynamo_version,
             name,
-            [n for n, p in pools_of_nodes.items() if p == name],
+            [n for n, named in pools_of_nodes.items() if name in named],
+            shared=any(name in named and len(named) > 1 for named in pools_of_nodes.values()),
+            counts={n: c[name] for n, c in counts.items() if name in c},
         )
         for name in WORKER_POOLS[dynamo.mode]
     ]

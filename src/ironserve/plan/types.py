@@ -97,10 +97,16 @@ class DynamoPool(_Frozen):
     units_per_worker: int  # devices one worker holds (TP x DP), over all its nodes
     sizing: Sizing  # one worker, sized as the backend engine would
     nodes_per_worker: int = 1  # > 1: each worker spans that many consecutive pool nodes
+    # Nodes that run another count than workers_per_node (node_dynamo_workers).
+    workers_on_node: dict[str, int] = {}
+
+    def workers_on(self, node: str) -> int:
+        """Workers (their shares, for a worker over nodes) that ``node`` runs."""
+        return self.workers_on_node.get(node, self.workers_per_node) if node in self.nodes else 0
 
     @property
     def workers(self) -> int:
-        return self.workers_per_node * len(self.nodes) // self.nodes_per_worker
+        return sum(self.workers_on(n) for n in self.nodes) // self.nodes_per_worker
 
     @property
     def units_per_node(self) -> int:
