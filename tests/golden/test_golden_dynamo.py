@@ -40,6 +40,10 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
         {"dynamo_control_plane": "file", "dynamo_router_mode": "round-robin"},
     ),
     # The recipe collection's other model x backend x mode (docs/inventory.md).
+    "dynamo-h100x8-2node-llama3-70b-vllm-disagg": (
+        "h100x8_2node_llama3_70b_vllm_dynamo_disagg",
+        {},
+    ),
     "dynamo-gb200x4-1node-gpt-oss-120b-trtllm-agg": ("gb200x4_gpt_oss_120b_trtllm_dynamo_agg", {}),
     "dynamo-h100x8-2node-qwen3-235b-trtllm-agg": ("h100x8_2node_qwen3_235b_trtllm_dynamo_agg", {}),
     "dynamo-h200x8-2node-qwen3-235b-trtllm-disagg": (

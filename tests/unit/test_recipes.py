@@ -23,6 +23,7 @@ from tests.conftest import ROOT
 # Every recipe of the collection, as its example inventory: (inventory, its pools).
 RECIPE_INVENTORIES = {
     "h100x8_llama3_70b_vllm_dynamo_agg": ("worker",),
+    "h100x8_2node_llama3_70b_vllm_dynamo_disagg": ("prefill", "decode"),
     "h100x8_2node_qwen3_32b_vllm_dynamo_kv": ("prefill", "decode"),
     "gb200x4_gpt_oss_120b_trtllm_dynamo_agg": ("worker",),
     "h200x8_2node_r1_sglang_dynamo_disagg": ("prefill", "decode"),
@@ -143,6 +144,25 @@ def test_the_235b_disaggregated_recipe_on_h100_names_the_prefill_worker() -> Non
         "each prefill worker: weights do not fit: 110.1 GiB per GPU is more than the 66.5 GiB "
         "left after the runtime reserve (220.2 GiB over 2 GPUs)"
     ]
+
+
+def test_llama_single_node_disaggregated_in_bf16_says_prefill_caps_the_prompt() -> None:
+    """The disagg-single-node recipe (2 TP 2 prefill + 1 TP 4 decode on one node of 8 H100)
+    with the BF16 checkpoint: 0.8 GiB of KV per prefill GPU, 5120 tokens."""
+    (head,) = _records("h100x8_2node_llama3_70b_vllm_dynamo_disagg")[:1]
+    head.data.update(
+        node_dynamo_pool=["prefill", "decode"],
+        node_dynamo_workers={"prefill": 2, "decode": 1},
+        dynamo_prefill={"tensor_parallel_size": 2},
+        dynamo_decode={"tensor_parallel_size": 4},
+    )
+    plan = _plan([head])
+    assert plan.sizing.feasible
+    assert (
+        "prefill workers hold 5120 tokens of context, decode workers 131072: a prompt longer "
+        "than 5120 fails in prefill (give prefill workers more devices, or set model_max_len "
+        "5120)"
+    ) in plan.sizing.reasons
 
 
 # --- pools sharing a node --------------------------------------------------------------------

@@ -185,6 +185,7 @@ def plan_dynamo(
         f"dynamo {dynamo_version} ({backend.value} {spec.engine_version}), {dynamo.mode}, router "
         f"{dynamo.router_mode}, control plane {dynamo.control_plane}, frontend on {head}"
     ]
+    reasons += _context_mismatch(pools)
     blockers: list[str] = []
     for pool in pools:
         reasons += pool.sizing.reasons
@@ -193,3 +194,16 @@ def plan_dynamo(
         update={"reasons": reasons, "blockers": blockers, "feasible": not blockers}
     )
     return spec, group_sizing
+
+
+def _context_mismatch(pools: list[DynamoPool]) -> list[str]:
+    """Disaggregated: a prompt runs its prefill on a prefill worker, so a prefill context shorter
+    than the decode workers' is the longest prompt the group takes."""
+    lengths = {p.name: p.sizing.max_model_len for p in pools}
+    if set(lengths) != {"prefill", "decode"} or lengths["prefill"] >= lengths["decode"]:
+        return []
+    return [
+        f"prefill workers hold {lengths['prefill']} tokens of context, decode workers "
+        f"{lengths['decode']}: a prompt longer than {lengths['prefill']} fails in prefill (give "
+        f"prefill workers more devices, or set model_max_len {lengths['prefill']})"
+    ]
