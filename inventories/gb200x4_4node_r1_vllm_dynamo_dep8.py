@@ -5,7 +5,7 @@ prefill worker of DP 8 x TP 1, EP 8, over the first two trays, one decode worker
 shape over the last two. A worker's ranks talk over multi-node NVLink (NCCL_MNNVL_ENABLE; the
 trays' IMEX channels are the rack's setup); the KV cache moves prefill -> decode over NIXL. The
 recipe serves NVIDIA's FP4 checkpoint; the catalog's FP8 one fits too (`ironserve plan`: about
-105 GiB of weights per GPU). deploys/site.py deploys it (docs/engines.md, docs/serving.md).
+96 GiB of weights per GPU). deploys/site.py deploys it (docs/engines.md, docs/serving.md).
 """
 
 _IB_HCAS = [f"mlx5_{i}" for i in range(4)]

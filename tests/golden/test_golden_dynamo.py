@@ -57,9 +57,10 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
         {"accelerator_kind": "h100-80g"},
     ),
     "dynamo-h200x8-4node-r1-vllm-dep16": ("h200x8_4node_r1_vllm_dynamo_dep16", {}),
+    "dynamo-h200x8-4node-r1-sglang-wideep": ("h200x8_4node_r1_sglang_dynamo_wideep", {}),
     "dynamo-gb200x4-4node-r1-vllm-dep8": ("gb200x4_4node_r1_vllm_dynamo_dep8", {}),
     # The TensorRT-LLM wide-EP recipe's prefill worker, DEP 4 on one GB200 tray, with the FP8
-    # checkpoint: 182 GiB per GPU; the recipe serves NVIDIA's FP4 one.
+    # checkpoint: 174 GiB per GPU; the recipe serves NVIDIA's FP4 one.
     "dynamo-gb200x4-4node-r1-trtllm-dep4-fp8": (
         "gb200x4_4node_r1_vllm_dynamo_dep8",
         {

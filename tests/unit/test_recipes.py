@@ -28,6 +28,7 @@ RECIPE_INVENTORIES = {
     "gb200x4_gpt_oss_120b_trtllm_dynamo_agg": ("worker",),
     "h200x8_2node_r1_sglang_dynamo_disagg": ("prefill", "decode"),
     "h200x8_4node_r1_vllm_dynamo_dep16": ("prefill", "decode"),
+    "h200x8_4node_r1_sglang_dynamo_wideep": ("prefill", "decode"),
     "gb200x4_4node_r1_vllm_dynamo_dep8": ("prefill", "decode"),
     "h100x8_2node_qwen3_235b_trtllm_dynamo_agg": ("worker",),
     "h200x8_2node_qwen3_235b_trtllm_dynamo_disagg": ("prefill", "decode"),
@@ -240,8 +241,9 @@ def test_a_shared_node_that_cannot_be_is_refused_naming_the_key(
 
 def test_the_catalog_counts_r1s_routed_expert_parameters_from_its_config() -> None:
     r1 = get_model("deepseek-ai/DeepSeek-R1")
-    # 61 layers, the first 3 dense: 58 MoE layers of 256 experts, gate/up/down 7168 x 2048.
-    assert r1.expert_parameters == 58 * 256 * 3 * 7168 * 2048
+    # 61 layers, the first 3 dense, and 1 multi-token-prediction layer: 59 MoE layers of 256
+    # experts, gate/up/down 7168 x 2048.
+    assert r1.expert_parameters == 59 * 256 * 3 * 7168 * 2048
     assert get_model("Qwen/Qwen3-32B").expert_parameters == 0
 
 
@@ -304,21 +306,17 @@ def test_gb200_trays_of_one_worker_talk_over_multi_node_nvlink() -> None:
 
 
 def test_an_sglang_worker_over_two_nodes_is_one_instance_with_node_ranks() -> None:
-    records = _records(
-        "h200x8_4node_r1_vllm_dynamo_dep16",
-        dynamo_backend="sglang",
-        dynamo_decode={
-            "tensor_parallel_size": 16,
-            "expert_parallel": True,
-            "nodes_per_worker": 2,
-        },
-    )
-    plan = _plan(records)
+    plan = _plan(_records("h200x8_4node_r1_sglang_dynamo_wideep"))
     for rank, node in enumerate(("h200-decode-0", "h200-decode-1")):
         command = _worker(plan, node).command
-        assert _option(command, "--tp-size") == "16"
+        assert (_option(command, "--tp-size"), _option(command, "--dp-size")) == ("16", "16")
+        assert "--enable-dp-attention" in command
         assert (_option(command, "--nnodes"), _option(command, "--node-rank")) == ("2", str(rank))
-        assert _option(command, "--dist-init-addr") == "10.50.0.13:5000"
+        assert _option(command, "--dist-init-addr") == "10.50.1.13:5000"
+    prefill = _worker(plan, "h200-prefill-1").command
+    assert (_option(prefill, "--tp-size"), _option(prefill, "--ep-size")) == ("16", "16")
+    ports = {(p.port, tuple(p.nodes)) for p in plan.ports}
+    assert (5000, ("h200-prefill-0",)) in ports and (5000, ("h200-decode-0",)) in ports
 
 
 @pytest.mark.parametrize(

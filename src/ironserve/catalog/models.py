@@ -138,18 +138,21 @@ def _native_format(config: dict[str, Any]) -> WeightFormat:
 
 
 def _moe_layers(config: dict[str, Any], experts: int) -> int:
-    """How many decoder layers route to experts: DeepSeek's first ``first_k_dense_replace``
-    layers are dense (then every ``moe_layer_freq``-th), Qwen-MoE's ``mlp_only_layers`` are and
-    ``decoder_sparse_step`` spaces the rest; gpt-oss routes in every layer."""
+    """How many layers of the checkpoint route to experts: DeepSeek's first
+    ``first_k_dense_replace`` layers are dense (then every ``moe_layer_freq``-th) and its
+    multi-token-prediction layers (``num_nextn_predict_layers``, stored after the decoder's) are
+    MoE layers too; Qwen-MoE's ``mlp_only_layers`` are dense and ``decoder_sparse_step`` spaces
+    the rest; gpt-oss routes in every layer."""
     if not experts:
         return 0
     layers = int(config["num_hidden_layers"])
     first_dense = int(config.get("first_k_dense_replace") or 0)
     step = int(config.get("moe_layer_freq") or config.get("decoder_sparse_step") or 1)
     dense_only = {int(i) for i in config.get("mlp_only_layers") or []}
-    return sum(
+    decoder = sum(
         1 for i in range(layers) if i >= first_dense and i not in dense_only and (i + 1) % step == 0
     )
+    return decoder + int(config.get("num_nextn_predict_layers") or 0)
 
 
 def _expert_parameters(config: dict[str, Any], experts: int) -> int:
