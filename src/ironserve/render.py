@@ -14,6 +14,7 @@ from ironserve.plan.derived import Gateway
 from ironserve.plan.plan import Plan
 from ironserve.plan.sizing import gib, unit_name
 from ironserve.plan.staging import Staging, duration, rate_text
+from ironserve.plan.types import DynamoPool
 
 
 def print_plans(console: Console, plans: list[Plan]) -> None:
@@ -82,14 +83,16 @@ def _dynamo_table(plan: Plan) -> Table:
         show_header=True,
         header_style="bold",
     )
-    for column in ("pool", "nodes", "workers/node", "TP", "DP", "EP", "context", "sequences"):
+    columns = ("pool", "nodes", "workers/node", "nodes/worker", "TP", "DP", "EP", "context")
+    for column in (*columns, "sequences"):
         table.add_column(column)
     table.add_column("feasible")
     for p in spec.pools:
         table.add_row(
             p.name,
             ", ".join(p.nodes),
-            str(p.workers_per_node),
+            _per_node(p),
+            str(p.nodes_per_worker),
             str(p.tensor),
             str(p.data),
             str(p.expert),
@@ -98,6 +101,12 @@ def _dynamo_table(plan: Plan) -> Table:
             "yes" if p.sizing.feasible else "[red]no[/red]",
         )
     return table
+
+
+def _per_node(pool: DynamoPool) -> str:
+    """Workers per node: one number, or each node's where they differ (node_dynamo_workers)."""
+    counts = [str(pool.workers_on(n)) for n in pool.nodes]
+    return counts[0] if len(set(counts)) == 1 else ", ".join(counts)
 
 
 def _staging_table(st: Staging) -> Table:

@@ -28,6 +28,7 @@ from tests.serving.fake_registry import Registry, serve
 ROOT = Path(__file__).resolve().parents[2]
 DISAGG = "h100x8_2node_qwen3_32b_vllm_dynamo_kv"
 AGG = "h100x8_llama3_70b_vllm_dynamo_agg"
+DEP16 = "h200x8_4node_r1_vllm_dynamo_dep16"
 RUNTIME, ETCD, NATS = "ai-dynamo/vllm-runtime", "coreos/etcd", "library/nats"
 IMAGE = re.compile(r"^docker image inspect")
 SETUP = ["Engine state folder (0700)", "Engine env file with the API key (0600)"]
@@ -187,7 +188,24 @@ def test_aggregated_example_one_node_runs_every_wave(reg: Registry, key_file: Pa
     assert all("--disaggregation-mode" not in c for c in ops[WORKERS])
 
 
-@pytest.mark.parametrize("inventory", [DISAGG, AGG])
+def test_workers_over_two_nodes_start_one_container_on_each_of_their_nodes(
+    reg: Registry, key_file: Path
+) -> None:
+    """The DEP16 recipe: a prefill and a decode worker, each over two nodes; every node starts
+    its share of its worker (its DP ranks) in the workers' wave."""
+    hosts, data = example(DEP16, reg, key_file)
+    run = fake(hosts, data)
+    for name, _ in hosts:
+        pool = "prefill" if "prefill" in name else "decode"
+        start = "0" if name.endswith("-0") else "8"
+        (worker,) = dict(commands(run, name))[WORKERS]
+        assert worker.split()[4] == f"ironserve-default-{pool}-0"
+        assert f"--data-parallel-start-rank {start} " in worker
+        assert f"--disaggregation-mode {pool}" in worker
+    assert wave_order(run) == [PULL, PLANE, FRONTEND, WORKERS, READY, PROVE]
+
+
+@pytest.mark.parametrize("inventory", [DISAGG, AGG, DEP16])
 def test_a_converged_dynamo_group_adds_no_operation(
     inventory: str, reg: Registry, key_file: Path
 ) -> None:

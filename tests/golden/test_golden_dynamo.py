@@ -39,6 +39,44 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
         "h100x8_llama3_70b_vllm_dynamo_agg",
         {"dynamo_control_plane": "file", "dynamo_router_mode": "round-robin"},
     ),
+    # The recipe collection's other model x backend x mode (docs/inventory.md).
+    "dynamo-h100x8-2node-llama3-70b-vllm-disagg": (
+        "h100x8_2node_llama3_70b_vllm_dynamo_disagg",
+        {},
+    ),
+    "dynamo-gb200x4-1node-gpt-oss-120b-trtllm-agg": ("gb200x4_gpt_oss_120b_trtllm_dynamo_agg", {}),
+    "dynamo-h100x8-2node-qwen3-235b-trtllm-agg": ("h100x8_2node_qwen3_235b_trtllm_dynamo_agg", {}),
+    "dynamo-h200x8-2node-qwen3-235b-trtllm-disagg": (
+        "h200x8_2node_qwen3_235b_trtllm_dynamo_disagg",
+        {},
+    ),
+    # The recipe's "H100/H200" for disaggregated: a TP 2 prefill worker's 110 GiB of FP8
+    # weights do not fit an 80 GB GPU.
+    "dynamo-h100x8-2node-qwen3-235b-trtllm-disagg": (
+        "h200x8_2node_qwen3_235b_trtllm_dynamo_disagg",
+        {"accelerator_kind": "h100-80g"},
+    ),
+    "dynamo-h200x8-4node-r1-vllm-dep16": ("h200x8_4node_r1_vllm_dynamo_dep16", {}),
+    "dynamo-h200x8-4node-r1-sglang-wideep": ("h200x8_4node_r1_sglang_dynamo_wideep", {}),
+    "dynamo-gb200x4-4node-r1-vllm-dep8": ("gb200x4_4node_r1_vllm_dynamo_dep8", {}),
+    # The TensorRT-LLM wide-EP recipe's prefill worker, DEP 4 on one GB200 tray, with the FP8
+    # checkpoint: 174 GiB per GPU; the recipe serves NVIDIA's FP4 one.
+    "dynamo-gb200x4-4node-r1-trtllm-dep4-fp8": (
+        "gb200x4_4node_r1_vllm_dynamo_dep8",
+        {
+            "dynamo_backend": "trtllm",
+            "dynamo_prefill": {
+                "tensor_parallel_size": 1,
+                "data_parallel_size": 4,
+                "expert_parallel": True,
+            },
+            "dynamo_decode": {
+                "tensor_parallel_size": 1,
+                "data_parallel_size": 4,
+                "expert_parallel": True,
+            },
+        },
+    ),
 }
 
 

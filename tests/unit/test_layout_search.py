@@ -207,8 +207,11 @@ def test_expert_parallel_skips_splits_whose_ep_does_not_divide_the_experts() -> 
     assert s.feasible
     assert layout(s) == (8, 3, 1) and s.parallelism.expert == 8
     assert said(s, "TP 8 x DP 3 would make EP 24, which does not divide the 128 experts")
+    # Each of 16 DP ranks holds 1/16 of R1's routed experts and the rest whole: TP 1 x DP 16
+    # (vLLM's data-expert parallelism) is the smallest instance that holds them.
     wide = plan(R1, "h200-141g", 2, 8, expert_parallel=True)
-    assert wide.feasible and layout(wide) == (8, 1, 2) and wide.parallelism.expert == 16
+    assert wide.feasible and layout(wide) == (1, 1, 16) and wide.parallelism.expert == 16
+    assert said(wide, "the routed experts (623.2 GiB) split over EP 16")
 
 
 def test_a_forced_dp_is_kept_and_tp_pp_searched_under_it() -> None:

@@ -37,6 +37,9 @@ class Accelerator(BaseModel):
     # What the runtime keeps per unit before weights and KV cache: CUDA/CANN context,
     # communication buffers, graphs (the planner adds a share of memory for activations).
     runtime_reserve_bytes: int = 2 * GIB
+    # Hosts one NVLink domain spans (GB200 NVL72: 18 compute trays of 4 GPUs, multi-node NVLink
+    # through the rack's NVLink switches); 1: NVLink stops at the host, nodes talk over the NICs.
+    nvlink_domain_nodes: int = 1
     lab: bool = False  # simulated by the lab only; not a product (hidden from listings)
     note: str = ""
 
@@ -95,7 +98,9 @@ ACCELERATORS: dict[str, Accelerator] = {
             formats=_NVIDIA_16BIT | {WeightFormat.FP8, WeightFormat.MXFP4},
             nvswitch_boards=True,
             pci_vendor_id="10de",
-            note="186 GB HBM3e per Blackwell GPU (vendor figure); NVL72 racks use NVLink switches",
+            nvlink_domain_nodes=18,
+            note="186 GB HBM3e per Blackwell GPU (vendor figure); a node is a compute tray of 4, "
+            "and an NVL72 rack's 18 trays share one NVLink domain (NVLink switches, IMEX)",
         ),
         Accelerator(
             id="l40s-48g",

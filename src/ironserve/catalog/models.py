@@ -59,6 +59,9 @@ class ModelSpec(BaseModel):
     # Mixture of experts (0 = dense).
     num_experts: int = 0
     experts_per_token: int = 0
+    # Parameters of the routed experts (every MoE layer's): what expert parallelism splits;
+    # the rest (attention, dense and shared MLPs, embeddings) each EP rank holds in full.
+    expert_parameters: int = 0
     # Multi-head latent attention (DeepSeek-V3/R1): the KV cache holds one compressed latent.
     kv_lora_rank: int = 0
     qk_rope_head_dim: int = 0
@@ -79,6 +82,12 @@ class ModelSpec(BaseModel):
     @property
     def short_name(self) -> str:
         return self.id.rsplit("/", 1)[-1]
+
+    def expert_bytes(self, weights: int) -> int:
+        """The routed experts' share of ``weights`` checkpoint bytes (by parameter count)."""
+        if not self.parameters:
+            return 0
+        return weights * min(self.expert_parameters, self.parameters) // self.parameters
 
     def weights_bytes(self, fmt: WeightFormat) -> int:
         """Bytes of the checkpoint in a format: exact for the native one, estimated otherwise."""
@@ -126,6 +135,33 @@ def _native_format(config: dict[str, Any]) -> WeightFormat:
     if dtype not in _DTYPES:
         raise ValueError(f"torch_dtype {dtype!r} is not supported")
     return _DTYPES[dtype]
+
+
+def _moe_layers(config: dict[str, Any], experts: int) -> int:
+    """How many layers of the checkpoint route to experts: DeepSeek's first
+    ``first_k_dense_replace`` layers are dense (then every ``moe_layer_freq``-th) and its
+    multi-token-prediction layers (``num_nextn_predict_layers``, stored after the decoder's) are
+    MoE layers too; Qwen-MoE's ``mlp_only_layers`` are dense and ``decoder_sparse_step`` spaces
+    the rest; gpt-oss routes in every layer."""
+    if not experts:
+        return 0
+    layers = int(config["num_hidden_layers"])
+    first_dense = int(config.get("first_k_dense_replace") or 0)
+    step = int(config.get("moe_layer_freq") or config.get("decoder_sparse_step") or 1)
+    dense_only = {int(i) for i in config.get("mlp_only_layers") or []}
+    decoder = sum(
+        1 for i in range(layers) if i >= first_dense and i not in dense_only and (i + 1) % step == 0
+    )
+    return decoder + int(config.get("num_nextn_predict_layers") or 0)
+
+
+def _expert_parameters(config: dict[str, Any], experts: int) -> int:
+    """Routed experts' parameters: gate, up and down projections of every expert of every MoE
+    layer (``moe_intermediate_size``, else the per-expert ``intermediate_size`` of gpt-oss)."""
+    if not experts:
+        return 0
+    inter = int(config.get("moe_intermediate_size") or config["intermediate_size"])
+    return _moe_layers(config, experts) * experts * 3 * int(config["hidden_size"]) * inter
 
 
 def _estimate_parameters(config: dict[str, Any]) -> int:
@@ -192,6 +228,7 @@ def spec_from_config(
             bytes_on_disk=bytes_on_disk or int(params * BYTES_PER_PARAM[native]),
             num_experts=experts,
             experts_per_token=per_token,
+            expert_parameters=_expert_parameters(config, experts),
             kv_lora_rank=int(config.get("kv_lora_rank") or 0),
             qk_rope_head_dim=int(config.get("qk_rope_head_dim") or 0),
             sliding_window=sliding,

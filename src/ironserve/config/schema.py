@@ -165,16 +165,35 @@ class NpuSettings(_Strict):
 
 
 DynamoPoolName = Literal["frontend", "prefill", "decode", "worker"]
+DynamoWorkerPool = Literal["prefill", "decode", "worker"]
 
 
 class NodeSettings(_Strict):
     role: Literal["head", "worker"]
     ip: IPv4Address = Field(description="The node's address on the cluster network")
-    dynamo_pool: DynamoPoolName | None = Field(
+    dynamo_pool: DynamoPoolName | list[DynamoWorkerPool] | None = Field(
         None,
         description="engine_kind dynamo: the node's pool: frontend (the frontend and control "
-        "plane only; the head), prefill, decode (disaggregated) or worker (aggregated)",
+        "plane only; the head), prefill, decode (disaggregated) or worker (aggregated); or a "
+        "list of worker pools sharing the node (prefill and decode on one node: their workers "
+        "take its devices in the order listed)",
     )
+
+    dynamo_workers: dict[DynamoWorkerPool, Count] = Field(
+        default_factory=dict,
+        description="engine_kind dynamo: how many workers of each of the node's pools it runs, "
+        "where it differs from the pool's workers_per_node (e.g. {prefill: 2, decode: 1} on a "
+        "node that prefill and decode share)",
+    )
+
+    @property
+    def dynamo_pools(self) -> tuple[str, ...]:
+        """The pools the node is in: none, one, or the worker pools sharing it."""
+        if self.dynamo_pool is None:
+            return ()
+        if isinstance(self.dynamo_pool, list):
+            return tuple(self.dynamo_pool)
+        return (self.dynamo_pool,)
 
 
 class DynamoPoolSettings(_Strict):
@@ -185,6 +204,12 @@ class DynamoPoolSettings(_Strict):
     expert_parallel: Flag = Field(False, description="Experts spread over the worker's ranks")
     workers_per_node: Count | None = Field(
         None, description="Workers on each node of the pool; default: as many as fit"
+    )
+    nodes_per_worker: Count = Field(
+        1,
+        description="Nodes each worker spans (TP x DP = nodes_per_worker x the node's devices): "
+        "vLLM's DP ranks over nodes, SGLang's --nnodes, TensorRT-LLM's MPI ranks (a GB200 "
+        "NVL72 tray is a node of 4 GPUs in one NVLink domain)",
     )
 
 

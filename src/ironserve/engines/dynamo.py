@@ -6,7 +6,9 @@ dynamo.frontend`` with the planned router mode on the group's API port (the gate
 port behind it). Each node of a worker pool runs ``workers_per_node`` workers ``python3 -m
 dynamo.<backend>``, each on its own devices (``--gpus device=...``), with its own system port
 (``DYN_SYSTEM_PORT``: ``/health`` and ``/metrics``), its NIXL side channel ports and its KV
-event endpoint (the KV router's input). Disaggregated workers say their side: vLLM and
+event endpoint (the KV router's input); on a node that pools share, each pool's workers come
+after the previous pool's (:func:`slots`). A worker over several nodes runs one container on
+each, which meet at its first node. Disaggregated workers say their side: vLLM and
 TensorRT-LLM with Dynamo's ``--disaggregation-mode prefill|decode`` (``--is-prefill-worker`` is
 gone in 1.x), SGLang with its own ``--disaggregation-mode`` and a bootstrap port per prefill
 worker. Planes reach every process through env: ``DYN_DISCOVERY_BACKEND`` (``ETCD_ENDPOINTS`` or
@@ -24,6 +26,7 @@ before launch (``HF_HUB_OFFLINE``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
@@ -31,6 +34,8 @@ from pydantic import BaseModel, ConfigDict
 from ironserve.catalog.dynamo import DynamoBackend, component_table, worker_flags_problems
 from ironserve.engines.base import (
     NODE_STATE_DIR,
+    SGLANG_DIST_PORT,
+    VLLM_DP_RPC_PORT,
     ContainerSpec,
     LaunchContext,
     NodeLaunch,
@@ -75,6 +80,10 @@ SGLANG_PAGE_SIZE = 16  # the KV block size upstream's disaggregated examples use
 # (roles/engine): the control plane before anything registers with it, then the frontend, then
 # the workers.
 WAVES = ("control plane", "frontend", "workers")
+
+# NCCL over multi-node NVLink (an NVL72 rack's trays): MNNVL on, with the cuMem allocations
+# it needs to share buffers across hosts.
+MNNVL_ENV = {"NCCL_MNNVL_ENABLE": "1", "NCCL_CUMEM_ENABLE": "1"}
 
 _DYNAMO_SOCKET_ENV = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "UCX_NET_DEVICES")
 
@@ -199,20 +208,83 @@ def frontend(ctx: LaunchContext) -> ContainerSpec:
     )
 
 
-def _devices(pool: DynamoPool, index: int) -> str:
-    first = index * pool.units_per_worker
-    return ",".join(str(d) for d in range(first, first + pool.units_per_worker))
+class Slot(BaseModel):
+    """One worker's place on its node: ``index`` in its pool there (its container's name),
+    ``position`` among all the node's workers (a node may be shared by pools, prefill's first),
+    its first device and the first port of each of its blocks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pool: str
+    index: int
+    position: int
+    first_device: int
+    kv_events: int  # a block of DP ports: each DP rank publishes on this plus its rank
+    nixl: int  # a block of one port per device (vLLM adds each rank's offset)
+
+    @property
+    def system_port(self) -> int:
+        return SYSTEM_PORT_BASE + self.position
+
+    @property
+    def bootstrap_port(self) -> int:
+        return SGLANG_BOOTSTRAP_PORT_BASE + self.position
+
+
+def slots(spec: DynamoSpec, node: str) -> list[Slot]:
+    """The workers of ``node`` in start order, each pool's after the previous pool's."""
+    out: list[Slot] = []
+    device = kv = nixl = 0
+    for pool in spec.pools:
+        if node not in pool.nodes:
+            continue
+        for index in range(pool.workers_on(node)):
+            out.append(
+                Slot(
+                    pool=pool.name,
+                    index=index,
+                    position=len(out),
+                    first_device=device,
+                    kv_events=KV_EVENTS_PORT_BASE + kv,
+                    nixl=NIXL_SIDE_CHANNEL_BASE + nixl,
+                )
+            )
+            device, kv, nixl = (
+                device + pool.units_per_node,
+                kv + pool.data,
+                nixl + pool.units_per_node,
+            )
+    return out
+
+
+def _devices(pool: DynamoPool, slot: Slot) -> str:
+    first = slot.first_device
+    return ",".join(str(d) for d in range(first, first + pool.units_per_node))
+
+
+class Span(BaseModel):
+    """Where one node stands in a worker that spans ``nodes_per_worker`` nodes: its rank in the
+    worker and the leader's address (the worker's first node), where the ranks meet."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rank: int
+    nodes: int
+    leader: str
+
+
+def span_of(ctx: LaunchContext, pool: DynamoPool, node: NodeTarget) -> Span | None:
+    """None for a worker inside one node."""
+    if pool.nodes_per_worker == 1:
+        return None
+    members = pool.worker_nodes(node.name)
+    leader = next(n for n in ctx.nodes if n.name == members[0])
+    return Span(rank=members.index(node.name), nodes=len(members), leader=leader.address)
 
 
 def _side(spec: DynamoSpec, pool: DynamoPool) -> str | None:
     """The worker's ``--disaggregation-mode``: None in an aggregated group."""
     return None if spec.mode == "aggregated" else pool.name
-
-
-def kv_events_port(pool: DynamoPool, index: int) -> int:
-    """A worker's KV event publisher: a block of DP ports per worker (each DP rank publishes on
-    the port plus its rank)."""
-    return KV_EVENTS_PORT_BASE + index * pool.data
 
 
 def _compact(value: dict[str, object]) -> str:
@@ -236,7 +308,9 @@ def _sized(pool: DynamoPool) -> tuple[int, float, int | None]:
     return s.max_model_len, s.memory.utilization, s.max_num_seqs
 
 
-def _vllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
+def _vllm_args(
+    ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, slot: Slot, span: Span | None
+) -> list[str]:
     max_len, utilization, max_seqs = _sized(pool)
     args = [
         "--model",
@@ -248,6 +322,21 @@ def _vllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: in
     ]
     if pool.data > 1:
         args += ["--data-parallel-size", str(pool.data)]
+    if span is not None:
+        # DP ranks over the worker's nodes: each node runs its local ranks and serves them itself
+        # (hybrid load balancing: Dynamo's router picks the rank), meeting at the leader.
+        local = pool.data // span.nodes
+        args += [
+            "--data-parallel-size-local",
+            str(local),
+            "--data-parallel-start-rank",
+            str(span.rank * local),
+            "--data-parallel-address",
+            span.leader,
+            "--data-parallel-rpc-port",
+            str(VLLM_DP_RPC_PORT),
+            "--data-parallel-hybrid-lb",
+        ]
     if pool.expert > 1:
         args.append("--enable-expert-parallel")
     args += ["--max-model-len", str(max_len), "--gpu-memory-utilization", fmt_fraction(utilization)]
@@ -264,11 +353,13 @@ def _vllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: in
             _compact({"kv_connector": "NixlConnector", "kv_role": "kv_both"}),
         ]
     if spec.router_mode == "kv":
-        args += ["--kv-events-config", _kv_events(kv_events_port(pool, index))]
+        args += ["--kv-events-config", _kv_events(slot.kv_events)]
     return args
 
 
-def _sglang_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
+def _sglang_args(
+    ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, slot: Slot, span: Span | None
+) -> list[str]:
     max_len, utilization, max_seqs = _sized(pool)
     args = [
         "--model-path",
@@ -282,6 +373,15 @@ def _sglang_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: 
         args += ["--dp-size", str(pool.data), "--enable-dp-attention"]
     if pool.expert > 1:
         args += ["--ep-size", str(pool.expert)]
+    if span is not None:  # one SGLang instance over the worker's nodes
+        args += [
+            "--nnodes",
+            str(span.nodes),
+            "--node-rank",
+            str(span.rank),
+            "--dist-init-addr",
+            f"{span.leader}:{SGLANG_DIST_PORT}",
+        ]
     args += [
         "--context-length",
         str(max_len),
@@ -300,9 +400,9 @@ def _sglang_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: 
     if side is not None:
         args += ["--disaggregation-mode", side, "--disaggregation-transfer-backend", "nixl"]
     if side == "prefill":  # the bootstrap server decode workers pull the KV cache through
-        args += ["--disaggregation-bootstrap-port", str(SGLANG_BOOTSTRAP_PORT_BASE + index)]
+        args += ["--disaggregation-bootstrap-port", str(slot.bootstrap_port)]
     if spec.router_mode == "kv":
-        args += ["--kv-events-config", _kv_events(kv_events_port(pool, index))]
+        args += ["--kv-events-config", _kv_events(slot.kv_events)]
     return args
 
 
@@ -318,7 +418,9 @@ def trtllm_config(pool: DynamoPool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _trtllm_args(ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, index: int) -> list[str]:
+def _trtllm_args(
+    ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, slot: Slot, span: Span | None
+) -> list[str]:
     max_len, utilization, max_seqs = _sized(pool)
     args = [
         "--model-path",
@@ -356,37 +458,38 @@ _ARGS = {
 
 
 def worker(
-    ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, node: NodeTarget, index: int
+    ctx: LaunchContext, spec: DynamoSpec, pool: DynamoPool, node: NodeTarget, slot: Slot
 ) -> ContainerSpec:
     backend = spec.backend
-    args = _ARGS[backend](ctx, spec, pool, index)
+    span = span_of(ctx, pool, node)
+    args = _ARGS[backend](ctx, spec, pool, slot, span)
     problems = worker_flags_problems(ctx.engine_version, backend, args)
     if problems:
         raise EngineBuildError("; ".join(problems))
     env = plane_env(ctx) | {
-        "DYN_SYSTEM_PORT": str(SYSTEM_PORT_BASE + index),
+        "DYN_SYSTEM_PORT": str(slot.system_port),
         "HF_HUB_OFFLINE": "1",
     }
     if spec.mode == "disaggregated" and backend == DynamoBackend.VLLM:
         env |= {  # vLLM's NixlConnector handshake (SGLang's goes through its bootstrap port)
             "VLLM_NIXL_SIDE_CHANNEL_HOST": node.address,
-            "VLLM_NIXL_SIDE_CHANNEL_PORT": str(
-                NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_worker
-            ),
+            "VLLM_NIXL_SIDE_CHANNEL_PORT": str(slot.nixl),
         }
     if spec.mode == "disaggregated" and spec.kv_fabric == "tcp":
         env["UCX_TLS"] = "tcp,cuda_copy"  # NIXL's UCX over sockets: no RDMA device
     env |= socket_env(node, _DYNAMO_SOCKET_ENV) | ib_env(node)
+    if span is not None and span.nodes <= ctx.accelerator.nvlink_domain_nodes:
+        env |= MNNVL_ENV  # the worker's nodes share one NVLink domain (GB200 NVL72)
     # TensorRT-LLM's engine options file, alone: its folder also holds the group's secrets.
     config = trtllm_config_path(ctx, pool)
     state = ["-v", f"{config}:{config}:ro"] if "--extra-engine-args" in args else []
     return ContainerSpec(
-        name=container_name(ctx, f"{pool.name}-{index}"),
+        name=container_name(ctx, f"{pool.name}-{slot.index}"),
         image=ctx.image,
         run_args=[
             *base_run_args(ctx),
             "--gpus",
-            f'"device={_devices(pool, index)}"',
+            f'"device={_devices(pool, slot)}"',
             *weights_mount(ctx),
             *_plane_mounts(ctx),
             *state,
@@ -425,25 +528,21 @@ def components(ctx: LaunchContext, node: str) -> list[Component]:
                 Component(container=container_name(ctx, "nats"), label="NATS"),
             ]
         out.append(Component(container=frontend_name(ctx), label="frontend"))
-    pool = pool_of(spec, node)
-    if pool is not None:
-        out += [
-            Component(
-                container=container_name(ctx, f"{pool.name}-{i}"),
-                label=f"{worker_label(pool.name)} {i}",
-                pool=pool.name,
-                system_port=SYSTEM_PORT_BASE + i,
-            )
-            for i in range(pool.workers_per_node)
-        ]
+    out += [
+        Component(
+            container=container_name(ctx, f"{slot.pool}-{slot.index}"),
+            label=f"{worker_label(slot.pool)} {slot.index}",
+            pool=slot.pool,
+            system_port=slot.system_port,
+        )
+        for slot in slots(spec, node)
+    ]
     return out
 
 
-def pool_of(spec: DynamoSpec, node: str) -> DynamoPool | None:
-    for pool in spec.pools:
-        if node in pool.nodes:
-            return pool
-    return None
+def pool_named(spec: DynamoSpec, name: str) -> DynamoPool:
+    (pool,) = [p for p in spec.pools if p.name == name]
+    return pool
 
 
 def _check_api_ports(ctx: LaunchContext) -> None:
@@ -472,15 +571,16 @@ def build(ctx: LaunchContext) -> list[NodeLaunch]:
         files: list[RenderedFile] = []
         if node.name == spec.frontend_node:
             containers += [*control_plane(ctx), frontend(ctx)]
-        pool = pool_of(spec, node.name)
-        if pool is not None:
-            containers += [worker(ctx, spec, pool, node, i) for i in range(pool.workers_per_node)]
-            if spec.backend == DynamoBackend.TRTLLM and spec.mode == "disaggregated":
-                files.append(
-                    RenderedFile(
-                        path=trtllm_config_path(ctx, pool), content=trtllm_config(pool), mode="0644"
-                    )
-                )
+        for slot in slots(spec, node.name):
+            pool = pool_named(spec, slot.pool)
+            containers.append(worker(ctx, spec, pool, node, slot))
+            config = trtllm_config_path(ctx, pool)
+            if (
+                spec.backend == DynamoBackend.TRTLLM
+                and spec.mode == "disaggregated"
+                and config not in {f.path for f in files}
+            ):
+                files.append(RenderedFile(path=config, content=trtllm_config(pool), mode="0644"))
         if not containers:
             raise EngineBuildError(f"{node.name}: in no Dynamo pool", field="node_dynamo_pool")
         launches.append(
@@ -498,6 +598,31 @@ def build(ctx: LaunchContext) -> list[NodeLaunch]:
     return launches
 
 
+def _span_ports(spec: DynamoSpec, pool: DynamoPool) -> list[PortUse]:
+    """Where the ranks of a multi-node worker meet, on each worker's leader."""
+    from ironserve.plan.derived import PortUse
+
+    if pool.nodes_per_worker == 1:
+        return []
+    leaders = pool.nodes[:: pool.nodes_per_worker]
+    what = f"{worker_label(pool.name)}s' ranks over nodes"
+    if spec.backend == DynamoBackend.VLLM:
+        return [PortUse(port=VLLM_DP_RPC_PORT, nodes=leaders, purpose=f"{what}: vLLM DP RPC")]
+    if spec.backend == DynamoBackend.SGLANG:
+        return [PortUse(port=SGLANG_DIST_PORT, nodes=leaders, purpose=f"{what}: SGLang dist init")]
+    return []
+
+
+def _on_nodes(ports: list[tuple[str, int]], purpose: str) -> list[PortUse]:
+    """One PortUse per port number, with the nodes (of ``(node, port)``) listening on it."""
+    from ironserve.plan.derived import PortUse
+
+    by_port: dict[int, list[str]] = {}
+    for node, port in ports:
+        by_port.setdefault(port, []).append(node)
+    return [PortUse(port=port, nodes=nodes, purpose=purpose) for port, nodes in by_port.items()]
+
+
 def dynamo_ports(ctx: LaunchContext) -> list[PortUse]:
     """The control plane's ports on the head and each worker's on its pool's nodes."""
     from ironserve.plan.derived import PortUse  # derived imports this module's constants
@@ -512,29 +637,29 @@ def dynamo_ports(ctx: LaunchContext) -> list[PortUse]:
             PortUse(port=NATS_MONITOR_PORT, nodes=head, purpose="NATS monitoring"),
         ]
     for pool in spec.pools:
-        for index in range(pool.workers_per_node):
+        for index in range(max(pool.workers_on(n) for n in pool.nodes)):
             what = f"{worker_label(pool.name)} {index}"
-            ports.append(
-                PortUse(port=SYSTEM_PORT_BASE + index, nodes=pool.nodes, purpose=f"{what} system")
-            )
-            if spec.router_mode == "kv" and spec.backend != DynamoBackend.TRTLLM:
-                first = kv_events_port(pool, index)
-                ports += [
-                    PortUse(port=first + r, nodes=pool.nodes, purpose=f"{what} KV events")
-                    for r in range(pool.data)
-                ]
-            if spec.mode == "disaggregated" and spec.backend == DynamoBackend.VLLM:
-                first = NIXL_SIDE_CHANNEL_BASE + index * pool.units_per_worker
-                ports += [
-                    PortUse(port=first + r, nodes=pool.nodes, purpose=f"{what} NIXL side channel")
-                    for r in range(pool.units_per_worker)
-                ]
-            if spec.backend == DynamoBackend.SGLANG and pool.name == "prefill":
-                ports.append(
-                    PortUse(
-                        port=SGLANG_BOOTSTRAP_PORT_BASE + index,
-                        nodes=pool.nodes,
-                        purpose=f"{what} SGLang bootstrap",
-                    )
+            # Per node, this worker's slot: the same on every node of a pool no other shares.
+            placed = [
+                (
+                    node,
+                    next(s for s in slots(spec, node) if (s.pool, s.index) == (pool.name, index)),
                 )
+                for node in pool.nodes
+                if index < pool.workers_on(node)
+            ]
+            uses: list[tuple[Callable[[Slot], int], int, str]] = [
+                (lambda s: s.system_port, 1, "system")
+            ]
+            if spec.router_mode == "kv" and spec.backend != DynamoBackend.TRTLLM:
+                uses.append((lambda s: s.kv_events, pool.data, "KV events"))
+            if spec.mode == "disaggregated" and spec.backend == DynamoBackend.VLLM:
+                uses.append((lambda s: s.nixl, pool.units_per_node, "NIXL side channel"))
+            if spec.backend == DynamoBackend.SGLANG and pool.name == "prefill":
+                uses.append((lambda s: s.bootstrap_port, 1, "SGLang bootstrap"))
+            for first, count, purpose in uses:
+                for offset in range(count):
+                    on = [(node, first(slot) + offset) for node, slot in placed]
+                    ports += _on_nodes(on, f"{what} {purpose}")
+        ports += _span_ports(spec, pool)
     return ports

@@ -1,11 +1,12 @@
 """Sizing a Dynamo group pool by pool: each worker is sized as its backend engine would be.
 
-A pool's worker holds TP x DP devices of one node (config/dynamo_checks.py keeps it there). With
-no TP given, the backend's own layout search over one node picks it (the smallest split that holds
-the model and the target context); the worker is then sized alone, on exactly its devices, so its
-memory budget, context and KV capacity are the worker's. Each pool's sentences are prefixed with
-its name; the group's Sizing is the serving pool's (decode, or the aggregated workers) with every
-pool's reasons and blockers, so the group is feasible only when every pool is.
+A pool's worker holds TP x DP devices of one node, or every device of ``nodes_per_worker`` nodes
+(config/dynamo_checks.py keeps it to that). With no TP given, the backend's own layout search
+over one node picks it (the smallest split that holds the model and the target context); the
+worker is then sized alone, on exactly its devices, so its memory budget, context and KV
+capacity are the worker's. Each pool's sentences are prefixed with its name; the group's Sizing
+is the serving pool's (decode, or the aggregated workers) with every pool's reasons and
+blockers, so the group is feasible only when every pool is.
 """
 
 from __future__ import annotations
@@ -15,8 +16,18 @@ from ironserve.catalog.models import ModelSpec
 from ironserve.config.dynamo_checks import WORKER_POOLS, pool_settings
 from ironserve.config.schema import DynamoSettings
 from ironserve.engines.dynamo import worker_label
-from ironserve.plan.sizing import size_model
+from ironserve.plan.sizing import MULTI_NODE_NOTE, size_model
 from ironserve.plan.types import DynamoPool, DynamoSpec, Sizing, SizingRequest
+
+# How a worker's ranks meet when it spans nodes (engines/dynamo.py renders it; a TensorRT-LLM
+# worker stays on one node: config/dynamo_checks.py).
+_SPAN_LAUNCH = {
+    DynamoBackend.VLLM: "each node of a worker runs its DP ranks (--data-parallel-size-local, "
+    "--data-parallel-start-rank) and serves them (--data-parallel-hybrid-lb); they meet at the "
+    "worker's first node (--data-parallel-address)",
+    DynamoBackend.SGLANG: "one SGLang instance over the worker's nodes (--nnodes, --node-rank), "
+    "meeting at its first node (--dist-init-addr)",
+}
 
 
 def size_pool(
@@ -26,8 +37,14 @@ def size_pool(
     dynamo_version: str,
     pool: str,
     nodes: list[str],
+    *,
+    shared: bool = False,
+    counts: dict[str, int] | None = None,
 ) -> DynamoPool:
-    """One pool: each worker's parallelism and sizing, how many share a node, and why."""
+    """One pool: each worker's parallelism and sizing, how many share a node, and why.
+    ``shared``: a node of the pool is another pool's too; ``counts``: nodes that run another
+    number of this pool's workers than the pool's own (``node_dynamo_workers``)."""
+    counts = counts or {}
     settings = pool_settings(dynamo, pool)
     backend = dynamo.backend
     engine_kind = SIZED_AS[backend]
@@ -61,33 +78,51 @@ def size_pool(
         tp, chosen = search.parallelism.tensor, "the smallest TP that serves"
     dp = settings.data_parallel_size
     units = tp * dp
+    span = settings.nodes_per_worker  # > 1: the worker holds every device of its nodes
     worker = size_model(
         model,
         common.model_copy(
             update={
-                "devices_per_node": units,
+                "nodes": span,
+                "devices_per_node": units // span,
                 "tensor_parallel_size": tp,
                 "data_parallel_size": dp,
             }
         ),
         with_alternatives=False,
     )
-    per_node = settings.workers_per_node or max(1, base.devices_per_node // units)
+    per_node = (
+        1 if span > 1 else settings.workers_per_node or max(1, base.devices_per_node // units)
+    )
     expert = worker.parallelism.expert
     shape = f"TP {tp} ({chosen})" + (f" x DP {dp}" if dp > 1 else "")
     shape += f", EP {expert}" if expert > 1 else ""
+    if span > 1:
+        where = f"{len(nodes)} node(s) ({', '.join(nodes)}) x {len(nodes) // span}"
+        layout = f"{where} worker(s) of {shape}, each over {span} nodes"
+        workers = len(nodes) // span
+    elif counts:
+        on = [counts.get(n, per_node) for n in nodes]
+        layout = ", ".join(f"{n} x {c}" for n, c in zip(nodes, on, strict=True))
+        layout += f" worker(s) of {shape}"
+        workers = sum(on)
+    else:
+        layout = f"{len(nodes)} node(s) ({', '.join(nodes)}) x {per_node} worker(s) of {shape}"
+        workers = len(nodes) * per_node
     summary = (
-        f"{pool} pool: {len(nodes)} node(s) ({', '.join(nodes)}) x {per_node} worker(s) of "
-        f"{shape} = {len(nodes) * per_node} {backend.value} worker(s); each holds "
-        f"{worker.max_model_len} tokens of context and {worker.full_length_sequences} full-length "
-        "sequences"
+        f"{pool} pool: {layout} = {workers} "
+        f"{backend.value} worker(s); each holds {worker.max_model_len} tokens of context and "
+        f"{worker.full_length_sequences} full-length sequences"
     )
-    idle = base.devices_per_node - per_node * units
+    # On a node shared with another pool the rest of the devices are that pool's.
+    idle = 0 if shared or counts else base.devices_per_node - per_node * units // span
     notes = [summary]
     if idle > 0:
         notes.append(f"{pool} pool: {idle} device(s) per node left idle by {per_node} x {units}")
+    if span > 1:
+        notes.append(f"{pool} pool: {_SPAN_LAUNCH.get(backend, 'one worker over its nodes')}")
     label = f"each {worker_label(pool)}"
-    reasons = notes + [f"{label}: {r}" for r in worker.reasons]
+    reasons = notes + [f"{label}: {r}" for r in worker.reasons if not r.startswith(MULTI_NODE_NOTE)]
     sized = worker.model_copy(
         update={"reasons": reasons, "blockers": [f"{label}: {b}" for b in worker.blockers]}
     )
@@ -99,6 +134,8 @@ def size_pool(
         expert=expert,
         workers_per_node=per_node,
         units_per_worker=units,
+        nodes_per_worker=span,
+        workers_on_node=counts,
         sizing=sized,
     )
 
@@ -109,10 +146,13 @@ def plan_dynamo(
     base: SizingRequest,
     dynamo: DynamoSettings,
     dynamo_version: str,
-    pools_of_nodes: dict[str, str],
+    pools_of_nodes: dict[str, tuple[str, ...]],
     head: str,
+    workers_of_nodes: dict[str, dict[str, int]] | None = None,
 ) -> tuple[DynamoSpec, Sizing]:
-    """The group's pools (``pools_of_nodes``: node -> its pool) and the group's Sizing."""
+    """The group's pools (``pools_of_nodes``: node -> its pools; ``workers_of_nodes``: node ->
+    pool -> its count of that pool's workers where set) and the group's Sizing."""
+    counts = workers_of_nodes or {}
     pools = [
         size_pool(
             model,
@@ -120,7 +160,9 @@ def plan_dynamo(
             dynamo,
             dynamo_version,
             name,
-            [n for n, p in pools_of_nodes.items() if p == name],
+            [n for n, named in pools_of_nodes.items() if name in named],
+            shared=any(name in named and len(named) > 1 for named in pools_of_nodes.values()),
+            counts={n: c[name] for n, c in counts.items() if name in c},
         )
         for name in WORKER_POOLS[dynamo.mode]
     ]
@@ -143,6 +185,7 @@ def plan_dynamo(
         f"dynamo {dynamo_version} ({backend.value} {spec.engine_version}), {dynamo.mode}, router "
         f"{dynamo.router_mode}, control plane {dynamo.control_plane}, frontend on {head}"
     ]
+    reasons += _context_mismatch(pools)
     blockers: list[str] = []
     for pool in pools:
         reasons += pool.sizing.reasons
@@ -151,3 +194,16 @@ def plan_dynamo(
         update={"reasons": reasons, "blockers": blockers, "feasible": not blockers}
     )
     return spec, group_sizing
+
+
+def _context_mismatch(pools: list[DynamoPool]) -> list[str]:
+    """Disaggregated: a prompt runs its prefill on a prefill worker, so a prefill context shorter
+    than the decode workers' is the longest prompt the group takes."""
+    lengths = {p.name: p.sizing.max_model_len for p in pools}
+    if set(lengths) != {"prefill", "decode"} or lengths["prefill"] >= lengths["decode"]:
+        return []
+    return [
+        f"prefill workers hold {lengths['prefill']} tokens of context, decode workers "
+        f"{lengths['decode']}: a prompt longer than {lengths['prefill']} fails in prefill (give "
+        f"prefill workers more devices, or set model_max_len {lengths['prefill']})"
+    ]

@@ -130,6 +130,8 @@ class Plan(BaseModel):
                 "name": p.name,
                 "nodes": p.nodes,
                 "workers_per_node": p.workers_per_node,
+                "workers_on_node": {n: p.workers_on(n) for n in p.nodes},
+                "nodes_per_worker": p.nodes_per_worker,
                 "workers": p.workers,
                 "tensor_parallel_size": p.tensor,
                 "data_parallel_size": p.data,
@@ -296,8 +298,9 @@ def _plan_group(group: ServingGroup) -> Plan:
             request,
             group.dynamo,
             group.engine.version or ENGINES[EngineKind.DYNAMO].default_version,
-            {n.name: n.node.dynamo_pool or "" for n in group.nodes},
+            {n.name: n.node.dynamo_pools for n in group.nodes},
             head.name,
+            {n.name: {str(k): v for k, v in n.node.dynamo_workers.items()} for n in group.nodes},
         )
     ctx = launch_context(
         group.name,

@@ -146,6 +146,10 @@ def _before(version: str, floor: str) -> bool:
         return False  # not comparable: validation reports the version itself
 
 
+# How a multi-node launch's note starts (a Dynamo worker over nodes says its own: plan/dynamo.py).
+MULTI_NODE_NOTE = "multi-node: "
+
+
 def _check_multi_node_launch(engine: Engine, req: SizingRequest, version: str, log: _Log) -> None:
     """How a multi-node vLLM group's ranks meet: natively (0.12+) or through a Ray cluster."""
     since = engine.native_multi_node_since
@@ -155,7 +159,7 @@ def _check_multi_node_launch(engine: Engine, req: SizingRequest, version: str, l
     if engine.launches_with_ray(version, req.multi_node):
         asked = req.multi_node == MultiNodeLaunch.RAY
         log.note(
-            f"multi-node: {name} {version} launches through a Ray cluster"
+            f"{MULTI_NODE_NOTE}{name} {version} launches through a Ray cluster"
             + (" (engine_multi_node: ray)" if asked else f" (native launch from {since})")
         )
         if _at_least(version, VLLM_WITHOUT_RAY):
@@ -170,7 +174,7 @@ def _check_multi_node_launch(engine: Engine, req: SizingRequest, version: str, l
         )
     else:
         log.note(
-            f"multi-node: {name} {version} launches natively (--nnodes, --node-rank, "
+            f"{MULTI_NODE_NOTE}{name} {version} launches natively (--nnodes, --node-rank, "
             "--master-addr; --headless on the other nodes)"
         )
 
@@ -518,7 +522,19 @@ def _size_layout(
     utilization = req.memory_utilization or engine.memory_utilization
     usable = int(accel.unit_memory_bytes * utilization)
     weight_split = par.tensor * (1 if engine.fixed_tensor_parallel is not None else par.pipeline)
-    weights_unit = math.ceil(weights / weight_split)
+    weights_unit = _weights_per_unit(model, weights, par, weight_split)
+    split = f"{gib(weights)} over {weight_split} {unit}s"
+    if par.expert > par.tensor:
+        experts = model.expert_bytes(weights)
+        split = (
+            f"{gib(experts)} of routed experts over EP {par.expert}, "
+            f"{gib(weights - experts)} over TP {par.tensor}"
+        )
+        log.note(
+            f"expert parallelism: the routed experts ({gib(experts)}) split over EP "
+            f"{par.expert}, the rest ({gib(weights - experts)}) over TP {par.tensor} and held by "
+            f"each of the DP {par.data} ranks"
+        )
     reserve = accel.runtime_reserve_bytes + int(accel.unit_memory_bytes * RESERVE_FRACTION)
     kv_cache = usable - weights_unit - reserve
     per_token = _kv_bytes_per_token_per_unit(model, par, req.kv_cache_dtype_bytes)
@@ -530,8 +546,7 @@ def _size_layout(
     if weights_unit > usable - reserve:
         log.block(
             f"weights do not fit: {gib(weights_unit)} per {unit} is more than the "
-            f"{gib(usable - reserve)} left after the runtime reserve ({gib(weights)} over "
-            f"{weight_split} {unit}s)",
+            f"{gib(usable - reserve)} left after the runtime reserve ({split})",
             f"would not hold the weights ({gib(weights_unit)} per {unit}, "
             f"{gib(usable - reserve)} free)",
         )
@@ -568,6 +583,17 @@ def _size_layout(
         kv_tokens=kv_tokens,
     )
     return _Fit(par, memory, max_len, seqs, max_num_seqs, log)
+
+
+def _weights_per_unit(model: ModelSpec, weights: int, par: Parallelism, weight_split: int) -> int:
+    """Checkpoint bytes one unit holds. With experts spread over more ranks than TP (DP x TP
+    ranks: data-expert parallelism, attention DP) each rank holds its 1/EP of the routed experts
+    and a TP share of everything else, which each DP rank repeats."""
+    if par.expert <= par.tensor:
+        return math.ceil(weights / weight_split)
+    experts = model.expert_bytes(weights)
+    pp = weight_split // par.tensor
+    return math.ceil((weights - experts) / weight_split + experts / (par.expert * pp))
 
 
 @dataclass(frozen=True)

@@ -94,12 +94,29 @@ class DynamoPool(_Frozen):
     data: int
     expert: int  # the worker's EP size; 1: experts not spread
     workers_per_node: int
-    units_per_worker: int  # devices one worker holds (TP x DP)
+    units_per_worker: int  # devices one worker holds (TP x DP), over all its nodes
     sizing: Sizing  # one worker, sized as the backend engine would
+    nodes_per_worker: int = 1  # > 1: each worker spans that many consecutive pool nodes
+    # Nodes that run another count than workers_per_node (node_dynamo_workers).
+    workers_on_node: dict[str, int] = {}
+
+    def workers_on(self, node: str) -> int:
+        """Workers (their shares, for a worker over nodes) that ``node`` runs."""
+        return self.workers_on_node.get(node, self.workers_per_node) if node in self.nodes else 0
 
     @property
     def workers(self) -> int:
-        return self.workers_per_node * len(self.nodes)
+        return sum(self.workers_on(n) for n in self.nodes) // self.nodes_per_worker
+
+    @property
+    def units_per_node(self) -> int:
+        """Devices one worker holds on each of its nodes."""
+        return self.units_per_worker // self.nodes_per_worker
+
+    def worker_nodes(self, node: str) -> list[str]:
+        """The nodes of the (multi-node) worker ``node`` belongs to, its leader first."""
+        at = self.nodes.index(node) // self.nodes_per_worker * self.nodes_per_worker
+        return self.nodes[at : at + self.nodes_per_worker]
 
 
 class DynamoSpec(_Frozen):
