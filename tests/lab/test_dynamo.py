@@ -192,8 +192,9 @@ def test_health_fails_a_stopped_decode_worker_and_restart_heals_it(lab: Path) ->
     code, report, _ = health(lab)
     failing = not_ok(report)
     assert code != 0
-    container = [r for r in report["results"] if r["node"] == decode.name and r["status"] == "FAIL"]
-    assert any("decode worker 0" in r["observed"] for r in container), report["results"]
+    assert (decode.name, "cluster.engine_containers", "FAIL", "engine-container") in failing
+    observed = [r["observed"] for r in report["results"] if r["node"] == decode.name]
+    assert f"decode worker 0 ({DECODE}) exited" in observed, observed
     # Nothing on the other nodes but what serving through the frontend shows.
     assert {node for node, check, _, _ in failing if not check.startswith("serving.")} == {
         decode.name

@@ -71,7 +71,8 @@ apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 rm -rf /var/lib/apt/lists/*
 python3 -m venv {venv}
 {venv}/bin/pip install -q --no-index --no-deps --disable-pip-version-check /wheels/*.whl
-test -d {site}/dynamo/mocker && rm -rf {site}/dynamo/vllm
+test -d {site}/dynamo/mocker
+rm -rf {site}/dynamo/vllm
 {venv}/bin/python3 -c 'import dynamo.frontend, dynamo.mocker'
 find {venv} -name __pycache__ -prune -exec rm -rf {{}} +
 rm -rf /root/.cache
@@ -111,7 +112,7 @@ SERVICES = {
         f"etcd --version | grep -F 'etcd Version: {ETCD_VERSION}'",
         ETCD_REPOSITORY,
         ETCD_VERSION,
-        ["ENTRYPOINT []", 'CMD ["etcd"]', "WORKDIR /"],
+        ['CMD ["etcd"]', "WORKDIR /"],
     ),
     "nats": (
         "nats-server",
