@@ -123,12 +123,16 @@ def test_the_control_plane_frontend_and_pools_run_on_their_nodes(lab: Path) -> N
         _, log = node.run(f"docker logs {GROUP}-{side}-0 2>&1")
         version = f"dynamo {dynamo_image.VERSION} (vllm 0.31.0)"
         assert f"options checked against {version}" in log, log[-3000:]
-    # etcd holds the components' registrations; NATS has every process connected.
-    range_all = {"key": base64.b64encode(b"\0").decode(), "range_end": "AA==", "keys_only": True}
+    # etcd holds both pools' registrations (the decode pool's component is Dynamo's "backend");
+    # NATS has the frontend and both workers connected.
+    everything = {"key": "AA==", "range_end": "AA==", "keys_only": True}  # every key
     _, out = head.run(
-        f"curl -sS -X POST http://{head.node.address}:2379/v3/kv/range -d '{json.dumps(range_all)}'"
+        f"curl -sS -X POST http://{head.node.address}:2379/v3/kv/range "
+        f"-d '{json.dumps(everything)}'"
     )
-    assert int(json.loads(out).get("count", 0)) >= 3, out
+    keys = [base64.b64decode(kv["key"]).decode() for kv in json.loads(out)["kvs"]]
+    for component in ("prefill", "backend"):
+        assert any(k.startswith(f"v1/instances/default/{component}/generate/") for k in keys), keys
     _, out = head.run(f"curl -sS http://{head.node.address}:8222/connz")
     assert json.loads(out)["num_connections"] >= 3, out
 
@@ -140,6 +144,8 @@ def test_a_disaggregated_completion_goes_through_prefill_and_decode(lab: Path) -
     assert complete(lab, "Say hello.").strip()
     after = _frontend_metrics(lab), _worker_metrics(prefill), _worker_metrics(decode)
 
+    generate = {"dynamo_endpoint": "generate"}
+
     def grew(index: int, name: str, **labels: str) -> bool:
         return _prometheus(after[index], name, **labels) > _prometheus(
             before[index], name, **labels
@@ -150,8 +156,8 @@ def test_a_disaggregated_completion_goes_through_prefill_and_decode(lab: Path) -
         assert grew(0, "dynamo_frontend_router_admission_received_total", worker_type=side)
     # ...and each worker served its part: the prefill pool's endpoint, then the decode worker's
     # (Dynamo names the decode pool's component "backend").
-    assert grew(1, "dynamo_component_requests_total", dynamo_component="prefill")
-    assert grew(2, "dynamo_component_requests_total", dynamo_component="backend")
+    assert grew(1, "dynamo_component_requests_total", dynamo_component="prefill", **generate)
+    assert grew(2, "dynamo_component_requests_total", dynamo_component="backend", **generate)
     with pytest.raises(openai.AuthenticationError):
         client(lab, key="wrong").models.list()
     assert httpx.get(f"{status(lab)['endpoint']}/models", timeout=10).status_code == 401
