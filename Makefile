@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-INVENTORIES := $(filter-out inventories/lab.py,$(wildcard inventories/*.py))
+INVENTORIES := $(filter-out inventories/lab.py inventories/lab_dynamo.py,$(wildcard inventories/*.py))
 
-.PHONY: demo demo-down plans test lint typecheck unit install setup setup-tests clean
+.PHONY: demo demo-disagg demo-down plans test lint typecheck unit install setup setup-tests clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,30 @@ DEMO_PROFILE := labgpu
 demo: setup
 	@if $(BIN)/ironserve lab status --json 2>/dev/null | $(BIN)/python -c 'import json, sys; \
 		d = json.load(sys.stdin); \
-		sys.exit(0 if d["up"] and d["profile"] == "$(DEMO_PROFILE)" \
+		sys.exit(0 if d["up"] and not d.get("dynamo") and d["profile"] == "$(DEMO_PROFILE)" \
 		and len(d["nodes"]) == $(DEMO_NODES) else 1)'; then \
 		echo "== a $(DEMO_NODES) x $(DEMO_PROFILE) lab is up: reusing it"; \
 	else \
 		$(BIN)/ironserve lab up --nodes $(DEMO_NODES) --profile $(DEMO_PROFILE) || exit $$?; \
 	fi
 	$(BIN)/pyinfra -y inventories/lab.py deploys/site.py
+	@$(BIN)/ironserve lab chat "Say hello."
+
+# NVIDIA Dynamo on the lab, disaggregated: 3 nodes with one lab GPU each (etcd, NATS and the
+# frontend with the KV router on the first; a prefill worker on the second, a decode worker on
+# the third: Dynamo's mocker behind the real worker command line), the real model's tokenizer;
+# then a chat completion through the frontend. A Dynamo lab of this shape is reused; another lab
+# is refused (`make demo-down` first). `make demo-down` removes it.
+demo-disagg: setup
+	@if $(BIN)/ironserve lab status --json 2>/dev/null | $(BIN)/python -c 'import json, sys; \
+		d = json.load(sys.stdin); \
+		sys.exit(0 if d["up"] and d["dynamo"] and d["profile"] == "$(DEMO_PROFILE)" \
+		and len(d["nodes"]) == $(DEMO_NODES) else 1)'; then \
+		echo "== a $(DEMO_NODES) x $(DEMO_PROFILE) Dynamo lab is up: reusing it"; \
+	else \
+		$(BIN)/ironserve lab up --dynamo --nodes $(DEMO_NODES) --profile $(DEMO_PROFILE) || exit $$?; \
+	fi
+	$(BIN)/pyinfra -y inventories/lab_dynamo.py deploys/site.py
 	@$(BIN)/ironserve lab chat "Say hello."
 
 # Removes the lab, then stops the Docker engine `make demo`'s setup started (and no other).

@@ -13,10 +13,16 @@ from typing import Any
 
 import openai
 
-from ironserve.lab import cluster
+from ironserve.lab import cluster, serving
 from tests.lab.conftest import BIN, ROOT, Node
 
-INVENTORY = "inventories/lab.py"
+
+def inventory(lab_dir: Path) -> str:
+    """The inventory deploying the lab in ``lab_dir``: inventories/lab_dynamo.py for a Dynamo
+    lab (`lab up --dynamo`), else inventories/lab.py."""
+    return str(serving.lab_inventory(lab_dir).relative_to(ROOT))
+
+
 # Short polls for the faults; the defaults (10 min for Ray, 2 h / 15 min stall for the load)
 # are for real clusters.
 FAST = ["--data", "serve_poll_interval=1"]
@@ -29,7 +35,7 @@ def run(lab_dir: Path, *argv: str, timeout: int = 900) -> subprocess.CompletedPr
 
 def pyinfra(lab_dir: Path, *args: str, timeout: int = 900) -> tuple[int, str, float]:
     started = time.monotonic()
-    done = run(lab_dir, str(BIN / "pyinfra"), "-y", INVENTORY, *args, timeout=timeout)
+    done = run(lab_dir, str(BIN / "pyinfra"), "-y", inventory(lab_dir), *args, timeout=timeout)
     return done.returncode, done.stdout + done.stderr, time.monotonic() - started
 
 
@@ -79,7 +85,7 @@ def complete(lab_dir: Path, prompt: str = "hello") -> str:
 
 
 def plan(lab_dir: Path) -> dict[str, Any]:
-    done = run(lab_dir, str(BIN / "ironserve"), "plan", "-i", INVENTORY, "--json")
+    done = run(lab_dir, str(BIN / "ironserve"), "plan", "-i", inventory(lab_dir), "--json")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     doc = json.loads(done.stdout)
     return doc[0] if isinstance(doc, list) else doc  # type: ignore[no-any-return]
@@ -87,7 +93,7 @@ def plan(lab_dir: Path) -> dict[str, Any]:
 
 def health(lab_dir: Path, *args: str) -> tuple[int, dict[str, Any], float]:
     started = time.monotonic()
-    done = run(lab_dir, str(BIN / "ironserve"), "health", "-i", INVENTORY, "--json", *args)
+    done = run(lab_dir, str(BIN / "ironserve"), "health", "-i", inventory(lab_dir), "--json", *args)
     took = time.monotonic() - started
     assert done.stdout.strip(), done.stderr[-2000:]
     return done.returncode, json.loads(done.stdout), took

@@ -119,20 +119,32 @@ def up(
     light: Annotated[
         bool, typer.Option("--light", help="sshd only (no systemd, no nested dockerd, no /data)")
     ] = False,
+    dynamo: Annotated[
+        bool | None,
+        typer.Option(
+            "--dynamo/--no-dynamo",
+            help="Serve NVIDIA Dynamo: its images in the lab registry, inventories/lab_dynamo.py "
+            "deploys it (default: $IRONSERVE_LAB_DYNAMO=1)",
+        ),
+    ] = None,
 ) -> None:
     """Build the images (once, cached), then start the network, the apt repository and the nodes;
     wait until every node answers on SSH."""
     from ironserve.lab.cluster import up as lab_up
+    from ironserve.lab.serving import lab_inventory
+    from ironserve.lab.state import project_root
 
     started = time.monotonic()
     _host_setup(tests=False)
     with _guard("lab up"):
-        state = lab_up(nodes=nodes, profile=profile, light=light)
+        state = lab_up(nodes=nodes, profile=profile, light=light, dynamo=dynamo)
     out.print(
-        f"lab up: {len(state.nodes)} x {state.profile}{' (light)' if light else ''} in "
+        f"lab up: {len(state.nodes)} x {state.profile}{' (light)' if light else ''}"
+        f"{' serving Dynamo' if state.dynamo else ''} in "
         f"{time.monotonic() - started:.1f}s; network {state.network_name} {state.subnet}"
     )
-    out.print("next: .venv/bin/pyinfra -y inventories/lab.py exec -- hostname")
+    inventory = lab_inventory().relative_to(project_root())
+    out.print(f"next: .venv/bin/pyinfra -y {inventory} exec -- hostname")
 
 
 @lab_app.command()

@@ -449,8 +449,11 @@ def up(
     profile: str = "h100x8",
     light: bool = False,
     directory: Path | None = None,
+    dynamo: bool | None = None,
 ) -> LabState:
-    """Create the lab: images (cached), network, apt repository service, nodes; wait for SSH."""
+    """Create the lab: images (cached), network, apt repository service, nodes; wait for SSH.
+    ``dynamo`` (default: $IRONSERVE_LAB_DYNAMO=1): a lab serving NVIDIA Dynamo (its registry
+    holds Dynamo's images, inventories/lab_dynamo.py deploys it)."""
     from ironserve.lab.hardware import PROFILES
 
     directory = (directory or st.lab_dir()).resolve()
@@ -485,6 +488,7 @@ def up(
         images={"base": images.base, "node": images.node},
         ssh_key=str(key),
         known_hosts=str(directory / "known_hosts"),
+        dynamo=os.environ.get(st.DYNAMO_ENV) == "1" if dynamo is None else dynamo,
     )
     st.save(state, directory)  # from here on, `down` can undo a half-made lab
     try:
@@ -623,7 +627,9 @@ def _start_registry(client: Any, state: LabState, directory: Path, address: str)
     )
     st.save(state, directory)
     registry.wait_ready(f"http://127.0.0.1:{port}")
-    state.engine_images = registry.publish_engines(client, state.images["base"], address, port)
+    state.engine_images = registry.publish_engines(
+        client, state.images["base"], address, port, dynamo=state.dynamo
+    )
     st.save(state, directory)
     _log(f"registry up with engine images in {time.monotonic() - started:.1f}s")
 
@@ -760,6 +766,7 @@ def status(directory: Path | None = None, memory: bool = False) -> dict[str, Any
         "known_hosts": state.known_hosts,
         "apt_repository": state.apt_repository,
         "apt_source": state.apt_source,
+        "dynamo": state.dynamo,
         "services": {k: v.model_dump() for k, v in state.services.items()},
         "images": state.images,
         "nodes": nodes,

@@ -135,26 +135,35 @@ def ray_tag(base: str) -> str:
     return f"{RAY_REPO}:{img._digest(base, _ray_script())}"
 
 
-def download_wheels(name: str, requirements: list[str]) -> Path:
+def download_wheels(
+    name: str, requirements: list[str], without_deps: list[str] | None = None
+) -> Path:
     """``requirements`` and their dependencies as CPython 3.11 (bookworm's) Linux wheels, by
-    this machine's own pip (its index, proxy, CA and find-links settings), cached by ``name``."""
+    this machine's own pip (its index, proxy, CA and find-links settings), cached by ``name``;
+    ``without_deps``: more wheels, fetched alone (a package whose declared dependencies cannot
+    all be installed, ai-dynamo's)."""
     import subprocess
 
-    folder = cache_dir() / "wheels" / f"{name}-cp311-{img._digest(*requirements)}"
+    alone = list(without_deps or [])
+    digest = img._digest(*requirements, *(f"--no-deps {r}" for r in alone))
+    folder = cache_dir() / "wheels" / f"{name}-cp311-{digest}"
     if (folder / ".complete").is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     platforms = [arg for p in PIP_PLATFORMS for arg in ("--platform", p)]
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:"),
-            *("--python-version", "3.11", "--implementation", "cp", *platforms),
-            *("-d", str(folder), *requirements),
-        ],
-        check=True,
-        stderr=subprocess.PIPE,  # pip's warnings about this machine's index settings: noise
-    )
-    (folder / ".complete").write_text(" ".join(requirements) + "\n")
+    for wanted, deps in ((requirements, []), (alone, ["--no-deps"])):
+        if not wanted:
+            continue
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:"),
+                *("--python-version", "3.11", "--implementation", "cp", *platforms, *deps),
+                *("-d", str(folder), *wanted),
+            ],
+            check=True,
+            stderr=subprocess.PIPE,  # pip's warnings about this machine's index settings: noise
+        )
+    (folder / ".complete").write_text(" ".join(requirements + alone) + "\n")
     return folder
 
 

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ironserve.lab import dynamo_image, gateway_image, vllm_image
 from ironserve.lab import engine_image as ei
-from ironserve.lab import gateway_image, vllm_image
 from ironserve.lab import images as img
 from ironserve.lab.waits import wait_http_ok
 
@@ -191,23 +191,37 @@ def push(client: Any, image: ei.EngineImage, host_port: int) -> str:
     return digest
 
 
-def publish_engines(client: Any, base: str, address: str, host_port: int) -> dict[str, str]:
-    """Build (cached) and push every engine image a lab offers, the gateway's nginx and the
-    image cache's registry;
-    {node-side reference: digest}."""
-    if os.environ.get(SKIP_ENV, "1") == "0":
-        _log(f"{SKIP_ENV}=0: no engine image pushed")
-        return {}
-    started = time.monotonic()
+def _engine_images(client: Any, base: str, dynamo: bool) -> list[ei.EngineImage]:
+    """What a lab serves: NVIDIA Dynamo (lab/dynamo_image.py: the runtime, etcd, NATS) for a
+    Dynamo lab, else every engine image a lab offers (the real vLLM and the stand-ins)."""
+    if dynamo:
+        return dynamo_image.ensure_all(client, base)
     engine = ei.ensure_engine(client, base)
-    built = time.monotonic()
-    published: dict[str, str] = {}
+    images = []
     for kind, version in ei.wanted_versions():
         if (kind, version) == ("vllm", vllm_image.VERSION):  # the real one
             local = vllm_image.ensure(client, base)
             image = ei.EngineImage(kind, version, local, ei.REPOSITORIES[kind])
         else:
             image = ei.ensure_tagged(client, engine, kind, version)
+        images.append(image)
+    return images
+
+
+def publish_engines(
+    client: Any, base: str, address: str, host_port: int, dynamo: bool = False
+) -> dict[str, str]:
+    """Build (cached) and push every engine image the lab serves (``dynamo``: Dynamo's, and no
+    other engine's), the gateway's nginx and the image cache's registry;
+    {node-side reference: digest}."""
+    if os.environ.get(SKIP_ENV, "1") == "0":
+        _log(f"{SKIP_ENV}=0: no engine image pushed")
+        return {}
+    started = time.monotonic()
+    images = _engine_images(client, base, dynamo)
+    built = time.monotonic()
+    published: dict[str, str] = {}
+    for image in images:
         # The storage is shared by every lab's registry: one push at a time, so a second lab
         # finds the layers there instead of compressing 2.5 GB again.
         with img.build_lock("push"):

@@ -37,8 +37,12 @@ def ensure_api_key(directory: Path) -> Path:
     return path
 
 
-def lab_inventory() -> Path:
-    return st.project_root() / "inventories" / "lab.py"
+def lab_inventory(directory: Path | None = None) -> Path:
+    """The inventory that deploys the lab in ``directory``: inventories/lab_dynamo.py for a lab
+    serving NVIDIA Dynamo (`lab up --dynamo`), else inventories/lab.py."""
+    state = st.load(directory)
+    name = "lab_dynamo.py" if state is not None and state.dynamo else "lab.py"
+    return st.project_root() / "inventories" / name
 
 
 @contextlib.contextmanager
@@ -61,7 +65,7 @@ def lab_plan(directory: Path) -> Plan | None:
     from ironserve.errors import InputError
     from ironserve.plan.plan import plan_group
 
-    inventory = lab_inventory()
+    inventory = lab_inventory(directory)
     if not inventory.is_file():
         return None
     with warnings.catch_warnings():
@@ -84,12 +88,18 @@ def endpoint(directory: Path) -> str | None:
 
 
 def status(directory: Path) -> dict[str, str | None]:
-    """``endpoint`` and ``api_key_file`` for `lab status --json`, both from the Plan."""
+    """``endpoint`` and ``api_key_file`` for `lab status --json`, both from the Plan of the
+    lab's ``inventory`` (a Dynamo lab's endpoint: the gateway in front of its frontend)."""
+    inventory = str(lab_inventory(directory))
     plan = lab_plan(directory)
     if plan is None:
-        return {"endpoint": None, "api_key_file": None}
+        return {"endpoint": None, "api_key_file": None, "inventory": inventory}
     key = plan.api_key.control_path
-    return {"endpoint": plan.endpoint.url, "api_key_file": str(key) if key.is_file() else None}
+    return {
+        "endpoint": plan.endpoint.url,
+        "api_key_file": str(key) if key.is_file() else None,
+        "inventory": inventory,
+    }
 
 
 class ChatError(RuntimeError):
@@ -124,7 +134,8 @@ def chat(directory: Path, prompt: str, max_tokens: int = 16) -> tuple[str, str, 
         answer.raise_for_status()
     except httpx.HTTPError as error:
         raise ChatError(
-            f"{url}: {error} (deploy first: pyinfra -y inventories/lab.py deploys/site.py)"
+            f"{url}: {error} (deploy first: pyinfra -y "
+            f"{lab_inventory(directory).relative_to(st.project_root())} deploys/site.py)"
         ) from error
     text = str(answer.json()["choices"][0]["message"].get("content") or "")
     return url, plan.api_key.control_file, model, text

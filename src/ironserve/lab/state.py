@@ -22,6 +22,7 @@ LABEL_NODE = "ironserve.lab.node"
 # it created even when a test dies before its own teardown.
 LABEL_RUN = "ironserve.lab.run"
 RUN_ENV = "IRONSERVE_LAB_RUN"
+DYNAMO_ENV = "IRONSERVE_LAB_DYNAMO"  # "1": `lab up` makes a Dynamo lab (as `lab up --dynamo`)
 
 
 def project_root() -> Path:
@@ -88,6 +89,9 @@ class LabState(BaseModel):
     services: dict[str, ServiceState] = Field(default_factory=dict)
     # Engine images in the lab registry, as nodes name them -> manifest digest (lab/registry.py)
     engine_images: dict[str, str] = Field(default_factory=dict)
+    # A lab serving NVIDIA Dynamo (`lab up --dynamo`): its registry holds Dynamo's images and its
+    # inventory is inventories/lab_dynamo.py.
+    dynamo: bool = False
     nodes: list[NodeState] = Field(default_factory=list)
 
     def node(self, name: str) -> NodeState:
