@@ -21,16 +21,12 @@ import paramiko
 import pytest
 
 from ironserve.lab import cluster, host
-from ironserve.lab import engine_image as ei
 from ironserve.lab import state as st
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 NODES = 3
 PROFILE = "h100x8"
-# Test labs leave the real vLLM's image out unless they serve it (lab_in(real_vllm=True)): the
-# others come up without waiting for its build (ironserve.lab.engine_image.REAL_VLLM_ENV).
-os.environ.setdefault(ei.REAL_VLLM_ENV, "0")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -88,14 +84,11 @@ def lab(docker_client: Any, lab_dir: Path) -> Iterator[st.LabState]:
 
 @contextmanager
 def lab_in(
-    directory: Path, nodes: int, profile: str, *, light: bool = False, real_vllm: bool = False
+    directory: Path, nodes: int, profile: str, *, light: bool = False
 ) -> Iterator[st.LabState]:
-    """A lab of its own in ``directory`` for one test module, removed afterwards; its registry
-    holds the real vLLM's image only with ``real_vllm``."""
+    """A lab of its own in ``directory`` for one test module, removed afterwards."""
     require_lab()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(ei.REAL_VLLM_ENV, "1" if real_vllm else "0")
-        state = cluster.up(nodes=nodes, profile=profile, light=light, directory=directory)
+    state = cluster.up(nodes=nodes, profile=profile, light=light, directory=directory)
     try:
         yield state
     finally:

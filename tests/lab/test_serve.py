@@ -70,7 +70,7 @@ def _metric(lab_dir: Path, name: str) -> float:
 def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("serve-lab")
     started = time.monotonic()
-    with lab_in(directory, 3, "labgpu", real_vllm=True):
+    with lab_in(directory, 3, "labgpu"):
         _print(f"lab up {time.monotonic() - started:.1f}s")
         # -vv: pyinfra prints every command and fact output; the key must be in none of them.
         code, out, took = pyinfra(directory, "deploys/site.py", "-vv", *FAST)

@@ -270,25 +270,18 @@ def ensure_tagged(client: Any, engine: str, kind: str, version: str) -> EngineIm
 RAY_STANDIN_VLLM = "0.11.0"
 
 
-# "0": a lab that will not serve the real vLLM leaves its image out: no 2.3 GB build and push
-# to wait for (the test labs that serve no engine or the stand-ins, tests/lab/conftest.py).
-REAL_VLLM_ENV = "IRONSERVE_LAB_REAL_VLLM"
-
-
 def wanted_versions() -> list[tuple[str, str]]:
-    """(kind, version) of every engine image a lab offers: the real vLLM (lab/vllm_image.py;
-    not with ``$IRONSERVE_LAB_REAL_VLLM=0``), vLLM on Ray (the stand-in), SGLang's default (the
-    stand-in), plus
+    """(kind, version) of every engine image a lab offers: the real vLLM (lab/vllm_image.py),
+    vLLM on Ray (the stand-in), SGLang's default (the stand-in), plus
     ``$IRONSERVE_LAB_ENGINE_VERSIONS`` (``vllm=0.10.2,sglang=0.5.4``, stand-ins)."""
     from ironserve.catalog.engines import ENGINES, EngineKind
     from ironserve.lab import vllm_image
 
     wanted = [
+        ("vllm", vllm_image.VERSION),
         ("vllm", RAY_STANDIN_VLLM),
         ("sglang", ENGINES[EngineKind.SGLANG].default_version),
     ]
-    if os.environ.get(REAL_VLLM_ENV, "1") != "0":
-        wanted.insert(0, ("vllm", vllm_image.VERSION))
     for item in os.environ.get("IRONSERVE_LAB_ENGINE_VERSIONS", "").split(","):
         kind, _, version = item.strip().partition("=")
         if kind and version and (kind, version.lstrip("v")) not in wanted:
