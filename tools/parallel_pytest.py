@@ -57,8 +57,8 @@ GROUPS = (
 
 
 def arguments() -> dict[str, list[str]]:
-    """Each group's pytest paths, REST replaced by ``tests`` and an --ignore of every file
-    another group names."""
+    """Each group's pytest paths, REST replaced by every folder of tests/ (the lab's last) and an
+    --ignore of every file another group names."""
     listed = [path for group in GROUPS for path in group.paths if path != REST]
     missing = [path for path in listed if not (ROOT / path).is_file()]
     if missing or len(set(listed)) != len(listed):
@@ -66,8 +66,18 @@ def arguments() -> dict[str, list[str]]:
     names = {group.name for group in GROUPS}
     if any(set(group.after) - names for group in GROUPS):
         raise SystemExit("tools/parallel_pytest.py: a group waits for a group that is not there")
-    rest = ["tests", *(f"--ignore={path}" for path in listed)]
+    # The suites without a lab first: they run while the first lab waits for the real vLLM's
+    # image and model (built once per machine, minutes on a cold one).
+    first = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").iterdir() if _suite(p))
+    rest = [*first, "tests/lab", *(f"--ignore={path}" for path in listed)]
     return {g.name: rest if g.paths == (REST,) else list(g.paths) for g in GROUPS}
+
+
+def _suite(path: Path) -> bool:
+    """A folder or test file of tests/ other than the lab's."""
+    if path.name == "lab":
+        return False
+    return (path.is_dir() and path.name != "__pycache__") or path.name.startswith("test_")
 
 
 def _cpu_ticks() -> tuple[int, int]:
