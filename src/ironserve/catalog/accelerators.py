@@ -33,6 +33,9 @@ class Accelerator(BaseModel):
     units_per_device: int = 1  # parallel ranks per physical device (Vastai VA16: 4 dies)
     formats: frozenset[WeightFormat]
     nvswitch_boards: bool = False  # sold as 8-way NVSwitch (HGX) boards that need fabric manager
+    # GPUs one NVLink domain joins when it spans nodes (a rack's NVLink switches: GB200 NVL72
+    # joins the 72 GPUs of its 18 compute trays); None: NVLink stops at the node.
+    nvlink_domain: int | None = None
     pci_vendor_id: str
     # What the runtime keeps per unit before weights and KV cache: CUDA/CANN context,
     # communication buffers, graphs (the planner adds a share of memory for activations).
@@ -94,8 +97,10 @@ ACCELERATORS: dict[str, Accelerator] = {
             memory_bytes=186 * 10**9,
             formats=_NVIDIA_16BIT | {WeightFormat.FP8, WeightFormat.MXFP4},
             nvswitch_boards=True,
+            nvlink_domain=72,
             pci_vendor_id="10de",
-            note="186 GB HBM3e per Blackwell GPU (vendor figure); NVL72 racks use NVLink switches",
+            note="186 GB HBM3e per Blackwell GPU (vendor figure); an NVL72 rack joins 72 GPUs (18 "
+            "trays of 4) in one NVLink domain",
         ),
         Accelerator(
             id="l40s-48g",
