@@ -221,6 +221,18 @@ def api_key_location(ctx: LaunchContext, key_file: Path | None, key_dir: str) ->
     )
 
 
+def mpi_keys_file(ctx: LaunchContext, key_dir: str) -> str | None:
+    """A multi-node TensorRT-LLM group's SSH keys for its MPI world (serving/mpi_keys.py): a
+    0600 file beside the generated API keys, one per group and node set; None for others."""
+    if ctx.engine.kind != EngineKind.TRTLLM or not is_multi_node(ctx):
+        return None
+    from ironserve.serving.apikey import generated_key_path
+
+    path = generated_key_path(key_dir, ctx.group, [n.address for n in ctx.nodes])
+    # Keep the operator's "~" so the Plan reads the same on every control machine.
+    return str(Path(key_dir) / path.with_suffix(".mpi").name)
+
+
 def layout_of(ctx: LaunchContext, nodes: list[NodeLaunch]) -> Layout:
     if ctx.dynamo is not None:  # every process meets at the control plane on the head
         from ironserve.engines.dynamo import ETCD_CLIENT_PORT
