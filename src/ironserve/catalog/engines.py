@@ -58,7 +58,9 @@ class Engine(BaseModel):
     # X.Y.Z): the flag table is upstream's at the version's base release.
     flags_of_base_release: bool = False
     memory_utilization: float  # fraction of device memory the engine may take by default
-    multi_node: str  # "native" | "ranktable" | "none": how its ranks on several nodes meet
+    # How its ranks on several nodes meet: "native" (a rendezvous), "ranktable" (MindIE), "mpi"
+    # (TensorRT-LLM: one MPI world, mpirun over SSH), "dynamo" or "none".
+    multi_node: str
     # vLLM: versions before this one launch multi-node through a Ray cluster (run_cluster.sh);
     # from it on, vLLM's own `--nnodes/--node-rank/--master-addr` (`--headless` off node 0).
     native_multi_node_since: str | None = None
