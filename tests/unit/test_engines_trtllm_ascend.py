@@ -173,8 +173,12 @@ def test_trtllm_across_nodes_is_one_mpi_world_over_ssh() -> None:
     script = worker.container.command[1]
     assert "/usr/sbin/sshd -D" in script and "PasswordAuthentication=no" in script
     assert not worker.serves_api and head.serves_api
-    ports = {(p.port, tuple(p.nodes)) for p in Plan.build(_trtllm_ctx(nodes_=2)).ports}
+    plan = Plan.build(_trtllm_ctx(nodes_=2))
+    ports = {(p.port, tuple(p.nodes)) for p in plan.ports}
     assert (trtllm.MPI_SSH_PORT, ("n-1",)) in ports
+    # Its SSH keys live in one 0600 file on the control machine (roles/engine makes it).
+    assert plan.mpi_keys is not None and plan.mpi_keys.endswith(".mpi")
+    assert Plan.build(_trtllm_ctx()).mpi_keys is None  # one node: no MPI world over SSH
 
 
 def test_vllm_ascend_gets_the_npus_and_the_hccl_env() -> None:
