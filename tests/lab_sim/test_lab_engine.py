@@ -558,3 +558,33 @@ def test_the_image_carries_the_engine_and_the_flag_tables() -> None:
     for kind, version in engine_image.wanted_versions()[3:5]:
         image = engine_image.EngineImage(kind, version, "local", engine_image.REPOSITORIES[kind])
         assert image.reference == ENGINES[EngineKind(kind)].image(version)
+        assert image.reference.endswith(f":{image.tag}")  # what lab/registry.py pushes
+
+
+def test_the_registry_push_uses_the_images_own_tag() -> None:
+    """TensorRT-LLM's tags carry no "v": the stand-in is pushed as the builders name it."""
+    from ironserve.lab import registry
+
+    calls: list[tuple[str, str]] = []
+
+    class Images:
+        def get(self, local: str) -> Any:
+            return self
+
+        def tag(self, repository: str, tag: str) -> None:
+            calls.append(("tag", f"{repository}:{tag}"))
+
+        def push(self, repository: str, tag: str, **kw: Any) -> Any:
+            calls.append(("push", f"{repository}:{tag}"))
+            return iter([{"aux": {"Digest": "sha256:" + "a" * 64}}])
+
+        def remove(self, name: str, noprune: bool) -> None:
+            calls.append(("remove", name))
+
+    client = type("Client", (), {"images": Images()})()
+    image = engine_image.EngineImage(
+        "trtllm", "1.2.1", "local", engine_image.REPOSITORIES["trtllm"]
+    )
+    assert registry.push(client, image, 5999) == "sha256:" + "a" * 64
+    name = "127.0.0.1:5999/nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
+    assert calls == [("tag", name), ("push", name), ("remove", name)]

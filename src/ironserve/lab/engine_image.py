@@ -112,9 +112,14 @@ class EngineImage:
     repository: str  # vllm/vllm-openai
 
     @property
+    def tag(self) -> str:
+        """``v0.11.0``; TensorRT-LLM's ``1.2.1``."""
+        return f"{TAG_PREFIX.get(self.kind, 'v')}{self.version}"
+
+    @property
     def reference(self) -> str:
         """``vllm/vllm-openai:v0.11.0``: the name under a registry."""
-        return f"{self.repository}:{TAG_PREFIX.get(self.kind, 'v')}{self.version}"
+        return f"{self.repository}:{self.tag}"
 
 
 def _log(message: str) -> None:
