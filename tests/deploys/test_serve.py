@@ -40,6 +40,7 @@ def reg() -> Iterator[Registry]:
         running.push("lmsysorg/sglang", "v0.5.4")
         running.push(*MINDIE.split(":"))
         running.push("ai_deliver/vllm_vacc", "AI3.2_GR_1202")
+        running.push("nvidia/tensorrt-llm/release", "1.2.1")
         yield running
 
 
@@ -424,6 +425,46 @@ def test_sglang_every_node_serves_its_rank_and_one_change_restarts_all(
     facts = converged(group)
     again = fake(three_nodes(n2={"network_socket_ifname": "ens5"})[:2], data, facts)
     assert [n.action for n in decide(again.state)["default"].nodes] == ["restart", "replace"]
+
+
+def test_trtllm_across_nodes_gets_its_mpi_ssh_keys_once_and_each_node_only_its_side(
+    reg: Registry, key_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = vllm_group(
+        reg,
+        key_file,
+        tmp_path,
+        engine_kind="trtllm",
+        engine_version="1.2.1",
+        engine_image=f"{registry_host(reg)}/nvidia/tensorrt-llm/release:1.2.1",
+    )
+    data.pop("model_served_name")
+    run = fake(three_nodes()[:2], data)
+    group = decide(run.state)["default"]
+    keys_file = Path(group.plan.mpi_keys or "")
+    assert keys_file.parent == tmp_path / "generated-keys" and keys_file.suffix == ".mpi"
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
+    assert f"generated its MPI SSH keys into {keys_file}" in caplog.text
+    keys = json.loads(keys_file.read_text())
+    head, worker = (dict(commands(run, name)) for name in NAMES[:2])
+    for ops in (head, worker):
+        assert ops["MPI SSH folder of a TensorRT-LLM group (0700)"]
+        # The keys reach the node on stdin (operations/secrets.py), never in a command line.
+        lines = " ".join(" ".join(cmds) for cmds in ops.values())
+        assert "PRIVATE KEY" not in lines and keys["client_public"] not in lines
+    files = group.mpi_files
+    assert [p.rsplit("/", 1)[1] for p, _ in files[NAMES[0]]] == ["id_ed25519", "known_hosts"]
+    assert [p.rsplit("/", 1)[1] for p, _ in files[NAMES[1]]] == [
+        "ssh_host_ed25519_key",
+        "authorized_keys",
+    ]
+    assert dict(files[NAMES[0]])["/etc/ironserve/default/mpi/known_hosts"] == (
+        f"[10.9.0.2]:2233 {keys['host_public']}\n"
+    )
+    assert keys["client"] not in str(group)  # never in a repr
+    # A second run reuses the keys: the workers keep trusting the head.
+    again = decide(fake(three_nodes()[:2], data).state)["default"]
+    assert again.mpi_files == files
 
 
 def test_mindie_rank_table_and_config_0640_only_rank_0_serves(

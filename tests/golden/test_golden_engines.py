@@ -185,6 +185,51 @@ def va16_1node_r10528_vacc() -> LaunchContext:
     )
 
 
+def h200x8_1node_r1_trtllm() -> LaunchContext:
+    request = SizingRequest(
+        model_id=R1,
+        accelerator_id="h200-141g",
+        nodes=1,
+        devices_per_node=8,
+        engine=EngineKind.TRTLLM,
+    )
+    return launch_context(
+        "r1", get_model(R1), request, nodes("h200", ["10.0.0.10"], 8), served_name="DeepSeek-R1"
+    )
+
+
+def gb200x4_2node_r1_trtllm() -> LaunchContext:
+    """Two GB200 compute trays of one NVL72 rack: TP 8 over both, one MPI world."""
+    request = SizingRequest(
+        model_id=R1,
+        accelerator_id="gb200-186g",
+        nodes=2,
+        devices_per_node=4,
+        engine=EngineKind.TRTLLM,
+    )
+    targets = nodes(
+        "gb200", ["10.40.0.11", "10.40.0.12"], 4, ifname="enP6p3s0f0", ib_hcas=IB_HCAS[:4]
+    )
+    return launch_context("r1", get_model(R1), request, targets, served_name="DeepSeek-R1")
+
+
+def ascend910bx8_2node_r1_vllm_ascend() -> LaunchContext:
+    request = SizingRequest(
+        model_id=R1,
+        accelerator_id="ascend-910b-64g",
+        nodes=2,
+        devices_per_node=8,
+        engine=EngineKind.VLLM_ASCEND,
+        weight_format=WeightFormat.W8A8,
+        max_model_len=32768,
+    )
+    npu_ips = [[f"100.97.0.{193 + i}" for i in range(8)], [f"100.97.0.{137 + i}" for i in range(8)]]
+    targets = nodes(
+        "atlas", ["10.197.90.10", "10.197.90.11"], 8, ifname="enp189s0f0", npu_ips=npu_ips
+    )
+    return launch_context("r1", get_model(R1), request, targets, served_name="DeepSeek-R1")
+
+
 TOPOLOGIES: dict[str, Callable[[], LaunchContext]] = {
     "h200x8-1node-r1-vllm": h200x8_1node_r1_vllm,
     "h100x8-2node-r1-vllm": h100x8_2node_r1_vllm,
@@ -195,6 +240,9 @@ TOPOLOGIES: dict[str, Callable[[], LaunchContext]] = {
     "h100x8-2node-r1-sglang": h100x8_2node_r1_sglang,
     "ascend910bx8-2node-r1-mindie": ascend910bx8_2node_r1_mindie,
     "va16-1node-r10528-vacc": va16_1node_r10528_vacc,
+    "h200x8-1node-r1-trtllm": h200x8_1node_r1_trtllm,
+    "gb200x4-2node-r1-trtllm": gb200x4_2node_r1_trtllm,
+    "ascend910bx8-2node-r1-vllm-ascend": ascend910bx8_2node_r1_vllm_ascend,
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ironserve.catalog.engines import ENGINES, EngineKind
 from ironserve.lab import engine_image
 from ironserve.lab.engine import flags, loading, weights
 
@@ -141,6 +142,55 @@ def test_an_unknown_flag_exits_2_like_argparse(tmp_path: Path) -> None:
     assert "error: unrecognized arguments: --bogus" in done.stderr
     done = _run("vllm_cli", ["serve", str(model)])  # an image without a declared version
     assert done.returncode == 2 and "IRONSERVE_LAB_ENGINE_VERSION" in done.stderr
+
+
+def test_trtllm_serve_lines_parse_as_clicks_exact_options() -> None:
+    argv = _golden_command("h200x8-1node-r1-trtllm.txt", "--entrypoint trtllm-serve")
+    image = argv.index("nvcr.io/nvidia/tensorrt-llm/release:1.2.1")
+    table = flags.load_table("trtllm", "1.2.1")
+    parsed = flags.parse(table, argv[image + 1 :], exact=True)
+    assert parsed.unknown == []
+    assert parsed.positionals == ["/ironserve/models/DeepSeek-R1"]
+    assert parsed.int("--tp_size", default=0) == 8
+    # Click neither folds - and _ nor takes prefixes, unlike vLLM's argparse.
+    parsed = flags.parse(table, ["--tp-size", "8", "--max_seq", "4096"], exact=True)
+    assert parsed.unknown == ["--tp-size", "--max_seq"]
+
+
+def test_the_trtllm_stand_in_serves_the_folders_name_and_refuses_unknown_options(
+    tmp_path: Path,
+) -> None:
+    model = make_model(tmp_path / "models" / "lab-model")
+    done = _run(
+        "trtllm_cli",
+        [str(model), "--tp_size", "2", "--served-model-name", "x"],
+        IRONSERVE_LAB_ENGINE_VERSION="1.2.1",
+    )
+    assert done.returncode == 2
+    assert "Error: No such option: --served-model-name" in done.stderr
+    port = _free_port()
+    options = ["--backend", "pytorch", "--tp_size", "2", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ironserve.lab.engine.trtllm_cli", "serve", str(model), *options],
+        env=_env(IRONSERVE_LAB_ENGINE_VERSION="1.2.1", IRONSERVE_LAB_LOAD_SECONDS="0.1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        # No key asked (trtllm-serve has none), and the model is named after its folder.
+        assert answer.status_code == 200
+        assert [m["id"] for m in answer.json()["data"]] == ["lab-model"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 # -- weights --------------------------------------------------------------------------------
@@ -495,8 +545,46 @@ def test_the_image_carries_the_engine_and_the_flag_tables() -> None:
     assert engine_image.engine_tag("ray:x") == engine_image.engine_tag("ray:x")
     assert engine_image.engine_tag("ray:x") != engine_image.engine_tag("ray:y")
     # The real vLLM, vLLM on Ray (the stand-in) and SGLang's default (the stand-in).
-    assert engine_image.wanted_versions()[:3] == [
+    assert engine_image.wanted_versions()[:5] == [
         ("vllm", "0.32.0"),
         ("vllm", "0.11.0"),
         ("sglang", "0.5.23"),
+        ("trtllm", "1.2.1"),
+        ("vllm_ascend", "0.23.0.post1"),
     ]
+    # Each stand-in is published under the name its builder pulls (catalog/engines.py image()).
+    assert "ironserve.lab.engine.trtllm_cli" in files["trtllm-serve"][0].decode()
+    assert "python/ironserve/catalog/data/engines/trtllm.json" in files
+    for kind, version in engine_image.wanted_versions()[3:5]:
+        image = engine_image.EngineImage(kind, version, "local", engine_image.REPOSITORIES[kind])
+        assert image.reference == ENGINES[EngineKind(kind)].image(version)
+        assert image.reference.endswith(f":{image.tag}")  # what lab/registry.py pushes
+
+
+def test_the_registry_push_uses_the_images_own_tag() -> None:
+    """TensorRT-LLM's tags carry no "v": the stand-in is pushed as the builders name it."""
+    from ironserve.lab import registry
+
+    calls: list[tuple[str, str]] = []
+
+    class Images:
+        def get(self, local: str) -> Any:
+            return self
+
+        def tag(self, repository: str, tag: str) -> None:
+            calls.append(("tag", f"{repository}:{tag}"))
+
+        def push(self, repository: str, tag: str, **kw: Any) -> Any:
+            calls.append(("push", f"{repository}:{tag}"))
+            return iter([{"aux": {"Digest": "sha256:" + "a" * 64}}])
+
+        def remove(self, name: str, noprune: bool) -> None:
+            calls.append(("remove", name))
+
+    client = type("Client", (), {"images": Images()})()
+    image = engine_image.EngineImage(
+        "trtllm", "1.2.1", "local", engine_image.REPOSITORIES["trtllm"]
+    )
+    assert registry.push(client, image, 5999) == "sha256:" + "a" * 64
+    name = "127.0.0.1:5999/nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
+    assert calls == [("tag", name), ("push", name), ("remove", name)]

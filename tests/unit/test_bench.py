@@ -226,3 +226,47 @@ def test_request_rate_spaces_the_arrivals(fake_server: str) -> None:
     assert level.completed == 6 and level.request_rate == 20.0
     # The last request leaves after every gap, then takes at least the first-token time.
     assert level.duration_s >= sum(gaps) + FIRST_TOKEN_S
+
+
+def test_a_dynamo_groups_endpoint_is_its_frontend_behind_the_gateway(
+    tmp_path: Path, fake_server: str
+) -> None:
+    """`ironserve bench` on a Dynamo group: the frontend's node (the head) at the group's API
+    port, where the gateway checks the key in front of the frontend; the model is the name the
+    workers register."""
+    from ironserve.config import build_cluster
+    from ironserve.config.inventory import HostRecord
+
+    key_file = tmp_path / "api-key"
+    key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)
+    group = {
+        "model_id": "Qwen/Qwen3-32B",
+        "model_served_name": "qwen3",
+        "engine_kind": "dynamo",
+        "dynamo_mode": "disaggregated",
+        "accelerator_kind": "h100-80g",
+        "accelerator_count": 8,
+        "network_socket_ifname": "eth0",
+        "network_ib_hcas": ["mlx5_0"],
+        "serving_api_key_file": str(key_file),
+    }
+    records = [
+        HostRecord(
+            name,
+            ("site",),
+            {**group, "node_role": role, "node_ip": ip, "node_dynamo_pool": pool},
+        )
+        for name, role, ip, pool in [
+            ("n0", "head", "10.0.0.10", "prefill"),
+            ("n1", "worker", "10.0.0.11", "decode"),
+        ]
+    ]
+    target = endpoint_of(build_cluster(records))
+    assert target == Target("http://10.0.0.10:8000/v1", "qwen3", KEY)
+    # The sweep runs unchanged against it (here the loopback fake in its place).
+    requests = random_requests(2, 8, 3, seed=1)
+    fake = Target(fake_server, target.model, target.api_key)
+    (summary,) = run_sweep(fake, requests, [1], timeout_s=30.0)
+    assert summary.completed == 2 and summary.failed == 0
+    assert {seen["body"]["model"] for seen in _FakeOpenAI.seen} == {"qwen3"}

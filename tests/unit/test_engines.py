@@ -208,8 +208,8 @@ def test_no_secret_reaches_a_command_line() -> None:
             assert "--api-key" not in words, name
             assert not any(w.startswith("--api-key=") for w in words), name
             assert not any("API_KEY=" in w or "HF_TOKEN" in w for w in words), name
-            if ctx.engine.kind is EngineKind.MINDIE:
-                assert "--env-file" not in words, "MindIE takes no secrets"
+            if ctx.engine.kind in (EngineKind.MINDIE, EngineKind.TRTLLM):
+                assert "--env-file" not in words, "MindIE and trtllm-serve take no secrets"
             else:
                 assert option_value(words, "--env-file") == ctx.secrets_env_file
             if ctx.engine.kind is EngineKind.SGLANG:

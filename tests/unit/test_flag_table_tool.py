@@ -274,6 +274,52 @@ def test_sglang_parser_is_server_args_add_cli_args(monkeypatch: pytest.MonkeyPat
     assert reading.error_on_use == {"--enable-ep-moe"}
 
 
+def test_trtllm_serve_is_read_from_its_click_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    @click.command("serve")
+    @click.argument("model", type=str)
+    @click.option("--tensor_parallel_size", "--tp_size", type=int, default=1)
+    @click.option("--trust_remote_code", is_flag=True, default=False)
+    @click.option("--config", "--extra_llm_api_options", "extra_llm_api_options", type=str)
+    @click.option("--custom_module_dirs", type=str, multiple=True)
+    @click.option("--enable_x/--disable_x", default=False)
+    def serve(**kwargs: Any) -> None:
+        pass
+
+    group = click.Group(commands={"serve": serve, "grpc": click.Command("grpc")})
+    _fake_modules(
+        monkeypatch,
+        {
+            "tensorrt_llm": {},
+            "tensorrt_llm.commands": {},
+            "tensorrt_llm.commands.serve": {"main": group, "serve": serve},
+        },
+    )
+
+    reading = ft.read_engine("trtllm")
+
+    assert reading.flags == {
+        "--help",
+        "--tensor_parallel_size",
+        "--tp_size",
+        "--trust_remote_code",
+        "--config",
+        "--extra_llm_api_options",
+        "--custom_module_dirs",
+        "--enable_x",
+        "--disable_x",
+    }
+    assert reading.value_flags == {
+        "--tensor_parallel_size",
+        "--tp_size",
+        "--config",
+        "--extra_llm_api_options",
+        "--custom_module_dirs",
+    }
+    assert reading.optional_value_flags == set()
+
+
 def test_version_comes_from_the_distribution_local_suffix_dropped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -373,7 +419,7 @@ def test_merge_keeps_the_error_on_use_list_per_version() -> None:
     assert "--old" not in doc["versions"]["0.5.0"]["flags"]
 
 
-@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
 def test_the_layout_is_the_stored_tables_own(engine: str) -> None:
     text = (TABLES / f"{engine}.json").read_text()
     assert ft.dumps(json.loads(text)) + "\n" == text

@@ -468,3 +468,5 @@ def test_metrics_not_exported_warns_and_mindie_is_not_judged() -> None:
         assert off is not None and off.status is Status.WARN
         assert "--enable-metrics" in off.action
         assert sv.check_metrics(sv.Endpoint(**{**ep.__dict__, "engine": "mindie"}), client) is None
+        # trtllm-serve's /metrics is JSON iteration stats, not Prometheus text: not judged.
+        assert sv.check_metrics(sv.Endpoint(**{**ep.__dict__, "engine": "trtllm"}), client) is None

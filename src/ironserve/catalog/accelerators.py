@@ -33,15 +33,22 @@ class Accelerator(BaseModel):
     units_per_device: int = 1  # parallel ranks per physical device (Vastai VA16: 4 dies)
     formats: frozenset[WeightFormat]
     nvswitch_boards: bool = False  # sold as 8-way NVSwitch (HGX) boards that need fabric manager
+    # GPUs one NVLink domain joins when it spans nodes (a rack's NVLink switches: GB200 NVL72
+    # joins the 72 GPUs of its 18 compute trays); None: NVLink stops at the node.
+    nvlink_domain: int | None = None
     pci_vendor_id: str
     # What the runtime keeps per unit before weights and KV cache: CUDA/CANN context,
     # communication buffers, graphs (the planner adds a share of memory for activations).
     runtime_reserve_bytes: int = 2 * GIB
-    # Hosts one NVLink domain spans (GB200 NVL72: 18 compute trays of 4 GPUs, multi-node NVLink
-    # through the rack's NVLink switches); 1: NVLink stops at the host, nodes talk over the NICs.
-    nvlink_domain_nodes: int = 1
     lab: bool = False  # simulated by the lab only; not a product (hidden from listings)
     note: str = ""
+
+    def nvlink_domain_nodes(self, devices_per_node: int) -> int:
+        """Nodes of ``devices_per_node`` GPUs one NVLink domain spans (GB200 NVL72: 18 trays of
+        4); 1: NVLink stops at the node, nodes talk over their NICs."""
+        if self.nvlink_domain is None:
+            return 1
+        return max(1, self.nvlink_domain // max(1, devices_per_node))
 
     @property
     def unit_memory_bytes(self) -> int:
@@ -97,10 +104,11 @@ ACCELERATORS: dict[str, Accelerator] = {
             memory_bytes=186 * 10**9,
             formats=_NVIDIA_16BIT | {WeightFormat.FP8, WeightFormat.MXFP4},
             nvswitch_boards=True,
+            nvlink_domain=72,
             pci_vendor_id="10de",
-            nvlink_domain_nodes=18,
             note="186 GB HBM3e per Blackwell GPU (vendor figure); a node is a compute tray of 4, "
-            "and an NVL72 rack's 18 trays share one NVLink domain (NVLink switches, IMEX)",
+            "and an NVL72 rack's 18 trays share one NVLink domain of 72 GPUs (NVLink switches, "
+            "IMEX)",
         ),
         Accelerator(
             id="l40s-48g",

@@ -28,6 +28,12 @@ class EngineKind(str, Enum):
     # NVIDIA Dynamo: a frontend and prefill/decode worker pools over a backend engine
     # (catalog/dynamo.py); several containers per node (engines/dynamo.py).
     DYNAMO = "dynamo"
+    # TensorRT-LLM's own OpenAI server (trtllm-serve, PyTorch backend): one MPI world over the
+    # group's GPUs (engines/trtllm.py).
+    TRTLLM = "trtllm"
+    # vLLM with the vLLM-Ascend platform plugin on Ascend NPUs: `vllm serve` of the vLLM
+    # version the image carries (engines/vllm_ascend.py).
+    VLLM_ASCEND = "vllm_ascend"
 
 
 class MultiNodeLaunch(str, Enum):
@@ -48,12 +54,20 @@ class Engine(BaseModel):
     image_template: str  # formatted with {version}
     flag_table: str | None  # which data/engines/<name>.json holds its flags; None: no CLI flags
     pinned_flag_version: str | None = None  # a fork built on one upstream version (vllm_vacc)
+    # A plugin released in step with its upstream (vllm-ascend X.Y.Z[rcN|.postN] runs vLLM
+    # X.Y.Z): the flag table is upstream's at the version's base release.
+    flags_of_base_release: bool = False
     memory_utilization: float  # fraction of device memory the engine may take by default
-    multi_node: str  # "native" | "ranktable" | "none": how its ranks on several nodes meet
+    # How its ranks on several nodes meet: "native" (a rendezvous), "ranktable" (MindIE), "mpi"
+    # (TensorRT-LLM: one MPI world, mpirun over SSH), "dynamo" or "none".
+    multi_node: str
     # vLLM: versions before this one launch multi-node through a Ray cluster (run_cluster.sh);
     # from it on, vLLM's own `--nnodes/--node-rank/--master-addr` (`--headless` off node 0).
     native_multi_node_since: str | None = None
     tp_across_nodes: bool = False  # the engine's documented layout is TP over every device
+    # One launch serves one model instance: no data-parallel replicas of the whole model
+    # (TensorRT-LLM's trtllm-serve: its "DP" is attention DP inside the instance).
+    data_parallel: bool = True
     supports_expert_parallel: bool = False
     power_of_two_devices_per_node: bool = False
     fixed_tensor_parallel: int | None = None
@@ -135,6 +149,37 @@ ENGINES: dict[EngineKind, Engine] = {
         fixed_tensor_parallel=32,
         max_concurrency=4,
     ),
+    EngineKind.TRTLLM: Engine(
+        kind=EngineKind.TRTLLM,
+        vendors=frozenset({"nvidia"}),
+        # The newest stable release (PyPI 2026-04; Dynamo 1.6.1 pins a 1.3 release candidate).
+        default_version="1.2.1",
+        image_template="nvcr.io/nvidia/tensorrt-llm/release:{version}",
+        flag_table="trtllm",
+        # trtllm-serve's --kv_cache_free_gpu_memory_fraction is a fraction of the memory left
+        # after the weights, not of the device; sized with vLLM's rule all the same (the KV
+        # cache is what remains, commands/serve.py default 0.9), as Dynamo's TensorRT-LLM
+        # workers are (catalog/dynamo.py SIZED_AS).
+        memory_utilization=0.90,
+        multi_node="mpi",
+        tp_across_nodes=True,
+        data_parallel=False,
+        supports_expert_parallel=True,
+    ),
+    EngineKind.VLLM_ASCEND: Engine(
+        kind=EngineKind.VLLM_ASCEND,
+        vendors=frozenset({"ascend"}),
+        # vllm-ascend 0.23.0.post1 (PyPI 2026-09), built on vLLM 0.23.0: its `vllm serve` is
+        # checked against vLLM's 0.23.0 table.
+        default_version="0.23.0.post1",
+        image_template="quay.io/ascend/vllm-ascend:v{version}",
+        flag_table="vllm",
+        flags_of_base_release=True,
+        memory_utilization=0.90,
+        multi_node="native",
+        native_multi_node_since="0.12.0",
+        supports_expert_parallel=True,
+    ),
     EngineKind.DYNAMO: Engine(
         kind=EngineKind.DYNAMO,
         vendors=frozenset({"nvidia"}),
@@ -199,6 +244,9 @@ def flag_table(engine: Engine, version: str) -> FlagTable | None:
         raise ValueError(
             f"{engine.kind.value} version {wanted!r} is not a version number"
         ) from None
+    if engine.flags_of_base_release:
+        wanted = want.base_version
+        want = Version(wanted)
     candidates = [v for v in known_versions(engine.flag_table) if Version(v) <= want]
     if not candidates:
         oldest = known_versions(engine.flag_table)[0]

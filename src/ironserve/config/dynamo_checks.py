@@ -298,7 +298,7 @@ def _fit_across_nodes(
                 f"nodes_per_worker {span}",
             )
         )
-    domain = ACCELERATORS[nodes[0].accelerator.kind].nvlink_domain_nodes
+    domain = ACCELERATORS[nodes[0].accelerator.kind].nvlink_domain_nodes(devices)
     if span > domain:
         problems += [
             Problem(

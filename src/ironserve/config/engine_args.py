@@ -46,10 +46,29 @@ _SGLANG_OWNED = {
     "--node-rank": "the inventory's nodes",
     "--dist-init-addr": "the head's node_ip",
 }
+_TRTLLM_OWNED = {
+    "--tensor_parallel_size": "engine_tensor_parallel_size",
+    "--tp_size": "engine_tensor_parallel_size",
+    "--pipeline_parallel_size": "engine_pipeline_parallel_size",
+    "--pp_size": "engine_pipeline_parallel_size",
+    "--moe_expert_parallel_size": "engine_expert_parallel",
+    "--ep_size": "engine_expert_parallel",
+    "--gpus_per_node": "the inventory's accelerator_count",
+    "--max_seq_len": "model_max_len",
+    "--free_gpu_memory_fraction": "engine_memory_utilization",
+    "--kv_cache_free_gpu_memory_fraction": "engine_memory_utilization",
+    "--max_batch_size": "engine_max_num_seqs",
+    "--backend": "ironserve (the PyTorch backend)",
+    "--served_model_name": "model_served_name",
+    "--port": "engine_port",
+    "--host": "ironserve (the API listens on every address)",
+}
 OWNED = {
     EngineKind.VLLM: _VLLM_OWNED,
     EngineKind.VLLM_VACC: _VLLM_OWNED,
+    EngineKind.VLLM_ASCEND: _VLLM_OWNED,
     EngineKind.SGLANG: _SGLANG_OWNED,
+    EngineKind.TRTLLM: _TRTLLM_OWNED,
 }
 _QUANTIZATION_FORMATS = {
     "fp8": WeightFormat.FP8,
@@ -66,6 +85,8 @@ _VLLM_PARSERS = {"deepseek_r1", "deepseek_v3", "qwen3", "granite", "hunyuan_a13b
 REASONING_PARSERS = {
     EngineKind.VLLM: _VLLM_PARSERS,
     EngineKind.VLLM_VACC: _VLLM_PARSERS,
+    EngineKind.VLLM_ASCEND: _VLLM_PARSERS,
+    EngineKind.TRTLLM: {"deepseek-r1", "qwen3"},
     EngineKind.SGLANG: {"deepseek-r1", "deepseek-v3", "qwen3", "glm45", "kimi"},
 }
 

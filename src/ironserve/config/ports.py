@@ -15,7 +15,7 @@ RAY_DASHBOARD_PORT = 8265
 
 def engine_internal_ports() -> dict[int, str]:
     """Every port an engine of ironserve's may open on a node, with what it is."""
-    from ironserve.engines import mindie
+    from ironserve.engines import mindie, trtllm
 
     return {
         RAY_PORT: "Ray GCS",
@@ -28,4 +28,5 @@ def engine_internal_ports() -> dict[int, str]:
         mindie.METRICS_PORT: "MindIE metrics",
         mindie.MULTI_NODES_INFER_PORT: "MindIE ranks",
         mindie.INTER_COMM_PORT: "MindIE inter-node",
+        trtllm.MPI_SSH_PORT: "TensorRT-LLM mpirun's SSH",
     }

@@ -74,8 +74,8 @@ class ModelSettings(_Strict):
 class EngineSettings(_Strict):
     kind: EngineKind = Field(
         EngineKind.VLLM,
-        description="vllm, sglang, mindie, vllm_vacc or dynamo (dynamo_* keys); default: the "
-        "accelerator vendor's engine",
+        description="vllm, sglang, trtllm, mindie, vllm_ascend, vllm_vacc or dynamo (dynamo_* "
+        "keys); default: the accelerator vendor's engine (vllm, mindie, vllm_vacc)",
     )
     version: SafeText | None = Field(None, description="Engine version; picks the flag table")
     multi_node: MultiNodeLaunch | None = Field(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ironserve.catalog.engines import EngineKind
-from ironserve.engines import dynamo, mindie, sglang, vacc, vllm
+from ironserve.engines import dynamo, mindie, sglang, trtllm, vacc, vllm, vllm_ascend
 from ironserve.engines.base import LaunchContext, NodeLaunch
 
 BUILDERS: dict[EngineKind, Callable[[LaunchContext], list[NodeLaunch]]] = {
@@ -14,6 +14,8 @@ BUILDERS: dict[EngineKind, Callable[[LaunchContext], list[NodeLaunch]]] = {
     EngineKind.MINDIE: mindie.build,
     EngineKind.VLLM_VACC: vacc.build,
     EngineKind.DYNAMO: dynamo.build,
+    EngineKind.TRTLLM: trtllm.build,
+    EngineKind.VLLM_ASCEND: vllm_ascend.build,
 }
 
 

@@ -478,7 +478,7 @@ def worker(
     if spec.mode == "disaggregated" and spec.kv_fabric == "tcp":
         env["UCX_TLS"] = "tcp,cuda_copy"  # NIXL's UCX over sockets: no RDMA device
     env |= socket_env(node, _DYNAMO_SOCKET_ENV) | ib_env(node)
-    if span is not None and span.nodes <= ctx.accelerator.nvlink_domain_nodes:
+    if span is not None and span.nodes <= ctx.accelerator.nvlink_domain_nodes(node.device_count):
         env |= MNNVL_ENV  # the worker's nodes share one NVLink domain (GB200 NVL72)
     # TensorRT-LLM's engine options file, alone: its folder also holds the group's secrets.
     config = trtllm_config_path(ctx, pool)

@@ -18,6 +18,7 @@ import json
 import shlex
 from typing import Any
 
+from ironserve.engines.ascend import npu_run_args, read_only
 from ironserve.engines.base import (
     NODE_STATE_DIR,
     ContainerSpec,
@@ -46,16 +47,6 @@ MULTI_NODES_INFER_PORT = 1120
 INTER_COMM_PORT = 1121
 MAX_LINK_NUM = 300  # default 1000; the docs recommend 300
 
-# The host's driver and tools, read-only (vLLM-Ascend / MindIE container guides).
-HOST_MOUNTS = (
-    "/usr/local/dcmi",
-    "/usr/local/bin/npu-smi",
-    "/usr/local/Ascend/driver/lib64",
-    "/usr/local/Ascend/driver/version.info",
-    "/etc/ascend_install.info",
-    "/etc/hccn.conf",
-)
-CONTROL_DEVICES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
 # The CANN / ATB / MindIE environment scripts, sourced where the image has them (their paths
 # moved between releases: llm_model became atb-models); they use bash's BASH_SOURCE.
 SET_ENV_SCRIPTS = (
@@ -239,10 +230,6 @@ def daemon_script() -> str:
     )
 
 
-def _ro(path: str, target: str | None = None) -> list[str]:
-    return ["-v", f"{path}:{target or path}:ro"]
-
-
 def build(ctx: LaunchContext) -> list[NodeLaunch]:
     check_ranks(ctx)
     multi = is_multi_node(ctx)
@@ -258,15 +245,9 @@ def build(ctx: LaunchContext) -> list[NodeLaunch]:
         config = RenderedFile(
             path=config_path(ctx), content=render_json(service_config(ctx, node)), mode=FILE_MODE
         )
-        run_args = [*base_run_args(ctx)]
-        for device in range(node.device_count):
-            run_args += ["--device", f"/dev/davinci{device}"]
-        for device_path in CONTROL_DEVICES:
-            run_args += ["--device", device_path]
-        for mount in HOST_MOUNTS:
-            run_args += _ro(mount)
+        run_args = [*base_run_args(ctx), *npu_run_args(node)]
         run_args += weights_mount(ctx)
-        run_args += _ro(config.path, CONFIG_IN_CONTAINER)
+        run_args += read_only(config.path, CONFIG_IN_CONTAINER)
         env = {
             "MIES_CONTAINER_IP": node.address,  # the host's address under --network host
             "MIES_CONFIG_JSON_PATH": CONFIG_IN_CONTAINER,
@@ -275,7 +256,7 @@ def build(ctx: LaunchContext) -> list[NodeLaunch]:
         }
         files = [config]
         if table_file is not None:
-            run_args += _ro(table_file.path)
+            run_args += read_only(table_file.path)
             env["RANKTABLEFILE"] = table_file.path
             files.append(table_file)
         if node.socket_ifname is not None:

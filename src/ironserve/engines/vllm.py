@@ -21,6 +21,9 @@ carries it; ``--api-key`` is never written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from ironserve.catalog.engines import FlagTable
 from ironserve.engines.base import (
     RAY_PORT,
@@ -32,6 +35,7 @@ from ironserve.engines.base import (
     NodeTarget,
 )
 from ironserve.engines.common import (
+    EngineBuildError,
     base_run_args,
     check_ranks,
     container_name,
@@ -54,15 +58,42 @@ from ironserve.engines.common import (
 SOCKET_ENV = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "TP_SOCKET_IFNAME")
 
 
+@dataclass(frozen=True)
+class Platform:
+    """What differs between vLLM on CUDA and vLLM on a platform plugin (vLLM-Ascend): how the
+    container reaches the node's devices and fabric, and the platform's env for a node."""
+
+    name: str
+    devices: Callable[[NodeTarget], list[str]]  # docker run arguments: the accelerators
+    fabric: Callable[[NodeTarget], list[str]]  # docker run arguments: the RDMA devices
+    env: Callable[[LaunchContext, NodeTarget], dict[str, str]]
+    ray: bool  # whether ironserve renders a Ray launch on this platform
+    options: Callable[[LaunchContext], tuple[str, ...]] = lambda ctx: ()  # `vllm serve` options
+
+
+def _cuda_devices(node: NodeTarget) -> list[str]:
+    return ["--gpus", "all"]
+
+
+def _cuda_env(ctx: LaunchContext, node: NodeTarget) -> dict[str, str]:
+    env = socket_env(node, SOCKET_ENV) if is_multi_node(ctx) else {}
+    return env | ib_env(node)
+
+
+CUDA = Platform(name="vllm", devices=_cuda_devices, fabric=ib_run_args, env=_cuda_env, ray=True)
+
+
 def launches_with_ray(ctx: LaunchContext) -> bool:
     """A multi-node group that forms a Ray cluster (else: native, or one node)."""
     choice = ctx.sizing.request.multi_node
     return is_multi_node(ctx) and ctx.engine.launches_with_ray(ctx.engine_version, choice)
 
 
-def serve_options(ctx: LaunchContext, *, ray: bool, rank: int = 0) -> list[str]:
-    """The options of `vllm serve <weights>` on the node of ``rank``, checked against the
-    version's flag table."""
+def serve_options(
+    ctx: LaunchContext, *, ray: bool, rank: int = 0, platform_options: tuple[str, ...] = ()
+) -> list[str]:
+    """The options of `vllm serve <weights>` on the node of ``rank`` (with the platform's own,
+    ``platform_options``), checked against the version's flag table."""
     table = table_for(ctx)
     sizing, par = ctx.sizing, ctx.sizing.parallelism
     native = is_multi_node(ctx) and not ray
@@ -93,6 +124,7 @@ def serve_options(ctx: LaunchContext, *, ray: bool, rank: int = 0) -> list[str]:
     if trusts_remote_code(ctx):
         args.append("--trust-remote-code")
     args += vllm_reasoning_args(ctx, table)
+    args += platform_options
     args += ["--host", ctx.listen_host, "--port", str(ctx.listen_port)]
     if native:
         args += [
@@ -129,24 +161,23 @@ def _data_parallel_options(ctx: LaunchContext, table: FlagTable) -> list[str]:
     return args
 
 
-def _env(ctx: LaunchContext, node: NodeTarget) -> dict[str, str]:
+def _env(ctx: LaunchContext, node: NodeTarget, platform: Platform) -> dict[str, str]:
     env = {
         "VLLM_HOST_IP": node.address,
         "HF_HUB_OFFLINE": "1",  # the weights are staged on every node before launch
     }
-    if is_multi_node(ctx):
-        env |= socket_env(node, SOCKET_ENV)
-    return env | ib_env(node)
+    return env | platform.env(ctx, node)
 
 
-def _run_args(ctx: LaunchContext, node: NodeTarget, entrypoint: str) -> list[str]:
+def _run_args(
+    ctx: LaunchContext, node: NodeTarget, entrypoint: str, platform: Platform
+) -> list[str]:
     return [
         *base_run_args(ctx),
-        "--gpus",
-        "all",
+        *platform.devices(node),
         *weights_mount(ctx),
         *secrets_env_file(ctx),
-        *ib_run_args(node),
+        *platform.fabric(node),
         "--entrypoint",
         entrypoint,
     ]
@@ -181,7 +212,18 @@ def _ray_command(ctx: LaunchContext, node: NodeTarget, *, head: bool) -> list[st
 
 
 def build(ctx: LaunchContext) -> list[NodeLaunch]:
+    return build_on(ctx, CUDA)
+
+
+def build_on(ctx: LaunchContext, platform: Platform) -> list[NodeLaunch]:
+    """One `vllm serve` container per node (or Ray containers) with ``platform``'s devices."""
     check_ranks(ctx)
+    if launches_with_ray(ctx) and not platform.ray:
+        raise EngineBuildError(
+            f"{platform.name} across nodes launches natively (--nnodes); ironserve renders no "
+            "Ray launch for it",
+            "engine_multi_node",
+        )
     if not launches_with_ray(ctx):
         return [
             NodeLaunch(
@@ -193,19 +235,27 @@ def build(ctx: LaunchContext) -> list[NodeLaunch]:
                 container=ContainerSpec(
                     name=container_name(ctx, "vllm"),
                     image=ctx.image,
-                    run_args=_run_args(ctx, node, "vllm"),
-                    env=_env(ctx, node),
+                    run_args=_run_args(ctx, node, "vllm", platform),
+                    env=_env(ctx, node, platform),
                     command=[
                         "serve",
                         ctx.weights_path,
-                        *serve_options(ctx, ray=False, rank=node.rank),
+                        *serve_options(
+                            ctx, ray=False, rank=node.rank, platform_options=platform.options(ctx)
+                        ),
                     ],
                 ),
             )
             for node in ctx.nodes
         ]
 
-    serve = ["vllm", "serve", ctx.weights_path, *serve_options(ctx, ray=True)]
+    options = platform.options(ctx)
+    serve = [
+        "vllm",
+        "serve",
+        ctx.weights_path,
+        *serve_options(ctx, ray=True, platform_options=options),
+    ]
     launches = []
     for index, node in enumerate(ctx.nodes):
         head = index == 0
@@ -219,8 +269,8 @@ def build(ctx: LaunchContext) -> list[NodeLaunch]:
                 container=ContainerSpec(
                     name=container_name(ctx, "ray"),
                     image=ctx.image,
-                    run_args=_run_args(ctx, node, "ray"),
-                    env=_env(ctx, node),
+                    run_args=_run_args(ctx, node, "ray", platform),
+                    env=_env(ctx, node, platform),
                     command=_ray_command(ctx, node, head=head),
                 ),
                 serve_exec=serve if head else None,

@@ -16,7 +16,8 @@ is FAIL (clients see it down), never OK:
 The API key is where the Plan says (``Plan.api_key``): its file on this machine (the group's
 ``serving_api_key_file``, else the key a deploy generated here), read with the 0600 check;
 else (another control machine deployed it) the serving node's 0600 env file over SSH. MindIE
-serves no key and no vLLM metrics.
+serves no key and no vLLM metrics; neither does TensorRT-LLM's trtllm-serve (the gateway checks
+the key, its /metrics is JSON).
 """
 
 from __future__ import annotations
@@ -264,9 +265,9 @@ def _num(value: float | None) -> str:
 
 
 def check_metrics(ep: Endpoint, client: httpx.Client) -> CheckResult | None:
-    # MindIE's metrics are not vLLM's, nor are a Dynamo frontend's (dynamo_frontend_*): not
-    # judged here.
-    if ep.engine in ("mindie", "dynamo"):
+    # MindIE's metrics are not vLLM's, nor are a Dynamo frontend's (dynamo_frontend_*), nor
+    # trtllm-serve's (its /metrics is a JSON list of iteration stats): not judged here.
+    if ep.engine in ("mindie", "dynamo", "trtllm"):
         return None
     url = f"{ep.base}/metrics"
     try:

@@ -1,10 +1,12 @@
-"""The lab engine images: what a node pulls as ``vllm/vllm-openai:vX`` or ``lmsysorg/sglang:vX``.
+"""The lab engine images: what a node pulls as ``vllm/vllm-openai:vX``, ``lmsysorg/sglang:vX``,
+``nvcr.io/nvidia/tensorrt-llm/release:X`` or ``quay.io/ascend/vllm-ascend:vX``.
 
 Three layers of images, each cached by a content hash of what goes into it (as lab/images.py):
 
 - ray: the lab base image + python3-venv + a pinned Ray from PyPI (the slow part, ~1-2 min);
 - engine: ray + the lab engine package (ironserve.lab.engine, stdlib only) and the engines' flag
-  tables, with ``vllm`` on the PATH and ``python3 -m sglang.launch_server`` importable;
+  tables, with ``vllm`` and ``trtllm-serve`` on the PATH and ``python3 -m
+  sglang.launch_server`` importable (vLLM-Ascend's image is vLLM's command on other devices);
 - one per (engine, version): engine + ENV naming them (a metadata-only layer), so the same
   program refuses the flags of the version its tag claims.
 
@@ -62,7 +64,8 @@ ENV PATH={venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     RAY_DISABLE_DOCKER_CPU_WARNING=1
 COPY python {pythonpath}
 COPY vllm /usr/local/bin/vllm
-RUN chmod 0755 /usr/local/bin/vllm
+COPY trtllm-serve /usr/local/bin/trtllm-serve
+RUN chmod 0755 /usr/local/bin/vllm /usr/local/bin/trtllm-serve
 WORKDIR /
 """
 
@@ -76,6 +79,11 @@ VLLM_SCRIPT = f"""#!/bin/sh
 exec {VENV}/bin/python3 -m ironserve.lab.engine.vllm_cli "$@"
 """
 
+TRTLLM_SCRIPT = f"""#!/bin/sh
+# ironserve lab engine: the `trtllm-serve` command line (serve only, one node)
+exec {VENV}/bin/python3 -m ironserve.lab.engine.trtllm_cli "$@"
+"""
+
 SGLANG_SHIM = '''"""ironserve lab engine: `python3 -m sglang.launch_server`."""
 
 from ironserve.lab.engine.sglang_cli import main
@@ -84,21 +92,34 @@ if __name__ == "__main__":
     raise SystemExit(main())
 '''
 
-# Where each engine's image lives (the builders' names, catalog/engines.py image()).
-REPOSITORIES = {"vllm": "vllm/vllm-openai", "sglang": "lmsysorg/sglang"}
+# Where each engine's image lives (the builders' names, catalog/engines.py image(), under a
+# registry without its host).
+REPOSITORIES = {
+    "vllm": "vllm/vllm-openai",
+    "sglang": "lmsysorg/sglang",
+    "trtllm": "nvcr.io/nvidia/tensorrt-llm/release",
+    "vllm_ascend": "quay.io/ascend/vllm-ascend",
+}
+# The tag's prefix before the version: NVIDIA tags TensorRT-LLM's releases without a "v".
+TAG_PREFIX = {"trtllm": ""}
 
 
 @dataclass(frozen=True)
 class EngineImage:
-    kind: str  # vllm | sglang | gateway
+    kind: str  # vllm | sglang | trtllm | vllm_ascend | gateway
     version: str
     local: str  # the content-hashed local tag
     repository: str  # vllm/vllm-openai
 
     @property
+    def tag(self) -> str:
+        """``v0.11.0``; TensorRT-LLM's ``1.2.1``."""
+        return f"{TAG_PREFIX.get(self.kind, 'v')}{self.version}"
+
+    @property
     def reference(self) -> str:
         """``vllm/vllm-openai:v0.11.0``: the name under a registry."""
-        return f"{self.repository}:v{self.version}"
+        return f"{self.repository}:{self.tag}"
 
 
 def _log(message: str) -> None:
@@ -113,10 +134,11 @@ def _engine_files() -> dict[str, tuple[bytes, int]]:
         "python/sglang/__init__.py": (b"", 0o644),
         "python/sglang/launch_server.py": (SGLANG_SHIM.encode(), 0o644),
         "vllm": (VLLM_SCRIPT.encode(), 0o755),
+        "trtllm-serve": (TRTLLM_SCRIPT.encode(), 0o755),
     }
     for path in sorted(ENGINE_SOURCE.glob("*.py")):
         files[f"python/ironserve/lab/engine/{path.name}"] = (path.read_bytes(), 0o644)
-    for name in ("vllm.json", "sglang.json"):
+    for name in ("vllm.json", "sglang.json", "trtllm.json"):
         data = (FLAG_TABLES / name).read_bytes()
         files[f"python/ironserve/catalog/data/engines/{name}"] = (data, 0o644)
     return files
@@ -210,7 +232,8 @@ def _engine_dockerfile(ray: str) -> str:
 
 
 def _tag_dockerfile(engine: str, kind: str, version: str) -> str:
-    # vLLM's image starts `vllm serve` by default; SGLang's has no entrypoint of its own.
+    # vLLM's image starts `vllm serve` by default; SGLang's, TensorRT-LLM's (NVIDIA's
+    # entrypoint script only) and vLLM-Ascend's have no serving entrypoint of their own.
     entrypoint = 'ENTRYPOINT ["vllm", "serve"]' if kind == "vllm" else ""
     return TAG_DOCKERFILE.format(engine=engine, kind=kind, version=version, entrypoint=entrypoint)
 
@@ -272,8 +295,9 @@ RAY_STANDIN_VLLM = "0.11.0"
 
 def wanted_versions() -> list[tuple[str, str]]:
     """(kind, version) of every engine image a lab offers: the real vLLM (lab/vllm_image.py),
-    vLLM on Ray (the stand-in), SGLang's default (the stand-in), plus
-    ``$IRONSERVE_LAB_ENGINE_VERSIONS`` (``vllm=0.10.2,sglang=0.5.4``, stand-ins)."""
+    vLLM on Ray (the stand-in), the defaults of SGLang, TensorRT-LLM and vLLM-Ascend (the
+    stand-in), plus ``$IRONSERVE_LAB_ENGINE_VERSIONS`` (``vllm=0.10.2,sglang=0.5.4``,
+    stand-ins)."""
     from ironserve.catalog.engines import ENGINES, EngineKind
     from ironserve.lab import vllm_image
 
@@ -281,6 +305,8 @@ def wanted_versions() -> list[tuple[str, str]]:
         ("vllm", vllm_image.VERSION),
         ("vllm", RAY_STANDIN_VLLM),
         ("sglang", ENGINES[EngineKind.SGLANG].default_version),
+        ("trtllm", ENGINES[EngineKind.TRTLLM].default_version),
+        ("vllm_ascend", ENGINES[EngineKind.VLLM_ASCEND].default_version),
     ]
     for item in os.environ.get("IRONSERVE_LAB_ENGINE_VERSIONS", "").split(","):
         kind, _, version = item.strip().partition("=")

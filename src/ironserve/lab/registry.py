@@ -177,7 +177,7 @@ def cache_reference() -> str:
 def push(client: Any, image: ei.EngineImage, host_port: int) -> str:
     """Push one engine image through 127.0.0.1:<port>; its manifest digest."""
     repository = f"127.0.0.1:{host_port}/{image.repository}"
-    tag = f"v{image.version}"
+    tag = image.tag
     client.images.get(image.local).tag(repository, tag=tag)
     digest = ""
     try:

@@ -214,10 +214,23 @@ def api_key_location(ctx: LaunchContext, key_file: Path | None, key_dir: str) ->
         control_file=control,
         generated=generated,
         node_file=ctx.secrets_env_file,
-        # MindIE has no key of its own: only the gateway enforces one in front of it.
-        # nor has Dynamo's frontend.
-        enforced=ctx.gateway or ctx.engine.kind not in (EngineKind.MINDIE, EngineKind.DYNAMO),
+        # MindIE has no key of its own: only the gateway enforces one in front of it;
+        # nor have Dynamo's frontend and trtllm-serve.
+        enforced=ctx.gateway
+        or ctx.engine.kind not in (EngineKind.MINDIE, EngineKind.DYNAMO, EngineKind.TRTLLM),
     )
+
+
+def mpi_keys_file(ctx: LaunchContext, key_dir: str) -> str | None:
+    """A multi-node TensorRT-LLM group's SSH keys for its MPI world (serving/mpi_keys.py): a
+    0600 file beside the generated API keys, one per group and node set; None for others."""
+    if ctx.engine.kind != EngineKind.TRTLLM or not is_multi_node(ctx):
+        return None
+    from ironserve.serving.apikey import generated_key_path
+
+    path = generated_key_path(key_dir, ctx.group, [n.address for n in ctx.nodes])
+    # Keep the operator's "~" so the Plan reads the same on every control machine.
+    return str(Path(key_dir) / path.with_suffix(".mpi").name)
 
 
 def layout_of(ctx: LaunchContext, nodes: list[NodeLaunch]) -> Layout:
@@ -245,7 +258,7 @@ def layout_of(ctx: LaunchContext, nodes: list[NodeLaunch]) -> Layout:
         )
     port: int | None = None
     dp_rpc: int | None = None
-    if ctx.engine.kind in (EngineKind.VLLM, EngineKind.VLLM_VACC):
+    if ctx.engine.kind in (EngineKind.VLLM, EngineKind.VLLM_VACC, EngineKind.VLLM_ASCEND):
         port = VLLM_MASTER_PORT
         dp_rpc = VLLM_DP_RPC_PORT if ctx.sizing.parallelism.data > 1 else None
     elif ctx.engine.kind == EngineKind.SGLANG:
@@ -272,6 +285,11 @@ def ports_of(ctx: LaunchContext, endpoint: Endpoint, layout: Layout) -> list[Por
         ports.append(
             PortUse(port=rendezvous.port, nodes=[ctx.head.name], purpose="rank rendezvous")
         )
+    if ctx.engine.kind == EngineKind.TRTLLM and is_multi_node(ctx):
+        from ironserve.engines.trtllm import MPI_SSH_PORT
+
+        workers = [n.name for n in ctx.nodes[1:]]
+        ports.append(PortUse(port=MPI_SSH_PORT, nodes=workers, purpose="mpirun's SSH (MPI world)"))
     if rendezvous is not None and rendezvous.dp_rpc_port is not None:
         ports.append(
             PortUse(port=rendezvous.dp_rpc_port, nodes=[ctx.head.name], purpose="data-parallel RPC")

@@ -38,6 +38,7 @@ from ironserve.plan.derived import (
     endpoint_of,
     gateway_of,
     layout_of,
+    mpi_keys_file,
     ports_of,
 )
 from ironserve.plan.dynamo import plan_dynamo
@@ -59,6 +60,8 @@ class Plan(BaseModel):
     disk: list[NodeDisk]
     gateway: Gateway | None
     staging: Staging
+    # A multi-node TensorRT-LLM group: the control machine's 0600 file of its MPI SSH keys.
+    mpi_keys: str | None = None
 
     @classmethod
     def build(
@@ -90,6 +93,7 @@ class Plan(BaseModel):
             disk=disk_of(ctx, disk_margins),
             gateway=gateway_of(ctx, endpoint, public_metrics, public_health),
             staging=staging_of(ctx, links),
+            mpi_keys=mpi_keys_file(ctx, api_key_dir),
         )
 
     @property

@@ -151,7 +151,13 @@ MULTI_NODE_NOTE = "multi-node: "
 
 
 def _check_multi_node_launch(engine: Engine, req: SizingRequest, version: str, log: _Log) -> None:
-    """How a multi-node vLLM group's ranks meet: natively (0.12+) or through a Ray cluster."""
+    """How a multi-node vLLM group's ranks meet: natively (0.12+) or through a Ray cluster;
+    TensorRT-LLM's: one MPI world."""
+    if req.nodes > 1 and engine.multi_node == "mpi":
+        log.note(
+            f"multi-node: {engine.kind.value} {version} runs one MPI world: mpirun in the head's "
+            "container reaches each worker's container over SSH (engines/trtllm.py)"
+        )
     since = engine.native_multi_node_since
     if req.nodes == 1 or since is None:
         return
@@ -176,6 +182,25 @@ def _check_multi_node_launch(engine: Engine, req: SizingRequest, version: str, l
         log.note(
             f"{MULTI_NODE_NOTE}{name} {version} launches natively (--nnodes, --node-rank, "
             "--master-addr; --headless on the other nodes)"
+        )
+
+
+def _note_nvlink_domain(accel: Accelerator, req: SizingRequest, log: _Log) -> None:
+    """Whether a multi-node group's ranks talk over NVLink (inside one rack-scale NVLink domain,
+    GB200 NVL72) or over the network between nodes."""
+    domain = accel.nvlink_domain
+    if domain is None or req.nodes == 1:
+        return
+    gpus = req.nodes * req.devices_per_node
+    if gpus <= domain:
+        log.note(
+            f"NVLink domain: the {gpus} {accel.id} GPUs fit in one {domain}-GPU NVLink domain, so "
+            "ranks on different nodes (trays) talk over NVLink when the nodes share a rack"
+        )
+    else:
+        log.note(
+            f"NVLink domain: {gpus} {accel.id} GPUs span more than one {domain}-GPU NVLink "
+            "domain; ranks in different racks talk over the network"
         )
 
 
@@ -237,6 +262,11 @@ def _choose_parallelism(
         return Parallelism(tensor=tp, pipeline=pp, data=1, expert=1)
 
     dp = req.data_parallel_size or 1
+    if dp > 1 and not engine.data_parallel:
+        log.block(
+            f"{engine.kind.value} serves one model instance per launch: DP {dp} is not one "
+            "(run another group for another replica)"
+        )
     if engine.tp_across_nodes:
         default_tp, default_pp = total // dp, 1
         layout = "TP over every accelerator, as this engine runs multi-node"
@@ -367,7 +397,8 @@ def layout_candidates(
     ``units_per_node`` consecutive ranks; so an instance either fits inside a node (its size
     divides the node) or spans whole nodes (the node divides it). TP stays inside a node unless
     the engine runs TP across nodes (SGLang: then PP is 1). A multi-node group launched with Ray
-    cannot place DP replicas across nodes: DP is 1 there. With expert parallelism EP = TP x DP.
+    cannot place DP replicas across nodes, and an engine without replicas (TensorRT-LLM's one
+    server per launch) has none: DP is 1 there. With expert parallelism EP = TP x DP.
     """
     per_node, nodes = units_per_node, req.nodes
     total = per_node * nodes
@@ -381,7 +412,7 @@ def layout_candidates(
         dp = total // instance
         if req.data_parallel_size is not None and dp != req.data_parallel_size:
             continue
-        if dp > 1 and not dp_across_nodes:
+        if dp > 1 and not (dp_across_nodes and engine.data_parallel):
             continue
         for pp in _divisors(instance):
             tp = instance // pp
@@ -463,6 +494,7 @@ def size_model(model: ModelSpec, req: SizingRequest, *, with_alternatives: bool 
         + (" (the published checkpoint)" if fmt == model.native_format else " (estimated)")
     )
     expert_parallel = _check_expert_parallel(model, engine, req, log)
+    _note_nvlink_domain(accel, req, log)
     fit = None
     if searches_layout(engine, req):
         fit = _search_layout(model, engine, req, accel, fmt, units_per_node, log)

@@ -4,7 +4,9 @@ The tables are the ones ironserve ships (catalog/data/engines/<engine>.json, cop
 image at the same relative path), so the lab engine refuses exactly what the real version's
 argparse would: an unknown option is ``error: unrecognized arguments`` and exit 2. Like
 argparse (allow_abbrev) an unambiguous prefix of a long option is accepted; like vLLM's
-FlexibleArgumentParser ``--a_b`` means ``--a-b`` and ``--x.y`` is option ``--x``.
+FlexibleArgumentParser ``--a_b`` means ``--a-b`` and ``--x.y`` is option ``--x``. A click
+command (TensorRT-LLM's trtllm-serve) is parsed with ``exact=True``: option names as written,
+no prefixes, no folding of ``_`` and ``-``.
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ class Parsed:
         return name in self.options
 
 
-def _canonical(table: Table, option: str) -> str | None:
+def _canonical(table: Table, option: str, exact: bool = False) -> str | None:
+    if exact:
+        return option if option in table.flags else None
     if option.startswith("--"):
         option = "--" + option[2:].split(".", 1)[0].replace("_", "-")
     else:
@@ -106,8 +110,9 @@ def _canonical(table: Table, option: str) -> str | None:
 ALIASES = {"-tp": "--tensor-parallel-size", "-pp": "--pipeline-parallel-size"}
 
 
-def parse(table: Table, argv: list[str]) -> Parsed:
-    """Options, positionals and unknown options of ``argv`` under ``table``."""
+def parse(table: Table, argv: list[str], exact: bool = False) -> Parsed:
+    """Options, positionals and unknown options of ``argv`` under ``table`` (``exact``: click's
+    matching, see the module's docstring)."""
     parsed = Parsed()
     tokens = list(argv)
     while tokens:
@@ -116,7 +121,7 @@ def parse(table: Table, argv: list[str]) -> Parsed:
             parsed.positionals.append(token)
             continue
         name, has_inline, inline = token.partition("=")
-        option = _canonical(table, name)
+        option = _canonical(table, name, exact)
         if option is None:
             parsed.unknown.append(token)
             continue

@@ -90,6 +90,8 @@ class GroupServe:
     check: bool = False  # wait for readiness and prove a completion
     unreachable: list[str] = field(default_factory=list)
     cache: ImageCache | None = None  # the group's image cache, which the nodes pull through
+    # A multi-node TensorRT-LLM group: per node, its MPI SSH files (path, content; secret).
+    mpi_files: dict[str, list[tuple[str, str]]] = field(repr=False, default_factory=dict)
 
     def node(self, name: str) -> NodeServe:
         return next(n for n in self.nodes if n.name == name)
@@ -348,6 +350,7 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
             )
         env = apikey.secrets_env(key)
         rev = apikey.secrets_revision(group.name, env)
+        mpi_files = _mpi_files(plan, group.head.name)
         ray = plan.layout.ray is not None
         if plan.context.dynamo is not None:
             reachable = {n.name for n in group.nodes if n.name not in down and n.name in in_run}
@@ -416,6 +419,7 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
             env=env,
             secrets_rev=rev,
             nodes=nodes,
+            mpi_files=mpi_files,
             ray=ray,
             serve=serve,
             check=check,
@@ -431,3 +435,20 @@ def group_of(state: Any, host: Any, restart: bool = False) -> GroupServe:
         if any(n.name == host.name for n in group.nodes):
             return group
     raise DeployError(f"{host.name}: in no serving group")
+
+
+def _mpi_files(plan: Plan, head: str) -> dict[str, list[tuple[str, str]]]:
+    """Each node's MPI SSH files of a multi-node TensorRT-LLM group (serving/mpi_keys.py), the
+    keys made once on this machine; empty for every other group."""
+    if plan.mpi_keys is None:
+        return {}
+    from ironserve.serving import mpi_keys
+
+    path = Path(plan.mpi_keys).expanduser()
+    try:
+        keys, made = mpi_keys.ensure_keys(path)
+    except apikey.ApiKeyError as error:
+        raise DeployError(f"{head}: serving_api_key_dir: {error}") from error
+    if made:
+        logger.warning(f"serving group {plan.group}: generated its MPI SSH keys into {path}")
+    return {n.node: mpi_keys.node_files(plan.context, keys, n.node) for n in plan.nodes}

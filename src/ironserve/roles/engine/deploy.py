@@ -27,6 +27,7 @@ from pyinfra.operations import files, python, server
 
 from ironserve.engines.base import NODE_STATE_DIR
 from ironserve.engines.common import container_name
+from ironserve.engines.trtllm import mpi_dir
 from ironserve.facts.engine import IronserveContainers
 from ironserve.operations import secrets
 from ironserve.roles import FACT_TIMEOUT_S, plan_of, run_of
@@ -165,6 +166,15 @@ def _converge(group: GroupServe) -> None:
         path=group.plan.context.secrets_env_file,
         content=group.env,
     )
+    mpi = group.mpi_files.get(host.name, [])
+    if mpi:
+        files.directory(
+            name="MPI SSH folder of a TensorRT-LLM group (0700)",
+            path=mpi_dir(group.plan.context),
+            mode="700",
+        )
+    for path, content in host.loop(mpi):
+        secrets.secret_file(name="MPI SSH key file (0600)", path=path, content=content)
     for rendered in host.loop(launch.files):
         files.put(
             name="Engine configuration file (rank table, config.json, engine options)",
