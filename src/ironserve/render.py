@@ -13,7 +13,7 @@ from ironserve.engines.base import NodeLaunch
 from ironserve.plan.derived import Gateway
 from ironserve.plan.plan import Plan
 from ironserve.plan.sizing import gib, unit_name
-from ironserve.plan.staging import Staging, duration, rate_text
+from ironserve.plan.staging import Staging, Stream, duration, rate_text
 from ironserve.plan.types import DynamoPool
 
 
@@ -110,7 +110,8 @@ def _per_node(pool: DynamoPool) -> str:
 
 
 def _staging_table(st: Staging) -> Table:
-    """The staging estimate: each step's bytes, the link that bounds it, and its time."""
+    """The staging estimate: each step's bytes, the link that bounds it, and its time (the
+    stream's: what it adds after the download)."""
     table = Table(
         title=f"Staging estimate ({st.nodes} node{'s' if st.nodes > 1 else ''}, nothing in place)",
         show_header=True,
@@ -122,15 +123,16 @@ def _staging_table(st: Staging) -> Table:
     table.add_column("rate", justify="right")
     table.add_column("time", justify="right")
     for step in st.steps:
-        what = step.what + (f", {step.rounds} rounds" if step.rounds > 1 else "")
-        if step.rounds == 0:
-            table.add_row(what, "", "nothing to copy: one node", "", duration(0))
-            continue
-        times = step.rounds * step.sharing
-        size = f"{times} x {gib(step.bytes)}" if times > 1 else gib(step.bytes)
-        table.add_row(
-            what, size, step.link, rate_text(step.bytes_per_second), duration(step.seconds)
-        )
+        size = f"{step.sharing} x {gib(step.bytes)}" if step.sharing > 1 else gib(step.bytes)
+        what, rate = step.what, rate_text(step.bytes_per_second)
+        if isinstance(step, Stream):
+            if step.hops == 0:
+                table.add_row(step.what, "", "nothing to copy: one node", "", duration(0))
+                continue
+            # The copies' own rate: the row's link may be the download's, which they keep pace with.
+            what = f"{what}, {step.hops} hop{'s' if step.hops > 1 else ''}, fan-out {step.sharing}"
+            size, rate = gib(step.bytes), f"{rate_text(step.copy_bytes_per_second)} a copy"
+        table.add_row(what, size, step.link, rate, duration(step.seconds))
     table.add_row(
         "[bold]total[/bold]",
         "",

@@ -122,7 +122,7 @@ def test_every_example_inventory_validates_and_plans_feasible(
     # The staging estimate: the whole checkpoint, the group's image, every step's link named.
     staging = doc["staging"]
     assert (staging["weights_bytes"], staging["image"]) == (doc["weights_bytes"], doc["image"])
-    assert all(staging[step]["link"] for step in ("download", "fanout", "image_pull"))
+    assert all(staging[step]["link"] for step in ("download", "stream", "image_pull"))
     assert staging["bound_by"] in ("the site link", "the cluster network")
 
 

@@ -92,59 +92,101 @@ def _r1(nodes: int) -> Plan:
     )
 
 
-def test_two_nodes_one_download_one_round_two_image_pulls() -> None:
+def test_two_nodes_the_download_bounds_the_stream_which_adds_one_hop() -> None:
     plan = _r1(2)
     st = plan.staging  # defaults: 1 Gbit/s site link, 25 Gbit/s cluster network, vLLM 12 GB
     assert st.weights_bytes == R1_BYTES == plan.sizing.weights_bytes
     # 688,586,727,753 B / 125,000,000 B/s = 5,508.69 s over the site link, once.
     assert st.download.seconds == pytest.approx(5508.69, abs=0.01)
     assert st.download.link == "the site link to the hub"
-    # ceil(log2 2) = 1 round of the whole checkpoint at 3,125,000,000 B/s: 220.35 s.
-    assert (st.fanout.rounds, st.fanout.link) == (1, "the cluster network")
-    assert st.fanout.seconds == pytest.approx(220.35, abs=0.01)
+    # node-0 serves node-1 alone: one copy at the whole 3.125e9 B/s port, whose 220.35 s for the
+    # checkpoint hide behind the download; the last 5 GB shard's one hop adds 5e9 / 3.125e9 = 1.6 s.
+    stream = st.stream
+    assert (stream.hops, stream.sharing, stream.file_bytes) == (1, 1, 5 * 10**9)
+    assert stream.copy_bytes_per_second == 25 * GBIT
+    assert stream.link == "the site link to the hub"
+    assert stream.seconds == pytest.approx(1.6)
     # Both nodes pull 12 GB over the 1 Gbit/s site link at once: 24e9 / 125e6 = 192 s.
     assert (st.image_bytes, st.image_pull.sharing) == (12 * 10**9, 2)
     assert st.image_pull.seconds == pytest.approx(192.0)
     assert st.image_pull.link == "the site link to the registry"
-    assert st.weights_seconds == pytest.approx(5729.04, abs=0.01)
-    assert st.total_seconds == pytest.approx(5921.04, abs=0.01)
+    assert st.weights_seconds == pytest.approx(5510.29, abs=0.01)
+    assert st.total_seconds == pytest.approx(5702.29, abs=0.01)
     assert st.bound_by == "the site link"
-    assert duration(st.total_seconds) == "1h 38m 42s"
+    assert duration(st.total_seconds) == "1h 35m 03s"
 
 
-def test_eight_nodes_three_rounds_eight_image_pulls() -> None:
-    st = _r1(8).staging
+@pytest.mark.parametrize(
+    ("nodes", "hops", "tail", "pulls", "total"),
+    [
+        # Fan-out 2: a copy at 25 / 2 = 12.5 Gbit/s (1.5625e9 B/s), the checkpoint in 440.70 s,
+        # still behind the download; each hop of a 5 GB shard adds 3.2 s. 8 and 16 x 96 s pulls.
+        (8, 3, 9.6, 768.0, 6286.29),
+        (16, 4, 12.8, 1536.0, 7057.49),
+    ],
+)
+def test_more_nodes_add_only_the_hops_of_the_last_shard(
+    nodes: int, hops: int, tail: float, pulls: float, total: float
+) -> None:
+    st = _r1(nodes).staging
     assert st.download.seconds == pytest.approx(5508.69, abs=0.01)
-    # ceil(log2 8) = 3 rounds x 220.35 s; 8 x 12 GB / 125 MB/s = 768 s.
-    assert st.fanout.rounds == 3
-    assert st.fanout.seconds == pytest.approx(661.04, abs=0.01)
-    assert st.image_pull.seconds == pytest.approx(768.0)
-    assert st.total_seconds == pytest.approx(6937.74, abs=0.01)
+    assert (st.stream.hops, st.stream.sharing) == (hops, 2)
+    assert st.stream.copy_bytes_per_second == pytest.approx(1.5625e9)
+    assert st.stream.link == "the site link to the hub"
+    assert st.stream.seconds == pytest.approx(tail)
+    assert st.weights_seconds == pytest.approx(5508.69 + tail, abs=0.01)
+    assert st.image_pull.seconds == pytest.approx(pulls)
+    assert st.total_seconds == pytest.approx(total, abs=0.01)
 
 
-def test_one_node_has_no_fan_out() -> None:
+def test_one_node_has_no_stream() -> None:
     st = _r1(1).staging
-    assert (st.fanout.rounds, st.fanout.seconds) == (0, 0.0)
+    assert (st.stream.hops, st.stream.sharing, st.stream.seconds) == (0, 0, 0.0)
     assert st.total_seconds == pytest.approx(5508.69 + 96.0, abs=0.01)
 
 
-def test_the_bounding_link_is_the_slower_one() -> None:
-    ctx = _r1(2).context
-    # A 100 Gbit/s site link and 10 Gbit/s ports: the seed's own port bounds the download, and
-    # every node's port its image pull (12e9 / 1.25e9 = 9.6 s > 2 x 12e9 / 12.5e9 = 1.92 s).
-    st = staging_of(ctx, Links(site=100 * GBIT, fabric={"node-0": 10 * GBIT, "node-1": 10 * GBIT}))
+def test_a_fast_site_link_leaves_the_stream_bound_by_its_fan_out() -> None:
+    ctx = _r1(8).context
+    ports = {f"node-{i}": 10 * GBIT for i in range(8)}
+    st = staging_of(ctx, Links(site=100 * GBIT, fabric=ports))
+    # A 100 Gbit/s site link and 10 Gbit/s ports: the seed's own port bounds the download,
+    # 688,586,727,753 / 1.25e9 = 550.87 s.
     assert st.download.link == "the cluster network (node-0's port)"
-    assert st.download.seconds == pytest.approx(R1_BYTES / 1.25e9)
+    assert st.download.seconds == pytest.approx(550.87, abs=0.01)
+    # Each serving port carries two copies at 5 Gbit/s (6.25e8 B/s): the checkpoint in 1,101.74 s,
+    # 550.87 s behind the download, then 3 hops x 5e9 / 6.25e8 = 24 s.
+    assert (st.stream.link, st.stream.sharing, st.stream.hops) == ("the cluster network", 2, 3)
+    assert st.stream.copy_bytes_per_second == pytest.approx(6.25e8)
+    assert st.stream.seconds == pytest.approx(574.87, abs=0.01)
+    assert st.weights_seconds == pytest.approx(1125.74, abs=0.01)
+    # Every node's port bounds its image pull (12e9 / 1.25e9 = 9.6 s > 8 x 12e9 / 12.5e9 = 7.68 s).
     assert st.image_pull.link == "the cluster network"
     assert st.image_pull.seconds == pytest.approx(9.6)
+    assert st.total_seconds == pytest.approx(1135.34, abs=0.01)
     assert st.bound_by == "the cluster network"
-    # One slow worker bounds every fan-out round and is named.
+
+
+def test_a_slow_node_bounds_the_stream_and_is_named() -> None:
+    ctx = _r1(8).context
+    # node-1 (serving node-3 and node-4) on 1 Gbit/s: a copy at 500 Mbit/s (6.25e7 B/s), the
+    # checkpoint in 11,017.39 s, 5,508.69 s behind the download, then 3 x 5e9 / 6.25e7 = 240 s.
     st = staging_of(ctx, Links(fabric={"node-1": 1 * GBIT}))
-    assert st.fanout.link == "the cluster network (node-1's port)"
-    assert st.fanout.seconds == pytest.approx(R1_BYTES / GBIT)
-    assert st.image_pull.link == "the site link to the registry"  # 2 x 96 s > 96 s
-    # An engine_image_size replaces the catalog's figure.
-    assert staging_of(ctx, Links(image_bytes=5 * 10**9)).image_pull.seconds == pytest.approx(80.0)
+    assert st.stream.link == "the cluster network (node-1's port)"
+    assert st.stream.copy_bytes_per_second == pytest.approx(6.25e7)
+    assert st.stream.seconds == pytest.approx(5748.69, abs=0.01)
+    assert st.weights_seconds == pytest.approx(11257.39, abs=0.01)
+    assert st.image_pull.link == "the site link to the registry"  # 8 x 96 s > 96 s
+    # An engine_image_size replaces the catalog's figure: 8 x 5e9 / 1.25e8 = 320 s.
+    assert staging_of(ctx, Links(image_bytes=5 * 10**9)).image_pull.seconds == pytest.approx(320.0)
+
+
+def test_a_small_checkpoint_streams_as_one_file() -> None:
+    ctx = _r1(8).context
+    ctx = ctx.model_copy(update={"sizing": ctx.sizing.model_copy(update={"weights_bytes": 10**9})})
+    st = staging_of(ctx)
+    # 1 GB: one file, the whole of it, 3 hops at 1.5625e9 B/s = 1.92 s after the 8 s download.
+    assert st.stream.file_bytes == 10**9
+    assert st.stream.seconds == pytest.approx(1.92)
 
 
 def test_durations_and_rates_read_as_people_write_them() -> None:
@@ -179,10 +221,11 @@ def test_the_inventory_names_the_links_and_the_image_size() -> None:
     st = plan.staging
     site = 400 * 2**20
     assert st.download.bytes_per_second == site and st.download.link == "the site link to the hub"
-    # Three nodes: two rounds, bound by deepseek03's 10 Gbit/s port.
-    assert st.fanout.rounds == 2
-    assert st.fanout.link == "the cluster network (deepseek03's port)"
-    assert st.fanout.seconds == pytest.approx(2 * st.weights_bytes / 1.25e9)
+    # Three nodes: the seed serves both at 10 Gbit/s / 2, faster than the 400 MiB/s download,
+    # so one hop of a 5 GB shard is all the stream adds: 5e9 / 6.25e8 = 8 s.
+    assert (st.stream.hops, st.stream.sharing) == (1, 2)
+    assert st.stream.link == "the site link to the hub"
+    assert st.stream.seconds == pytest.approx(8.0)
     assert st.image_pull.seconds == pytest.approx(3 * 20e9 / site)
     assert plan.summary()["staging"] == st.model_dump()
 
@@ -225,12 +268,13 @@ def test_plan_prints_the_estimate_and_json_carries_it(monkeypatch: pytest.Monkey
     st = doc["staging"]
     assert st["weights_bytes"] == doc["weights_bytes"] and st["nodes"] == len(doc["nodes"])
     assert st["image"] == doc["image"]
-    steps = [st["download"], st["fanout"], st["image_pull"]]
+    steps = [st["download"], st["stream"], st["image_pull"]]
     assert st["total_seconds"] == pytest.approx(sum(s["seconds"] for s in steps))
-    assert {"what", "bytes", "rounds", "sharing", "link", "bytes_per_second", "seconds"} == set(
+    assert {"what", "bytes", "sharing", "link", "bytes_per_second", "seconds"} == set(
         st["download"]
     )
+    assert {"hops", "file_bytes", "copy_bytes_per_second"} < set(st["stream"])
     human = runner.invoke(app, ["plan", "-i", L40S], env={"COLUMNS": "200"})
     assert "Staging estimate (3 nodes, nothing in place)" in human.stdout
-    assert "weights fan-out, 2 rounds" in human.stdout
+    assert "weights stream, 1 hop, fan-out 2" in human.stdout
     assert duration(st["total_seconds"]) in human.stdout

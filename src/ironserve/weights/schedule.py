@@ -13,8 +13,6 @@ usual case) two copies a node cost nothing, while the depth is what adds to the 
 
 from __future__ import annotations
 
-import math
-
 FANOUT = 2
 
 
@@ -34,10 +32,3 @@ def hops(nodes: int, fanout: int = FANOUT) -> int:
         depth += 1
         reach += fanout**depth
     return depth
-
-
-def rounds_for(nodes: int) -> int:
-    """ceil(log2 N): plan/staging.py's estimate still models the fan-out as that many rounds of
-    whole-checkpoint copies after the download (an upper bound of the stream, which overlaps
-    them with it); the deploy no longer runs rounds."""
-    return math.ceil(math.log2(nodes)) if nodes > 1 else 0
