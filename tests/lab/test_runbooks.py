@@ -36,6 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from ironserve.lab import cluster
@@ -201,6 +202,8 @@ class Labs:
                     line = shown_command["command"]
                     done = _sh(line, directory)
                     problems.append(_check(done, command.exit_code, f"{section}: $ {line}") or "")
+            if any(problems):
+                problems.append(_containers_report(state))
         finally:
             if book.lab_faults:  # the next runbook starts from a healthy node
                 _sh(f"ironserve lab heal {node.name}", directory)
@@ -210,6 +213,29 @@ class Labs:
         self.stopping.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.stack.close()
+
+
+# On a failure: each node's containers as dockerd saw them (a crash's exit code, OOMKilled, when
+# it finished) and their last log lines, so a failure in CI says what happened on the nodes.
+CONTAINERS_REPORT = (
+    "for c in $(docker ps -aq); do "
+    "docker inspect --format '{{.Name}} {{.State.Status}} restarts={{.RestartCount}} "
+    "exit={{.State.ExitCode}} oom={{.State.OOMKilled}} started={{.State.StartedAt}} "
+    "finished={{.State.FinishedAt}} error={{.State.Error}}' $c; "
+    "{ docker logs $c 2>&1 | grep -iE 'exited unexpectedly|died|killed|traceback|error' | tail -8; "
+    "docker logs --tail 12 $c 2>&1; } | sed 's/^/    /'; done"
+)
+
+
+def _containers_report(state: st.LabState) -> str:
+    lines = ["Containers on the lab's nodes:"]
+    for lab_node in state.nodes:
+        try:
+            code, out = Node(state, lab_node).run(CONTAINERS_REPORT, check=False)
+        except (OSError, paramiko.SSHException) as error:  # a node down answers nothing
+            code, out = -1, f"unreachable: {error}"
+        lines.append(f"{lab_node.name} (exit {code}):\n{out.rstrip()}")
+    return "\n".join(lines)
 
 
 def _inject(book: Runbook, node: Node, values: dict[str, str], directory: Path) -> None:
