@@ -18,7 +18,7 @@ from ironserve.catalog.formats import WeightFormat
 from ironserve.errors import InputError, Problem
 from ironserve.health.cli import health as health_cmd
 from ironserve.lab.cli import lab_app
-from ironserve.roles.monitoring.cli import monitoring_app
+from ironserve.monitoring.cli import monitoring_app
 from ironserve.runbooks.cli import runbook as runbook_cmd
 from ironserve.weights.cli import weights_app
 

@@ -247,3 +247,15 @@ def test_fetch_config_of_a_gated_repo_without_token_is_bad_input(tmp_path: Path)
         )
     assert result.exit_code == 2
     assert "hf-secret" not in result.stdout + result.stderr
+
+
+def test_commands_that_connect_nowhere_start_without_pyinfra() -> None:
+    """`ironserve plan`, `validate`, `runbook`, `lab ...` run hundreds of times in scripts and
+    tests: their start-up must not pay for pyinfra, paramiko and gevent (about half a second of
+    CPU), which only the commands that connect import, when they run."""
+    probe = (
+        "import sys, ironserve.cli; "
+        "print(sorted(m for m in ('pyinfra', 'paramiko', 'gevent', 'jinja2') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

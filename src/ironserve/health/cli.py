@@ -13,8 +13,7 @@ from rich.table import Table
 from ironserve.config.inventory import load_inventory
 from ironserve.config.loader import build_cluster
 from ironserve.errors import InputError
-from ironserve.health import tiers
-from ironserve.health.model import RUNBOOKS, Status, exit_code, worst
+from ironserve.health.model import RUNBOOKS, TIERS, Status, exit_code, worst
 from ironserve.plan.plan import plan_cluster
 
 _COLOURS = {
@@ -23,7 +22,6 @@ _COLOURS = {
     Status.FAIL: "red",
     Status.UNKNOWN: "magenta",
 }
-TIERS = tiers.TIERS  # preflight|node|cluster|serving|all (all = node + cluster + serving)
 
 
 def _bad_input(error: InputError) -> None:
@@ -53,6 +51,8 @@ def health(
     if node is not None and node not in {r.name for r in records}:
         err.print(f"{node}: --node: not in the inventory")
         raise typer.Exit(2)
+    from ironserve.health import tiers  # SSH and pyinfra: only once the input is valid
+
     try:  # cluster and serving judge against the Plan: an inventory that does not plan stops here
         nodes, results = tiers.run(inventory, records, tier, node)
     except InputError as error:

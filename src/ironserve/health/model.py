@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
+# preflight|node|cluster|serving|all (all = node + cluster + serving)
+TIERS = ("preflight", "node", "cluster", "serving", "all")
+
 
 class Status(str, Enum):
     OK = "OK"

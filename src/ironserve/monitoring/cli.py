@@ -17,8 +17,6 @@ from ironserve.config.inventory import HostRecord
 from ironserve.config.loader import build_cluster
 from ironserve.errors import InputError, Problem
 from ironserve.plan.plan import plan_group
-from ironserve.roles.monitoring import render as r
-from ironserve.roles.monitoring.defaults import MonitoringData
 
 monitoring_app = typer.Typer(
     no_args_is_help=True, help="Monitoring: Prometheus scrape targets, alert rules, dashboard."
@@ -50,6 +48,11 @@ def _server_choice(records: list[HostRecord]) -> tuple[str | None, list[Problem]
 
 def render_site(records: list[HostRecord]) -> tuple[str, dict[str, str]]:
     """The Prometheus node and its files by name; raises InputError naming host and field."""
+    # Here, not at the top: the package imports its pyinfra deploy, which no other
+    # `ironserve` command should pay for at start-up.
+    from ironserve.roles.monitoring import render as r
+    from ironserve.roles.monitoring.defaults import MonitoringData
+
     plans = [plan_group(g) for g in build_cluster(records).groups]
     if not plans:
         raise InputError([Problem("inventory", "hosts", "no hosts: nothing to monitor")])

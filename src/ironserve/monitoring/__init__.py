@@ -1,0 +1,1 @@
+"""`ironserve monitoring`: the monitoring role's files, rendered without a deploy."""
