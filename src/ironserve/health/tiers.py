@@ -20,9 +20,9 @@ from ironserve.config.inventory import HostRecord
 from ironserve.config.loader import build_cluster
 from ironserve.deploy import transport
 from ironserve.health import cluster_tier, serving_tier
-from ironserve.health.model import TIERS, CheckResult
+from ironserve.health.model import TIERS as TIERS  # the tier names, re-exported
+from ironserve.health.model import CheckResult
 
-__all__ = ["TIERS"]
 PREFLIGHT = ("ironserve.health.preflight", "run_preflight_tier")
 
 
