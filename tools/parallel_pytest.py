@@ -54,6 +54,9 @@ GROUPS = (
         after=("real vLLM", "rest"),
     ),
 )
+# The REST group's lab suites whose labs serve the real model (lab_in without real_vllm=False):
+# they wait for the real vLLM's image, so they run last, after the labs that need no image.
+REAL_MODEL_LAST = ("tests/lab/test_dynamo.py", "tests/lab/test_serve_trtllm.py")
 
 
 def arguments() -> dict[str, list[str]]:
@@ -66,10 +69,16 @@ def arguments() -> dict[str, list[str]]:
     names = {group.name for group in GROUPS}
     if any(set(group.after) - names for group in GROUPS):
         raise SystemExit("tools/parallel_pytest.py: a group waits for a group that is not there")
-    # The suites without a lab first: they run while the first lab waits for the real vLLM's
-    # image and model (built once per machine, minutes on a cold one).
+    # The suites without a lab first, then the labs without the real vLLM: they run while the
+    # real vLLM group builds its image and model (once per machine, minutes on a cold one).
     first = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").iterdir() if _suite(p))
-    rest = [*first, "tests/lab", *(f"--ignore={path}" for path in listed)]
+    taken = {*listed, *REAL_MODEL_LAST}
+    labs = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "tests/lab").glob("test_*.py")
+        if str(p.relative_to(ROOT)) not in taken
+    )
+    rest = [*first, *labs, *REAL_MODEL_LAST]
     return {g.name: rest if g.paths == (REST,) else list(g.paths) for g in GROUPS}
 
 

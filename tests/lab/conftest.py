@@ -72,8 +72,11 @@ def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def lab(docker_client: Any, lab_dir: Path) -> Iterator[st.LabState]:
-    """A 3-node h100x8 lab (full nodes: nested dockerd, /data disk), up for the whole session."""
-    state = cluster.up(nodes=NODES, profile=PROFILE, light=False, directory=lab_dir)
+    """A 3-node h100x8 lab (full nodes: nested dockerd, /data disk), up for the whole session;
+    it serves no engine, so it does not wait for the real vLLM's image."""
+    state = cluster.up(
+        nodes=NODES, profile=PROFILE, light=False, directory=lab_dir, real_vllm=False
+    )
     try:
         yield state
     finally:
@@ -84,11 +87,15 @@ def lab(docker_client: Any, lab_dir: Path) -> Iterator[st.LabState]:
 
 @contextmanager
 def lab_in(
-    directory: Path, nodes: int, profile: str, *, light: bool = False
+    directory: Path, nodes: int, profile: str, *, light: bool = False, real_vllm: bool = True
 ) -> Iterator[st.LabState]:
-    """A lab of its own in ``directory`` for one test module, removed afterwards."""
+    """A lab of its own in ``directory`` for one test module, removed afterwards.
+    ``real_vllm=False`` for suites that serve neither the real vLLM nor its model: such a lab
+    comes up without waiting for the real vLLM's image (minutes on a cold machine)."""
     require_lab()
-    state = cluster.up(nodes=nodes, profile=profile, light=light, directory=directory)
+    state = cluster.up(
+        nodes=nodes, profile=profile, light=light, directory=directory, real_vllm=real_vllm
+    )
     try:
         yield state
     finally:

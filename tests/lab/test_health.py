@@ -57,7 +57,7 @@ def _provisioned_lab(
     tmp_path_factory: pytest.TempPathFactory, nodes: int, profile: str
 ) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp(f"health-{profile}")
-    with lab_in(directory, nodes, profile):
+    with lab_in(directory, nodes, profile, real_vllm=False):
         args = [str(BIN / "pyinfra"), "-y", "inventories/lab.py", "deploys/provision.py"]
         done = _run(directory, *args)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
@@ -134,7 +134,7 @@ def ascend_lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="class")
 def iommu_lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("health-va16-iommu")
-    with lab_in(directory, 1, "va16-iommu"):
+    with lab_in(directory, 1, "va16-iommu", real_vllm=False):
         # roles/vastai stops the run on an IOMMU that is on (the card would not work)
         done = _run(
             directory, str(BIN / "pyinfra"), "-y", "inventories/lab.py", "deploys/provision.py"

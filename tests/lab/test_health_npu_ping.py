@@ -31,7 +31,7 @@ def _run(lab_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("health-npu-lab")
-    with lab_in(directory, 2, "ascend910bx8"):
+    with lab_in(directory, 2, "ascend910bx8", real_vllm=False):
         done = _run(directory, str(BIN / "pyinfra"), "-y", INVENTORY, "deploys/provision.py")
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
         yield directory

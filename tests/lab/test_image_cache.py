@@ -34,7 +34,7 @@ def _print(message: str) -> None:
 @pytest.fixture(scope="module")
 def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("image-cache-lab")
-    with pytest.MonkeyPatch.context() as patch, lab_in(directory, 3, "gpu2"):
+    with pytest.MonkeyPatch.context() as patch, lab_in(directory, 3, "gpu2", real_vllm=False):
         patch.setenv("IRONSERVE_LAB_ENGINE_VERSION", "0.11.0")
         patch.setenv("IRONSERVE_LAB_IMAGE_CACHE", "1")
         code, out, took = pyinfra(directory, "deploys/provision.py", timeout=900)

@@ -295,7 +295,7 @@ def test_lab_down_removes_only_its_own(
 ) -> None:
     """A second lab (one full node: volume, /data disk) comes up beside the session's, and its
     `down` removes everything it labelled and nothing of the session's lab."""
-    other = cluster.up(nodes=1, profile="gpu2", directory=tmp_path)
+    other = cluster.up(nodes=1, profile="gpu2", directory=tmp_path, real_vllm=False)
     try:
         assert other.lab_id != lab.lab_id
         assert labelled(other.lab_id)
@@ -314,7 +314,7 @@ def test_lab_down_removes_only_its_own(
 @pytest.mark.lab
 def test_light_nodes(docker_client: Any, tmp_path: Path, labelled: Any) -> None:
     """Light nodes (the control-plane scale mode): sshd alone, reached by pyinfra all the same."""
-    light = cluster.up(nodes=2, profile="gpu2", light=True, directory=tmp_path)
+    light = cluster.up(nodes=2, profile="gpu2", light=True, directory=tmp_path, real_vllm=False)
     try:
         env = {"IRONSERVE_LAB_DIR": str(tmp_path)}
         result = run(

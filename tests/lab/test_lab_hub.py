@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from ironserve.lab import real_model
 from ironserve.lab import state as st
 from ironserve.lab.hub.control import HubControl
 from tests.lab.conftest import BIN, ROOT, Node, lab_in
@@ -49,7 +50,7 @@ def test_nodes_download_from_the_hub_over_the_lab_network(
 ) -> None:
     directory = tmp_path_factory.mktemp("hub-lab")
     started = time.monotonic()
-    with lab_in(directory, 2, "gpu2", light=True) as state:
+    with lab_in(directory, 2, "gpu2", light=True, real_vllm=False) as state:
         _print(f"lab up {time.monotonic() - started:.1f}s")
         hub = state.services["hub"]
         expected_ip = str(list(ipaddress.IPv4Network(state.subnet).hosts())[2])
@@ -61,6 +62,7 @@ def test_nodes_download_from_the_hub_over_the_lab_network(
         control = HubControl(hub.url)  # this machine reaches the bridge directly
         repos = control.repos()
         assert repos[GATED]["gated"] and not repos[PUBLIC]["gated"]
+        assert real_model.REPO_ID not in repos  # a lab without the real vLLM serves no real model
         shard = repos[PUBLIC]["files"][SHARD]
         control.reset()
 

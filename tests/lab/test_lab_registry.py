@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from ironserve.lab import state as st
+from ironserve.lab import vllm_image
 from tests.lab.conftest import BIN, ROOT, Node, lab_in
 
 pytestmark = pytest.mark.lab
@@ -35,7 +36,7 @@ def _print(message: str) -> None:
 def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("registry-lab")
     started = time.monotonic()
-    with pytest.MonkeyPatch.context() as patch, lab_in(directory, 2, "gpu2"):
+    with pytest.MonkeyPatch.context() as patch, lab_in(directory, 2, "gpu2", real_vllm=False):
         # The Ray stand-in's image (vLLM 0.11.0), the one this test pulls.
         patch.setenv("IRONSERVE_LAB_ENGINE_VERSION", "0.11.0")
         _print(f"lab up (registry + engine images included) {time.monotonic() - started:.1f}s")
@@ -96,6 +97,8 @@ def test_the_registry_holds_the_engine_images(lab: Path) -> None:
     tags = httpx.get(f"{registry.host_url}/v2/vllm/vllm-openai/tags/list").json()["tags"]
     assert "v0.11.0" in tags
     assert state.engine_images[f"{address}:5000/{IMAGE}"].startswith("sha256:")
+    # A lab made without the real vLLM publishes only the stand-ins (and builds no real image).
+    assert f"{address}:5000/vllm/vllm-openai:v{vllm_image.VERSION}" not in state.engine_images
 
 
 def test_nodes_pull_the_builders_image_name_through_the_mirror(lab: Path) -> None:

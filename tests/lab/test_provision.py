@@ -33,7 +33,7 @@ SNAPSHOT = (
 @pytest.fixture(scope="module")
 def small_lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("provision-lab")
-    with lab_in(directory, 2, "h100x8"):
+    with lab_in(directory, 2, "h100x8", real_vllm=False):
         yield directory
 
 

@@ -39,7 +39,7 @@ RANK_TABLE = "/etc/ironserve/default/rank_table_file.json"
 @pytest.fixture(scope="module")
 def ascend_lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     directory = tmp_path_factory.mktemp("ascend-lab")
-    with lab_in(directory, 2, "ascend910bx8", light=True) as state:
+    with lab_in(directory, 2, "ascend910bx8", light=True, real_vllm=False) as state:
         yield state, directory
 
 

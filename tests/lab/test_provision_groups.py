@@ -26,7 +26,7 @@ pytestmark = pytest.mark.lab
 @pytest.fixture
 def groups_lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("groups-lab")
-    with lab_in(directory, 3, "a100-40gx8"):
+    with lab_in(directory, 3, "a100-40gx8", real_vllm=False):
         yield directory
 
 

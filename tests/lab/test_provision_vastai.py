@@ -28,7 +28,9 @@ def lab_of(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     def up(profile: str) -> Any:
         directory = tmp_path_factory.mktemp(profile)
         made.append(directory)
-        return cluster.up(nodes=1, profile=profile, light=True, directory=directory), directory
+        return cluster.up(
+            nodes=1, profile=profile, light=True, directory=directory, real_vllm=False
+        ), directory
 
     yield up
     for directory in made:

@@ -36,7 +36,7 @@ CFG = "/etc/ironserve/weights/default"
 @pytest.fixture(scope="module")
 def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("weights-lab")
-    with lab_in(directory, 3, "gpu2"):
+    with lab_in(directory, 3, "gpu2", real_vllm=False):
         result = run(directory, "pyinfra", "-y", INVENTORY, "deploys/provision.py")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         yield directory

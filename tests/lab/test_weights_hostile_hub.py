@@ -34,7 +34,7 @@ SNAPSHOT = (
 @pytest.fixture(scope="module")
 def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("hostile-hub-lab")
-    with lab_in(directory, 1, "gpu2", light=True) as state:
+    with lab_in(directory, 1, "gpu2", light=True, real_vllm=False) as state:
         hub = state.services["hub"]
         control = HubControl(hub.host_url or hub.url)
         spec = control.repos()[REPO]

@@ -158,6 +158,23 @@ def test_only_a_dynamo_lab_publishes_dynamo_images(monkeypatch: pytest.MonkeyPat
     other = registry._engine_images(object(), "base", dynamo=False)
     assert "dynamo" not in built
     assert {i.kind for i in other} >= {"vllm", "stand-in sglang"}
+    assert "local-vllm" in {i.local for i in other}
+
+
+def test_a_lab_without_the_real_vllm_publishes_only_the_stand_ins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(client: object, base: str) -> str:
+        raise AssertionError("the real vLLM's image was built")
+
+    monkeypatch.setattr(ei, "ensure_engine", lambda c, b: "engine")
+    monkeypatch.setattr(
+        ei, "ensure_tagged", lambda c, e, kind, v: ei.EngineImage(kind, v, f"stand-in-{v}", kind)
+    )
+    monkeypatch.setattr(registry.vllm_image, "ensure", refuse)
+    images = registry._engine_images(object(), "base", dynamo=False, real_vllm=False)
+    assert images and all(i.local.startswith("stand-in-") for i in images)
+    assert registry.vllm_image.VERSION not in {i.version for i in images if i.kind == "vllm"}
 
 
 def test_the_runtime_image_is_named_by_what_goes_into_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,3 +48,20 @@ def test_no_ray_lab_starts_before_the_real_vllm_has_ended() -> None:
         group = next(g for g in runner.GROUPS if ray_suite in g.paths)
         assert vllm in group.after, f"{ray_suite} could start beside the real vLLM"
     assert not by_name[vllm].after  # the longest chain starts at once
+
+
+def test_labs_that_serve_the_real_model_come_last_in_the_rest_group() -> None:
+    """The REST group's labs that wait for the real vLLM's image (a lab brought up without
+    ``real_vllm=False``) run after the ones that do not, and the runner names exactly those."""
+    runner = _runner()
+    rest = next(paths for name, paths in runner.arguments().items() if name == "rest")
+    labs = [p for p in rest if p.startswith("tests/lab/")]
+
+    def waits(path: str) -> bool:
+        text = (ROOT / path).read_text()
+        bring_ups = text.count("lab_in(") + text.count("cluster.up(")
+        return bring_ups > text.count("real_vllm=False")
+
+    waiting = [p for p in labs if waits(p)]
+    assert waiting == list(runner.REAL_MODEL_LAST)
+    assert labs[-len(waiting) :] == waiting

@@ -127,6 +127,15 @@ def up(
             "deploys it (default: $IRONSERVE_LAB_DYNAMO=1)",
         ),
     ] = None,
+    real_vllm: Annotated[
+        bool,
+        typer.Option(
+            "--real-vllm/--no-real-vllm",
+            help="The real vLLM's image in the registry and its model on the hub (without: the "
+            "stand-in engines only, up in seconds on a cold machine; set "
+            "IRONSERVE_LAB_ENGINE_VERSION=0.11.0 to deploy)",
+        ),
+    ] = True,
 ) -> None:
     """Build the images (once, cached), then start the network, the apt repository and the nodes;
     wait until every node answers on SSH."""
@@ -137,10 +146,13 @@ def up(
     started = time.monotonic()
     _host_setup(tests=False)
     with _guard("lab up"):
-        state = lab_up(nodes=nodes, profile=profile, light=light, dynamo=dynamo)
+        state = lab_up(
+            nodes=nodes, profile=profile, light=light, dynamo=dynamo, real_vllm=real_vllm
+        )
     out.print(
         f"lab up: {len(state.nodes)} x {state.profile}{' (light)' if light else ''}"
-        f"{' serving Dynamo' if state.dynamo else ''} in "
+        f"{' serving Dynamo' if state.dynamo else ''}"
+        f"{'' if state.real_vllm else ' without the real vLLM'} in "
         f"{time.monotonic() - started:.1f}s; network {state.network_name} {state.subnet}"
     )
     inventory = lab_inventory().relative_to(project_root())

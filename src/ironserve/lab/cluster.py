@@ -450,10 +450,12 @@ def up(
     light: bool = False,
     directory: Path | None = None,
     dynamo: bool | None = None,
+    real_vllm: bool = True,
 ) -> LabState:
     """Create the lab: images (cached), network, apt repository service, nodes; wait for SSH.
     ``dynamo`` (default: $IRONSERVE_LAB_DYNAMO=1): a lab serving NVIDIA Dynamo (its registry
-    holds Dynamo's images, inventories/lab_dynamo.py deploys it)."""
+    holds Dynamo's images, inventories/lab_dynamo.py deploys it). ``real_vllm=False``: no real
+    vLLM image in the registry and no real model on the hub (the stand-in engines only)."""
     from ironserve.lab.hardware import PROFILES
 
     directory = (directory or st.lab_dir()).resolve()
@@ -470,10 +472,10 @@ def up(
         )
     client = connect()
     images = img.ensure_images(client)
-    # The real vLLM and the real model it serves (caches of this machine, built once).
-    from ironserve.lab import real_model, vllm_image
+    if real_vllm:  # the real vLLM and the real model it serves (caches of this machine)
+        from ironserve.lab import real_model, vllm_image
 
-    real_model.ensure(client, vllm_image.ensure(client, images.base))
+        real_model.ensure(client, vllm_image.ensure(client, images.base))
     key, client_pub = ensure_lab_key(directory)
     from ironserve.lab.serving import ensure_api_key
 
@@ -489,6 +491,7 @@ def up(
         ssh_key=str(key),
         known_hosts=str(directory / "known_hosts"),
         dynamo=os.environ.get(st.DYNAMO_ENV) == "1" if dynamo is None else dynamo,
+        real_vllm=real_vllm,
     )
     st.save(state, directory)  # from here on, `down` can undo a half-made lab
     try:
@@ -628,7 +631,7 @@ def _start_registry(client: Any, state: LabState, directory: Path, address: str)
     st.save(state, directory)
     registry.wait_ready(f"http://127.0.0.1:{port}")
     state.engine_images = registry.publish_engines(
-        client, state.images["base"], address, port, dynamo=state.dynamo
+        client, state.images["base"], address, port, dynamo=state.dynamo, real_vllm=state.real_vllm
     )
     st.save(state, directory)
     _log(f"registry up with engine images in {time.monotonic() - started:.1f}s")

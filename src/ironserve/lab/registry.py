@@ -191,7 +191,9 @@ def push(client: Any, image: ei.EngineImage, host_port: int) -> str:
     return digest
 
 
-def _engine_images(client: Any, base: str, dynamo: bool) -> list[ei.EngineImage]:
+def _engine_images(
+    client: Any, base: str, dynamo: bool, real_vllm: bool = True
+) -> list[ei.EngineImage]:
     """What a lab serves: NVIDIA Dynamo (lab/dynamo_image.py: the runtime, etcd, NATS) for a
     Dynamo lab, else every engine image a lab offers (the real vLLM and the stand-ins)."""
     if dynamo:
@@ -200,6 +202,8 @@ def _engine_images(client: Any, base: str, dynamo: bool) -> list[ei.EngineImage]
     images = []
     for kind, version in ei.wanted_versions():
         if (kind, version) == ("vllm", vllm_image.VERSION):  # the real one
+            if not real_vllm:
+                continue
             local = vllm_image.ensure(client, base)
             image = ei.EngineImage(kind, version, local, ei.REPOSITORIES[kind])
         else:
@@ -209,16 +213,21 @@ def _engine_images(client: Any, base: str, dynamo: bool) -> list[ei.EngineImage]
 
 
 def publish_engines(
-    client: Any, base: str, address: str, host_port: int, dynamo: bool = False
+    client: Any,
+    base: str,
+    address: str,
+    host_port: int,
+    dynamo: bool = False,
+    real_vllm: bool = True,
 ) -> dict[str, str]:
     """Build (cached) and push every engine image the lab serves (``dynamo``: Dynamo's, and no
-    other engine's), the gateway's nginx and the image cache's registry;
-    {node-side reference: digest}."""
+    other engine's; ``real_vllm=False``: the stand-ins only), the gateway's nginx and the image
+    cache's registry; {node-side reference: digest}."""
     if os.environ.get(SKIP_ENV, "1") == "0":
         _log(f"{SKIP_ENV}=0: no engine image pushed")
         return {}
     started = time.monotonic()
-    images = _engine_images(client, base, dynamo)
+    images = _engine_images(client, base, dynamo, real_vllm=real_vllm)
     built = time.monotonic()
     published: dict[str, str] = {}
     for image in images:

@@ -92,6 +92,10 @@ class LabState(BaseModel):
     # A lab serving NVIDIA Dynamo (`lab up --dynamo`): its registry holds Dynamo's images and its
     # inventory is inventories/lab_dynamo.py.
     dynamo: bool = False
+    # The real vLLM and its model (SmolLM2) in the lab's registry and hub. A lab without them
+    # (provisioning, health, weights, stand-in engines) comes up without waiting for the real
+    # vLLM's image, minutes to build on a cold machine.
+    real_vllm: bool = True
     nodes: list[NodeState] = Field(default_factory=list)
 
     def node(self, name: str) -> NodeState:

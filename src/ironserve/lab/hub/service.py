@@ -25,7 +25,7 @@ DATA_DIR = "hub"
 MODELS_MOUNT = "/srv/models"  # the real models (lab/real_model.py), served as they are
 SERVER_ARGS = [
     *("--data", "/srv/hub", "--port", str(PORT), "--catalog", f"{MOUNT}/catalog"),
-    *("--token-file", "/srv/hub-token", "--defaults", "--models", MODELS_MOUNT),
+    *("--token-file", "/srv/hub-token", "--defaults"),
 ]
 
 
@@ -71,11 +71,14 @@ def start(
         str(CATALOG_DIR): {"bind": f"{MOUNT}/catalog", "mode": "ro"},
         str(token_path(directory)): {"bind": "/srv/hub-token", "mode": "ro"},
         str(data): {"bind": "/srv/hub", "mode": "rw"},
-        str(models_dir()): {"bind": MODELS_MOUNT, "mode": "ro"},
     }
+    args = list(SERVER_ARGS)
+    if state.real_vllm:  # the real model (lab/real_model.py) next to the synthetic repos
+        binds[str(models_dir())] = {"bind": MODELS_MOUNT, "mode": "ro"}
+        args += ["--models", MODELS_MOUNT]
     container = api.create_container(
         state.images["base"],
-        command=["python3", "-m", "labhub.server", *SERVER_ARGS],
+        command=["python3", "-m", "labhub.server", *args],
         hostname="hub",
         name=name,
         labels=state.labels("service"),
