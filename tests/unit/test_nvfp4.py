@@ -188,3 +188,18 @@ def test_cli_plan_gives_the_verdicts_with_reasons() -> None:
     vllm = runner.invoke(app, [*common, "--accelerator", "h100-80g"])
     assert vllm.exit_code == 0
     assert any("Marlin" in r for r in json.loads(vllm.stdout)["reasons"])
+
+
+def test_eight_b200_serve_the_fp4_checkpoint_as_its_model_card_says() -> None:
+    s = plan(FP4, "b200-180g", 8, EngineKind.TRTLLM)
+    assert s.feasible, s.blockers
+    assert s.parallelism.tensor * s.parallelism.data == 8
+
+
+def test_the_accelerator_listing_names_weight_only_formats_and_their_engines() -> None:
+    result = CliRunner().invoke(app, ["catalog", "accelerators"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    h100 = next(line for line in result.stdout.splitlines() if "h100-80g" in line)
+    assert "nvfp4 (weight-only: vllm)" in h100
+    gb200 = next(line for line in result.stdout.splitlines() if "gb200-186g" in line)
+    assert "nvfp4" in gb200 and "weight-only" not in gb200

@@ -113,11 +113,11 @@ ACCELERATORS: dict[str, Accelerator] = {
             id="b200-180g",
             vendor="nvidia",
             product="NVIDIA B200",
-            memory_bytes=180 * 10**9,
+            memory_bytes=183359 * MIB,
             formats=_BLACKWELL,
             nvswitch_boards=True,
             pci_vendor_id="10de",
-            note="180 GB HBM3e per Blackwell GPU (vendor figure); HGX boards of 8",
+            note="Blackwell (sm100), HGX boards of 8 (nvidia-smi: 183359 MiB)",
         ),
         Accelerator(
             id="gb200-186g",
