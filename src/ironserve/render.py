@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ironserve.catalog.accelerators import Accelerator
+from ironserve.catalog.format_support import WEIGHT_ONLY_ENGINES
 from ironserve.catalog.models import ModelSpec
 from ironserve.engines.base import NodeLaunch
 from ironserve.plan.derived import Gateway
@@ -195,7 +196,15 @@ def print_accelerators(console: Console, accelerators: list[Accelerator]) -> Non
             a.product,
             gib(a.memory_bytes),
             str(a.units_per_device),
-            ", ".join(sorted(f.value for f in a.formats)),
+            ", ".join(
+                [f.value for f in sorted(a.formats)]
+                + [
+                    f"{f.value} (weight-only: "
+                    + ", ".join(sorted(e.value for e in WEIGHT_ONLY_ENGINES.get(f, ())))
+                    + ")"
+                    for f in sorted(a.weight_only_formats)
+                ]
+            ),
             a.note,
         )
     console.print(table)

@@ -59,6 +59,9 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "dynamo-h200x8-4node-r1-vllm-dep16": ("h200x8_4node_r1_vllm_dynamo_dep16", {}),
     "dynamo-h200x8-4node-r1-sglang-wideep": ("h200x8_4node_r1_sglang_dynamo_wideep", {}),
     "dynamo-gb200x4-4node-r1-vllm-dep8": ("gb200x4_4node_r1_vllm_dynamo_dep8", {}),
+    # The TensorRT-LLM wide-EP recipe with the checkpoint it serves, NVIDIA's FP4 one: DEP 4
+    # workers, one per GB200 tray, about 122 GiB of weights per GPU.
+    "dynamo-gb200x4-4node-r1-fp4-trtllm-wideep": ("gb200x4_4node_r1_fp4_trtllm_dynamo_wideep", {}),
     # The TensorRT-LLM wide-EP recipe's prefill worker, DEP 4 on one GB200 tray, with the FP8
     # checkpoint: 174 GiB per GPU; the recipe serves NVIDIA's FP4 one.
     "dynamo-gb200x4-4node-r1-trtllm-dep4-fp8": (

@@ -31,6 +31,7 @@ RECIPE_INVENTORIES = {
     "h200x8_4node_r1_vllm_dynamo_dep16": ("prefill", "decode"),
     "h200x8_4node_r1_sglang_dynamo_wideep": ("prefill", "decode"),
     "gb200x4_4node_r1_vllm_dynamo_dep8": ("prefill", "decode"),
+    "gb200x4_4node_r1_fp4_trtllm_dynamo_wideep": ("prefill", "decode"),
     "h100x8_2node_qwen3_235b_trtllm_dynamo_agg": ("worker",),
     "h200x8_2node_qwen3_235b_trtllm_dynamo_disagg": ("prefill", "decode"),
 }

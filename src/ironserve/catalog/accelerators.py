@@ -21,6 +21,11 @@ Vendor = Literal["nvidia", "ascend", "vastai"]
 _NVIDIA_16BIT = frozenset(
     {WeightFormat.BF16, WeightFormat.FP16, WeightFormat.W8A8, WeightFormat.INT4}
 )
+# FP4 tensor cores are Blackwell's (sm100): NVFP4 runs natively there. Older GPUs (Ampere, Ada,
+# Hopper) hold NVFP4 weights only for an engine that dequantises them to 16 bits in its GEMM
+# (catalog/format_support.py says which engines do).
+_BLACKWELL = _NVIDIA_16BIT | {WeightFormat.FP8, WeightFormat.MXFP4, WeightFormat.NVFP4}
+_FP4_WEIGHT_ONLY = frozenset({WeightFormat.NVFP4})
 
 
 class Accelerator(BaseModel):
@@ -32,6 +37,9 @@ class Accelerator(BaseModel):
     memory_bytes: int  # per physical device (card / GPU / NPU)
     units_per_device: int = 1  # parallel ranks per physical device (Vastai VA16: 4 dies)
     formats: frozenset[WeightFormat]
+    # Formats without tensor cores here that an engine with a weight-only kernel still runs
+    # (dequantised to 16 bits per GEMM: the memory of the format, not its speed).
+    weight_only_formats: frozenset[WeightFormat] = frozenset()
     nvswitch_boards: bool = False  # sold as 8-way NVSwitch (HGX) boards that need fabric manager
     # GPUs one NVLink domain joins when it spans nodes (a rack's NVLink switches: GB200 NVL72
     # joins the 72 GPUs of its 18 compute trays); None: NVLink stops at the node.
@@ -66,6 +74,7 @@ ACCELERATORS: dict[str, Accelerator] = {
             memory_bytes=40960 * MIB,
             formats=_NVIDIA_16BIT | {WeightFormat.MXFP4},
             nvswitch_boards=True,
+            weight_only_formats=_FP4_WEIGHT_ONLY,
             pci_vendor_id="10de",
             note="Ampere (sm80): no FP8 tensor cores; FP8 checkpoints are served converted to BF16",
         ),
@@ -76,6 +85,7 @@ ACCELERATORS: dict[str, Accelerator] = {
             memory_bytes=81920 * MIB,
             formats=_NVIDIA_16BIT | {WeightFormat.MXFP4},
             nvswitch_boards=True,
+            weight_only_formats=_FP4_WEIGHT_ONLY,
             pci_vendor_id="10de",
             note="Ampere (sm80): no FP8 tensor cores; FP8 checkpoints are served converted to BF16",
         ),
@@ -86,6 +96,7 @@ ACCELERATORS: dict[str, Accelerator] = {
             memory_bytes=81559 * MIB,
             formats=_NVIDIA_16BIT | {WeightFormat.FP8, WeightFormat.MXFP4},
             nvswitch_boards=True,
+            weight_only_formats=_FP4_WEIGHT_ONLY,
             pci_vendor_id="10de",
         ),
         Accelerator(
@@ -95,14 +106,25 @@ ACCELERATORS: dict[str, Accelerator] = {
             memory_bytes=143771 * MIB,
             formats=_NVIDIA_16BIT | {WeightFormat.FP8, WeightFormat.MXFP4},
             nvswitch_boards=True,
+            weight_only_formats=_FP4_WEIGHT_ONLY,
             pci_vendor_id="10de",
+        ),
+        Accelerator(
+            id="b200-180g",
+            vendor="nvidia",
+            product="NVIDIA B200",
+            memory_bytes=183359 * MIB,
+            formats=_BLACKWELL,
+            nvswitch_boards=True,
+            pci_vendor_id="10de",
+            note="Blackwell (sm100), HGX boards of 8 (nvidia-smi: 183359 MiB)",
         ),
         Accelerator(
             id="gb200-186g",
             vendor="nvidia",
             product="NVIDIA GB200",
             memory_bytes=186 * 10**9,
-            formats=_NVIDIA_16BIT | {WeightFormat.FP8, WeightFormat.MXFP4},
+            formats=_BLACKWELL,
             nvswitch_boards=True,
             nvlink_domain=72,
             pci_vendor_id="10de",
@@ -116,6 +138,7 @@ ACCELERATORS: dict[str, Accelerator] = {
             product="NVIDIA L40S",
             memory_bytes=46068 * MIB,
             formats=_NVIDIA_16BIT | {WeightFormat.FP8, WeightFormat.MXFP4},
+            weight_only_formats=_FP4_WEIGHT_ONLY,
             pci_vendor_id="10de",
             note="PCIe, no NVLink: tensor parallelism beyond one card crosses PCIe",
         ),
@@ -125,6 +148,7 @@ ACCELERATORS: dict[str, Accelerator] = {
             product="NVIDIA GeForce RTX 4090",
             memory_bytes=24564 * MIB,
             formats=_NVIDIA_16BIT | {WeightFormat.FP8, WeightFormat.MXFP4},
+            weight_only_formats=_FP4_WEIGHT_ONLY,
             pci_vendor_id="10de",
             note="consumer card: no NVLink, no ECC",
         ),

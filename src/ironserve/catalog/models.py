@@ -69,6 +69,12 @@ class ModelSpec(BaseModel):
     sliding_window: int = 0
     sliding_window_layers: int = 0
     reasoning_parser: str | None = None
+    # A quantised export's source model (the model card's base_model): what to serve where the
+    # export's format does not run.
+    base_model: str | None = None
+    # The routed experts' bytes in the published checkpoint, where they are stored in another
+    # format than the rest (NVFP4 experts beside BF16 attention): 0 = in proportion to parameters.
+    expert_bytes_on_disk: int = 0
     source: str = ""
 
     @property
@@ -84,9 +90,12 @@ class ModelSpec(BaseModel):
         return self.id.rsplit("/", 1)[-1]
 
     def expert_bytes(self, weights: int) -> int:
-        """The routed experts' share of ``weights`` checkpoint bytes (by parameter count)."""
+        """The routed experts' share of ``weights`` checkpoint bytes: measured for the published
+        checkpoint where the catalog has it, else by parameter count."""
         if not self.parameters:
             return 0
+        if self.expert_bytes_on_disk and weights == self.bytes_on_disk:
+            return self.expert_bytes_on_disk
         return weights * min(self.expert_parameters, self.parameters) // self.parameters
 
     def weights_bytes(self, fmt: WeightFormat) -> int:
@@ -124,9 +133,22 @@ def _reasoning_parser(model_id: str, model_type: str) -> str | None:
     return _REASONING_PARSERS.get(model_type)
 
 
+def _modelopt_format(quant: dict[str, Any]) -> WeightFormat | None:
+    """The format of a ModelOpt export: ``quant_algo`` in config.json's quantization_config
+    (ModelOpt 0.31+, quant_method "modelopt") or in hf_quant_config.json's ``quantization``
+    section (ModelOpt 0.29 and before, e.g. nvidia/DeepSeek-R1-FP4); vLLM reads either."""
+    nested = quant.get("quantization")
+    section: dict[str, Any] = nested if isinstance(nested, dict) else quant
+    algo = str(section.get("quant_algo") or "").upper()
+    return {"NVFP4": WeightFormat.NVFP4, "FP8": WeightFormat.FP8}.get(algo)
+
+
 def _native_format(config: dict[str, Any]) -> WeightFormat:
     quant = config.get("quantization_config") or {}
     method = str(quant.get("quant_method", "")).lower()
+    modelopt = _modelopt_format(quant) if method in ("modelopt", "") else None
+    if modelopt is not None:
+        return modelopt
     if method in _QUANT_METHODS:
         return _QUANT_METHODS[method]
     if method:
@@ -193,6 +215,8 @@ def spec_from_config(
     *,
     parameters: int | None = None,
     bytes_on_disk: int | None = None,
+    expert_bytes_on_disk: int = 0,
+    base_model: str | None = None,
     source: str = "",
 ) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face config.json (already parsed)."""
@@ -234,6 +258,8 @@ def spec_from_config(
             sliding_window=sliding,
             sliding_window_layers=sliding_layers,
             reasoning_parser=_reasoning_parser(model_id, model_type),
+            base_model=base_model,
+            expert_bytes_on_disk=expert_bytes_on_disk,
             source=source,
         )
     except KeyError as missing:
@@ -241,8 +267,13 @@ def spec_from_config(
 
 
 def spec_from_config_file(model_id: str, path: Path) -> ModelSpec:
-    """A model that is not in the catalog, from a local config.json."""
-    return spec_from_config(model_id, json.loads(path.read_text()), source=str(path))
+    """A model that is not in the catalog, from a local config.json (and the
+    hf_quant_config.json beside it, where an older ModelOpt export keeps its quantisation)."""
+    config = json.loads(path.read_text())
+    beside = path.with_name("hf_quant_config.json")
+    if not config.get("quantization_config") and beside.is_file():
+        config["quantization_config"] = json.loads(beside.read_text())
+    return spec_from_config(model_id, config, source=str(path))
 
 
 @cache
@@ -259,6 +290,8 @@ def catalog_models() -> dict[str, ModelSpec]:
             doc["config"],
             parameters=doc["parameters"],
             bytes_on_disk=doc["bytes_on_disk"],
+            expert_bytes_on_disk=doc.get("expert_bytes_on_disk", 0),
+            base_model=doc.get("base_model"),
             source=doc["source"],
         )
         models[spec.id] = spec

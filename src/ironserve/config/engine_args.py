@@ -79,6 +79,11 @@ _QUANTIZATION_FORMATS = {
     "moe_wna16": WeightFormat.INT4,
     "mxfp4": WeightFormat.MXFP4,
     "w8a8_int8": WeightFormat.W8A8,
+    # ModelOpt exports (vLLM and SGLang): "modelopt" is its FP8, "modelopt_fp4" its NVFP4. Both
+    # engines read them from the checkpoint's quantization config (hf_quant_config.json for
+    # ModelOpt 0.29 and before), so the flag is never needed, only allowed when it matches.
+    "modelopt": WeightFormat.FP8,
+    "modelopt_fp4": WeightFormat.NVFP4,
 }
 _FP16_NAMES = {"half", "float16", "fp16"}
 _VLLM_PARSERS = {"deepseek_r1", "deepseek_v3", "qwen3", "granite", "hunyuan_a13b", "glm45"}
@@ -138,6 +143,7 @@ def extra_args_problems(
             in (
                 WeightFormat.FP8,
                 WeightFormat.MXFP4,
+                WeightFormat.NVFP4,
             )
         ):
             problems.append(

@@ -19,6 +19,7 @@ from ironserve.catalog.engines import (
     default_engine,
     flag_table,
 )
+from ironserve.catalog.format_support import runnable_formats
 from ironserve.catalog.models import ModelSpec, UnknownModel, get_model
 from ironserve.config.downloads import download_problems
 from ironserve.config.dynamo_checks import dynamo_problems
@@ -413,8 +414,9 @@ def _check_engine_arg_values(
 ) -> None:
     fmt = group.model.format
     if fmt is None:
-        fallback = fallback_formats(model.native_format, accel)
-        native_runs = model.native_format in accel.formats or not fallback
+        kind = group.engine.kind
+        fallback = fallback_formats(model.native_format, accel, kind)
+        native_runs = model.native_format in runnable_formats(accel, kind) or not fallback
         fmt = model.native_format if native_runs else fallback[0]
     for message in extra_args_problems(group.engine.kind, group.engine.extra_args, model, fmt):
         problems.append(Problem(group.head.name, "engine_extra_args", message))

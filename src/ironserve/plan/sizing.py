@@ -24,6 +24,12 @@ from packaging.version import InvalidVersion, Version
 
 from ironserve.catalog.accelerators import ACCELERATORS, Accelerator
 from ironserve.catalog.engines import ENGINES, Engine, EngineKind, MultiNodeLaunch
+from ironserve.catalog.format_support import (
+    refusal,
+    runnable_formats,
+    weight_only,
+    weight_only_note,
+)
 from ironserve.catalog.formats import WeightFormat
 from ironserve.catalog.models import ModelSpec, get_model
 from ironserve.errors import did_you_mean
@@ -102,22 +108,29 @@ class _Log:
 
 
 def _choose_format(
-    model: ModelSpec, accel: Accelerator, wanted: WeightFormat | None, log: _Log
+    model: ModelSpec, accel: Accelerator, engine: EngineKind, wanted: WeightFormat | None, log: _Log
 ) -> WeightFormat:
     if wanted is not None:
-        if wanted not in accel.formats:
-            supported = ", ".join(sorted(f.value for f in accel.formats))
-            log.block(f"{accel.id} does not run {wanted.value} weights (it runs {supported})")
+        why_not = refusal(wanted, accel, engine)
+        if why_not is not None:
+            log.block(why_not)
         elif wanted != model.native_format:
             log.note(
                 f"weights: {wanted.value} checkpoint asked for (the published one is "
                 f"{model.native_format.value}); its size is estimated from the parameter count"
             )
         return wanted
-    if model.native_format in accel.formats:
+    if model.native_format in runnable_formats(accel, engine):
         return model.native_format
-    fallback = fallback_formats(model.native_format, accel)
-    chosen = fallback[0] if fallback else model.native_format
+    fallback = fallback_formats(model.native_format, accel, engine)
+    if not fallback:
+        # No conversion of this checkpoint is what anyone serves (an NVFP4 export is made from
+        # its base model's weights): name the base checkpoint instead.
+        why_not = refusal(model.native_format, accel, engine) or ""
+        base = f"; serve {model.base_model} instead" if model.base_model else ""
+        log.block(f"the published {model.native_format.value} checkpoint: {why_not}{base}")
+        return model.native_format
+    chosen = fallback[0]
     why = f" ({accel.note})" if accel.note else ""
     log.note(
         f"weights: {accel.id} does not run the published {model.native_format.value} checkpoint"
@@ -126,8 +139,11 @@ def _choose_format(
     return chosen
 
 
-def fallback_formats(native: WeightFormat, accel: Accelerator) -> list[WeightFormat]:
+def fallback_formats(
+    native: WeightFormat, accel: Accelerator, engine: EngineKind
+) -> list[WeightFormat]:
     # FP8 -> BF16 is the lossless upcast NVIDIA users run; Ascend's published R1 path is W8A8.
+    # An NVFP4 checkpoint is an export of its base model, which is served instead: none here.
     fp8_order = [WeightFormat.W8A8, WeightFormat.BF16]
     if accel.vendor != "ascend":
         fp8_order.reverse()
@@ -135,8 +151,10 @@ def fallback_formats(native: WeightFormat, accel: Accelerator) -> list[WeightFor
         WeightFormat.FP8: fp8_order,
         WeightFormat.MXFP4: [WeightFormat.BF16],
         WeightFormat.INT4: [WeightFormat.BF16],
+        WeightFormat.NVFP4: [],
     }.get(native, [WeightFormat.BF16, WeightFormat.FP16])
-    return [f for f in order if f in accel.formats]
+    runnable = runnable_formats(accel, engine)
+    return [f for f in order if f in runnable]
 
 
 def _before(version: str, floor: str) -> bool:
@@ -486,7 +504,9 @@ def size_model(model: ModelSpec, req: SizingRequest, *, with_alternatives: bool 
         log.block(f"{engine.kind.value} does not run on {accel.vendor} accelerators ({accel.id})")
     version = req.engine_version or engine.default_version
     _check_multi_node_launch(engine, req, version, log)
-    fmt = _choose_format(model, accel, req.weight_format, log)
+    fmt = _choose_format(model, accel, engine.kind, req.weight_format, log)
+    if weight_only(fmt, accel, engine.kind):
+        log.note(weight_only_note(fmt, accel, engine.kind))
     weights = model.weights_bytes(fmt)
     units_per_node = req.devices_per_node * accel.units_per_device
     log.note(
@@ -509,7 +529,7 @@ def size_model(model: ModelSpec, req: SizingRequest, *, with_alternatives: bool 
         alternatives = _alternatives(model, req, accel)
         if alternatives:
             log.note("nearest feasible: " + "; or ".join(a.summary for a in alternatives))
-        else:
+        elif fmt in runnable_formats(accel, engine.kind):  # else the blocker says what to serve
             log.note(f"no feasible layout with up to {req.nodes + ALTERNATIVE_SEARCH_NODES} nodes")
     return Sizing(
         request=req,
@@ -584,7 +604,7 @@ def _size_layout(
         )
         log.weights_blocked = True
         room = total_units * (usable - reserve)
-        smallest_format = min(model.weights_bytes(f) for f in accel.formats)
+        smallest_format = min(model.weights_bytes(f) for f in runnable_formats(accel, engine.kind))
         if smallest_format > room >= model.parameters * EXTREME_QUANT_BITS / 8:
             log.note(
                 "only extreme (~1.6-bit) dynamic quantisations would fit this memory, and they run "
@@ -841,10 +861,11 @@ def _context(
 
 def _alternatives(model: ModelSpec, req: SizingRequest, accel: Accelerator) -> list[Alternative]:
     found: list[Alternative] = []
-    formats = [model.native_format, *fallback_formats(model.native_format, accel)]
+    formats = [model.native_format, *fallback_formats(model.native_format, accel, req.engine)]
     if req.weight_format is not None:
         formats.insert(0, req.weight_format)
-    for fmt in dict.fromkeys(f for f in formats if f in accel.formats):
+    runnable = runnable_formats(accel, req.engine)
+    for fmt in dict.fromkeys(f for f in formats if f in runnable):
         for nodes in range(req.nodes, req.nodes + ALTERNATIVE_SEARCH_NODES + 1):
             candidate = req.model_copy(
                 update={
