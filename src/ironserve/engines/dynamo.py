@@ -106,13 +106,22 @@ def plane_env(ctx: LaunchContext) -> dict[str, str]:
             "DYN_EVENT_PLANE": "zmq",
         }
     head = ctx.head.address
+    etcd, _ = control_plane_urls(ctx) or ("", "")
     return env | {
         "DYN_DISCOVERY_BACKEND": "etcd",
-        "ETCD_ENDPOINTS": f"http://{head}:{ETCD_CLIENT_PORT}",
+        "ETCD_ENDPOINTS": etcd,
         "DYN_REQUEST_PLANE": "nats",
         "DYN_EVENT_PLANE": "nats",
         "NATS_SERVER": f"nats://{head}:{NATS_PORT}",
     }
+
+
+def control_plane_urls(ctx: LaunchContext) -> tuple[str, str] | None:
+    """(etcd's client URL, NATS's monitoring URL) on the head; None with file discovery."""
+    if spec_of(ctx).control_plane == "file":
+        return None
+    head = ctx.head.address
+    return f"http://{head}:{ETCD_CLIENT_PORT}", f"http://{head}:{NATS_MONITOR_PORT}"
 
 
 def _plane_mounts(ctx: LaunchContext) -> list[str]:
