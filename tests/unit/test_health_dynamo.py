@@ -298,15 +298,26 @@ def test_the_frontends_metrics_judged_on_the_labs_frontend() -> None:
     )
 
 
-def test_requests_queued_in_the_frontend_warn() -> None:
+def test_requests_pending_in_the_kv_router_warn() -> None:
     text = (FIXTURES / "frontend-metrics-ok.txt").read_text()
-    line = 'dynamo_frontend_queued_requests{model="SmolLM2-135M-Instruct"} '
+    line = (
+        'dynamo_frontend_router_queue_pending_requests{model="SmolLM2-135M-Instruct",'
+        'policy_class="default",worker_type="decode"} '
+    )
     assert line + "0" in text
-    queued = dynamo_checks.frontend_metrics(
+    pending = dynamo_checks.frontend_metrics(
         text.replace(line + "0", line + "3"), "SmolLM2-135M-Instruct"
     )
-    result = dynamo_checks.judge_frontend("labgpu-1", "SmolLM2-135M-Instruct", queued, ())
+    result = dynamo_checks.judge_frontend("labgpu-1", "SmolLM2-135M-Instruct", pending, ())
     assert (result.status, result.runbook) == (Status.WARN, "kv-cache-full")
+    assert "router pending decode 3, prefill 0" in result.observed
+    # The frontend's own queue (received, no first token yet) holds the check's own request.
+    queued = 'dynamo_frontend_queued_requests{model="SmolLM2-135M-Instruct"} '
+    own = dynamo_checks.frontend_metrics(
+        text.replace(queued + "0", queued + "1"), "SmolLM2-135M-Instruct"
+    )
+    result = dynamo_checks.judge_frontend("labgpu-1", "SmolLM2-135M-Instruct", own, ())
+    assert result.status is Status.OK and "1 queued" in result.observed
 
 
 def test_a_dynamo_frontends_metrics_are_read_as_dynamos(disagg: ct.GroupPlan) -> None:
@@ -335,3 +346,51 @@ def test_a_dynamo_frontends_metrics_are_read_as_dynamos(disagg: ct.GroupPlan) ->
     with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(500))) as client:
         down = sv.check_metrics(ep, client)
     assert down is not None and down.status is Status.UNKNOWN
+
+
+def test_a_paused_worker_is_not_running(disagg: ct.GroupPlan) -> None:
+    # docker inspect's State of the lab's frozen decode worker (`docker pause`), verbatim.
+    state = {
+        "Status": "paused",
+        "Running": True,
+        "Paused": True,
+        "Restarting": False,
+        "OOMKilled": False,
+        "Dead": False,
+        "Pid": 984,
+        "ExitCode": 0,
+        "Error": "",
+        "StartedAt": "2026-12-03T21:48:00.108090622Z",
+        "FinishedAt": "0001-01-01T00:00:00Z",
+    }
+    doc = {"Labels": {}, "State": state, "RestartCount": 0, "Image": "sha256:" + "1" * 64}
+    paused = parse_container(["@@inspect", json.dumps(doc)])
+    failing = _not_ok(
+        ct.judge_group(disagg, _facts(disagg, **{"ironserve-default-decode-1": paused}))
+    )
+    assert [(r.node, r.check, r.observed, r.runbook) for r in failing] == [
+        (
+            DECODE,
+            "cluster.engine_containers",
+            "decode worker 1 (ironserve-default-decode-1) paused",
+            "dynamo-decode-lost",
+        )
+    ]
+
+
+def test_a_restart_waits_until_every_worker_is_registered_once(disagg: ct.GroupPlan) -> None:
+    from types import SimpleNamespace
+
+    from ironserve.roles.engine.waits import registrations_settled
+
+    group: Any = SimpleNamespace(plan=disagg.plan)
+    found = _registered(disagg)
+    assert registrations_settled(group, found)
+    # A worker killed just before the restart: its old registration lingers beside the new one.
+    stale = {**found["registrations"][-1], "instance_id": "dead"}
+    assert not registrations_settled(
+        group, {**found, "registrations": [*found["registrations"], stale]}
+    )
+    assert not registrations_settled(group, {**found, "registrations": found["registrations"][1:]})
+    assert not registrations_settled(group, _discovery("discovery-etcd-stopped.txt"))
+    assert not registrations_settled(group, None)

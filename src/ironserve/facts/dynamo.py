@@ -109,6 +109,18 @@ def parse_registrations(kvs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
+def registered_at(found: dict[str, Any], address: str, port: int | None) -> list[str]:
+    """The instance ids whose ``generate`` endpoint is the worker at ``address``:``port``: one
+    for a worker that serves; none when it is not registered; more than one while a dead
+    process's registration lingers until its lease expires. Health and the restart's readiness
+    wait both judge by it."""
+    return sorted(
+        r["instance_id"]
+        for r in found.get("registrations") or []
+        if r.get("endpoint") == "generate" and r.get("address") == address and r.get("port") == port
+    )
+
+
 def parse_discovery(output: list[str]) -> dict[str, Any] | None:
     parts = _sections(output)
     if "@@no-curl" in parts:

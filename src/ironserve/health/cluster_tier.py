@@ -179,7 +179,7 @@ def engine_container(
             action,
             runbook,
         )
-    if not fact.get("running"):
+    if not fact.get("running") or status == "paused":  # paused: Docker says running, it is not
         return _r(
             "engine_containers",
             node,

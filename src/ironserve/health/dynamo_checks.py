@@ -11,10 +11,12 @@ tier, its ``dynamo_frontend_*`` families).
   node, the pool and the worker (a hung worker whose lease expired, or one that lost etcd);
 - ``serving.dynamo_metrics``: the frontend's ``/metrics`` readable, with
   ``dynamo_frontend_model_ready`` 1 for the served name (0 or absent: the frontend has no
-  complete set of workers for it, and refuses requests with 503: FAIL), and nothing queued
-  (``dynamo_frontend_queued_requests``, the KV router's ``..._router_queue_pending_requests``
-  per worker type: requests waiting for a worker, what an operator pages on: WARN). Requests
-  that failed since the frontend started are stated, by error type.
+  complete set of workers for it, and refuses requests with 503: FAIL), and nothing pending in
+  the KV router's queue (``..._router_queue_pending_requests`` per worker type: requests held
+  back because every worker of that pool is at capacity, what an operator pages on: WARN).
+  ``dynamo_frontend_queued_requests`` (received, no first token yet) is only stated: the
+  serving tier's own completion runs beside the scrape and counts there. Requests that failed
+  since the frontend started are stated, by error type.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ironserve.engines.dynamo import Component
+from ironserve.facts.dynamo import registered_at
 from ironserve.facts.metrics import Sample, parse_prometheus
 from ironserve.health.model import CheckResult, Status
 
@@ -100,13 +103,7 @@ def registration(
             "",
             CONTROL_PLANE,
         )
-    mine = [
-        r
-        for r in found.get("registrations") or []
-        if r.get("endpoint") == "generate"
-        and r.get("address") == address
-        and r.get("port") == worker.system_port
-    ]
+    mine = registered_at(found, address, worker.system_port)
     if not mine:
         return CheckResult(
             check,
@@ -120,15 +117,8 @@ def registration(
             f"{RESTART}",
             pool_runbook(worker.pool),
         )
-    ids = ", ".join(sorted({r["instance_id"] for r in mine}))
-    components = ", ".join(sorted({r["component"] for r in mine}))
     return CheckResult(
-        check,
-        tier,
-        node,
-        Status.OK,
-        f"{what} registered as {components} instance {ids}",
-        expected,
+        check, tier, node, Status.OK, f"{what} registered: instance {', '.join(mine)}", expected
     )
 
 
@@ -184,7 +174,7 @@ def judge_frontend(
     """``runbooks``: where a model the frontend does not serve points (the group's worker pools'
     lost-worker runbooks, the first named)."""
     check, tier = "serving.dynamo_metrics", "serving"
-    expected = f"{MODEL_READY}{{model={served_name!r}}} 1, nothing queued"
+    expected = f"{MODEL_READY}{{model={served_name!r}}} 1, nothing pending in the router"
     errors = f"; failed since start: {_counts(m.failed)}" if m.failed else ""
     if not m.families:
         return CheckResult(
@@ -217,7 +207,7 @@ def judge_frontend(
         + (f", router pending {_counts(m.pending)}" if m.pending else "")
         + f", {m.succeeded:g} succeeded{errors}"
     )
-    if m.queued > 0 or busy:
+    if busy:
         return CheckResult(
             check,
             tier,
