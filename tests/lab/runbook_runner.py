@@ -38,10 +38,12 @@ NODE_FAULTS: dict[str, str] = {
     "engine-stopped": "docker kill {container}",  # as a crash leaves it
     "engine-stopped-head": "docker kill {container}",
     "weights-corrupt": CORRUPT_SHARD,
-    # A Dynamo group (inventories/lab_dynamo.py): a worker crashed, etcd crashed, and the decode
-    # worker frozen -- running for Docker, silent, its etcd lease left to expire.
+    # A Dynamo group (inventories/lab_dynamo.py): the decode worker crashed (its registration
+    # lingers until its lease expires, which the restart waits out), the prefill worker stopped
+    # (it deregisters as it exits: the same FAILs, without that wait), etcd crashed, and the
+    # decode worker frozen -- running for Docker, silent, its lease left to expire.
     "dynamo-decode-stopped": "docker kill {container}",
-    "dynamo-prefill-stopped": "docker kill {container}",
+    "dynamo-prefill-stopped": "docker stop {container}",
     "dynamo-etcd-stopped": "docker kill ironserve-{group}-etcd",
     "dynamo-decode-frozen": "docker pause {container}",
 }

@@ -54,7 +54,7 @@ def _registered(gp: ct.GroupPlan) -> dict[str, Any]:
     """DynamoDiscovery as the head reads it with every planned worker registered."""
     found = []
     for launch in gp.plan.nodes:
-        for i, c in enumerate(w for w in gp.components(launch.node) if w.system_port):
+        for i, c in enumerate(w for w in gp.components(launch.node) if w.registers):
             found.append(
                 {
                     "namespace": "default",
@@ -394,3 +394,25 @@ def test_a_restart_waits_until_every_worker_is_registered_once(disagg: ct.GroupP
     assert not registrations_settled(group, {**found, "registrations": found["registrations"][1:]})
     assert not registrations_settled(group, _discovery("discovery-etcd-stopped.txt"))
     assert not registrations_settled(group, None)
+
+
+def test_a_worker_over_nodes_registers_from_its_first_node_only() -> None:
+    """SGLang's wide-EP recipe: a prefill and a decode worker over 2 nodes each; the other
+    ranks join the first node's and serve no endpoint, so neither health nor the restart's
+    readiness wait expects their registration."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Monkey-patching ssl")
+        cluster = load_cluster(
+            str(ROOT / "inventories" / "h200x8_4node_r1_sglang_dynamo_wideep.py")
+        )
+    gp = ct.group_plans(cluster)[0]
+    workers = [
+        (launch.node, c.pool, c.registers)
+        for launch in gp.plan.nodes
+        for c in gp.components(launch.node)
+        if c.pool is not None
+    ]
+    assert [registers for _, _, registers in workers] == [True, False, True, False], workers
+    results = ct.judge_group(gp, _facts(gp))
+    discovery = [r for r in results if r.check == "cluster.dynamo_discovery"]
+    assert len(discovery) == 2 and {r.status for r in discovery} == {Status.OK}

@@ -524,6 +524,15 @@ class Component(BaseModel):
     label: str
     pool: str | None = None
     system_port: int | None = None
+    # Whether it registers the worker's endpoint in discovery: a worker in one node, or the
+    # first node of one that spans nodes (the other ranks join it and serve no endpoint).
+    registers: bool = False
+
+
+def _leads(ctx: LaunchContext, pool: str, node: str) -> bool:
+    target = next(n for n in ctx.nodes if n.name == node)
+    span = span_of(ctx, pool_named(spec_of(ctx), pool), target)
+    return span is None or span.rank == 0
 
 
 def components(ctx: LaunchContext, node: str) -> list[Component]:
@@ -543,6 +552,7 @@ def components(ctx: LaunchContext, node: str) -> list[Component]:
             label=f"{worker_label(slot.pool)} {slot.index}",
             pool=slot.pool,
             system_port=slot.system_port,
+            registers=_leads(ctx, slot.pool, node),
         )
         for slot in slots(spec, node)
     ]

@@ -626,7 +626,7 @@ def judge_dynamo_node(
         )
         if c.system_port is not None and fact is not None and fact.get("running"):
             results.append(worker_health(node, c, f.system_health))
-            if urls is not None:
+            if urls is not None and c.registers:
                 address = gp.address(node)
                 results.append(dynamo_checks.registration(node, address, c, discovery))
     return results

@@ -133,7 +133,7 @@ def registrations_settled(group: GroupServe, found: dict[str, Any] | None) -> bo
         len(registered_at(found, target.address, c.system_port)) == 1
         for target in ctx.nodes
         for c in components(ctx, target.name)
-        if c.system_port is not None
+        if c.registers
     )
 
 
