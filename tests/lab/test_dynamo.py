@@ -11,8 +11,11 @@ deploys/site.py from bare nodes brings every component up; the `openai` client g
 through the gateway and the frontend with the key (refused without); the frontend's metrics
 count it, its KV router admitted it to both pools, and each worker's own metrics show it took
 its part (prefill on one node, decode on the other). A second run changes nothing.
-`ironserve health` is OK; a stopped decode worker FAILs its node, and deploys/restart.py heals
-it.
+`ironserve health` is OK, every worker registered in etcd. Then the Dynamo runbooks
+(``lab_profile: labgpu-dynamo``: a lost decode worker, a lost prefill worker, etcd down, the
+decode side of the KV handover frozen) run on this lab through tests/lab/runbook_runner.py, the
+runner tests/lab/test_runbooks.py uses: each fault FAILs health as its runbook says, and the
+runbook's Fix (deploys/restart.py) heals it, health OK again -- no second lab bring-up.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ import openai
 import pytest
 
 from ironserve.lab import dynamo_image
+from ironserve.lab import state as st
 from ironserve.lab.state import DYNAMO_ENV
+from ironserve.runbooks import load_all
 from tests.lab.conftest import BIN, Node, lab_in, nodes_of
+from tests.lab.runbook_runner import node_for, on_dynamo_lab, run_runbook
 from tests.lab.serving import (
     FAST,
     api_key,
@@ -53,6 +59,9 @@ GROUP = "ironserve-default"
 FRONTEND, ETCD, NATS = f"{GROUP}-frontend", f"{GROUP}-etcd", f"{GROUP}-nats"
 PREFILL, DECODE = f"{GROUP}-prefill-0", f"{GROUP}-decode-0"
 SYSTEM_PORT = 18100  # each node's first worker (engines/dynamo.py SYSTEM_PORT_BASE)
+INVENTORY = "inventories/lab_dynamo.py"
+# The runbooks this lab runs (test_runbooks.py runs every other one).
+RUNBOOKS = sorted(i for i, b in load_all().items() if on_dynamo_lab(b))
 
 
 def _print(message: str) -> None:
@@ -186,28 +195,26 @@ def test_a_second_run_changes_nothing(lab: Path) -> None:
     _print(f"site.py again: 0 changes in {took:.1f}s")
 
 
-def test_health_fails_a_stopped_decode_worker_and_restart_heals_it(lab: Path) -> None:
+def test_health_is_ok_with_every_worker_registered(lab: Path) -> None:
     code, report, took = health(lab)
     _print(f"health (default tier) {took:.1f}s: {report['summary']}")
     assert (code, not_ok(report)) == (0, set()), report["results"]
-    workers = {r["node"] for r in report["results"] if r["check"] == "cluster.dynamo_worker_health"}
     _, prefill, decode = nodes_of(lab)
-    assert workers == {prefill.name, decode.name}
+    for check in ("cluster.dynamo_worker_health", "cluster.dynamo_discovery"):
+        workers = {r["node"] for r in report["results"] if r["check"] == check}
+        assert workers == {prefill.name, decode.name}, check
+    checks = {r["check"] for r in report["results"]}
+    assert {"cluster.dynamo_control_plane", "serving.dynamo_metrics"} <= checks
 
-    decode.run(f"docker stop {DECODE}")
-    code, report, _ = health(lab)
-    failing = not_ok(report)
-    assert code != 0
-    assert (decode.name, "cluster.engine_containers", "FAIL", "engine-container") in failing
-    observed = [r["observed"] for r in report["results"] if r["node"] == decode.name]
-    assert f"decode worker 0 ({DECODE}) exited" in observed, observed
-    # Nothing on the other nodes but what serving through the frontend shows.
-    assert {node for node, check, _, _ in failing if not check.startswith("serving.")} == {
-        decode.name
-    }, failing
-    code, out, took = pyinfra(lab, "deploys/restart.py", *FAST)
-    assert code == 0, out[-4000:]
-    _print(f"restart.py (control plane, frontend, workers, ready, completion) {took:.1f}s")
-    code, report, _ = health(lab)
-    assert (code, not_ok(report)) == (0, set()), report["results"]
-    assert complete(lab, "Again.").strip()
+
+@pytest.mark.parametrize("runbook_id", RUNBOOKS)
+def test_runbook_commands_run_on_the_lab(lab: Path, runbook_id: str) -> None:
+    book = load_all()[runbook_id]
+    state = st.load(lab)
+    assert state is not None
+    pools = {p["name"]: p["nodes"] for p in plan(lab)["dynamo"]["pools"]}
+    node = node_for(book, state, pools)
+    started = time.monotonic()
+    problems = run_runbook(book, node, lab, INVENTORY, {DYNAMO_ENV: "1"})
+    _print(f"runbook {runbook_id} on {node.name} {time.monotonic() - started:.1f}s")
+    assert not problems, f"runbook {runbook_id}:\n" + "\n\n".join(problems)

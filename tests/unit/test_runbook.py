@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from ironserve.cli import app
 from ironserve.lab.sim.faults import KINDS as LAB_FAULTS
 from ironserve.runbooks import (
+    DYNAMO_LAB,
     PLACEHOLDERS,
     RunbookError,
     fill,
@@ -24,6 +25,7 @@ from ironserve.runbooks import (
     runbook_dir,
 )
 from tests.conftest import ROOT
+from tests.lab.runbook_runner import LAB_TEST_FAULTS
 
 HEALTH = ROOT / "src" / "ironserve" / "health"
 BOOKS = ROOT / "src" / "ironserve" / "runbooks" / "data"
@@ -37,14 +39,6 @@ PROCEDURES = {
     "rollback",
     "drain-node",
     "nccl-oom",
-}
-# Faults the lab test makes itself (not `ironserve lab fault` kinds): see tests/lab/test_runbooks.py
-LAB_TEST_FAULTS = {
-    "engine-stopped",
-    "engine-stopped-head",
-    "weights-corrupt",
-    "disk-full",
-    "node-down",
 }
 
 
@@ -62,11 +56,29 @@ def test_every_runbook_parses_and_has_its_sections() -> None:
 
 
 def test_every_runbook_names_a_lab_profile() -> None:
-    """``lab_profile`` is the lab the lab test runs it on: a profile `ironserve lab up` has."""
+    """``lab_profile`` is the lab the lab test runs it on: a profile `ironserve lab up` has, or
+    the Dynamo lab (tests/lab/test_dynamo.py's)."""
     from ironserve.lab.hardware import PROFILES
 
     for book in load_all().values():
-        assert book.lab_profile in PROFILES, (book.id, book.lab_profile)
+        assert book.lab_profile in PROFILES or book.lab_profile == DYNAMO_LAB, book.id
+
+
+def test_every_runbook_runs_on_exactly_one_lab_test() -> None:
+    """tests/lab/test_runbooks.py's labs or tests/lab/test_dynamo.py's Dynamo lab, never both,
+    never neither."""
+    from tests.lab import test_dynamo, test_runbooks
+
+    general, dynamo = set(test_runbooks.ORDER), set(test_dynamo.RUNBOOKS)
+    assert len(test_runbooks.ORDER) == len(general)
+    assert not general & dynamo
+    assert general | dynamo == set(load_all())
+    assert dynamo == {
+        "dynamo-decode-lost",
+        "dynamo-prefill-lost",
+        "dynamo-control-plane",
+        "dynamo-kv-transfer",
+    }
 
 
 def test_the_index_lists_every_runbook() -> None:

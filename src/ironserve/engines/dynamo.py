@@ -106,13 +106,22 @@ def plane_env(ctx: LaunchContext) -> dict[str, str]:
             "DYN_EVENT_PLANE": "zmq",
         }
     head = ctx.head.address
+    etcd, _ = control_plane_urls(ctx) or ("", "")
     return env | {
         "DYN_DISCOVERY_BACKEND": "etcd",
-        "ETCD_ENDPOINTS": f"http://{head}:{ETCD_CLIENT_PORT}",
+        "ETCD_ENDPOINTS": etcd,
         "DYN_REQUEST_PLANE": "nats",
         "DYN_EVENT_PLANE": "nats",
         "NATS_SERVER": f"nats://{head}:{NATS_PORT}",
     }
+
+
+def control_plane_urls(ctx: LaunchContext) -> tuple[str, str] | None:
+    """(etcd's client URL, NATS's monitoring URL) on the head; None with file discovery."""
+    if spec_of(ctx).control_plane == "file":
+        return None
+    head = ctx.head.address
+    return f"http://{head}:{ETCD_CLIENT_PORT}", f"http://{head}:{NATS_MONITOR_PORT}"
 
 
 def _plane_mounts(ctx: LaunchContext) -> list[str]:
@@ -515,6 +524,15 @@ class Component(BaseModel):
     label: str
     pool: str | None = None
     system_port: int | None = None
+    # Whether it registers the worker's endpoint in discovery: a worker in one node, or the
+    # first node of one that spans nodes (the other ranks join it and serve no endpoint).
+    registers: bool = False
+
+
+def _leads(ctx: LaunchContext, pool: str, node: str) -> bool:
+    target = next(n for n in ctx.nodes if n.name == node)
+    span = span_of(ctx, pool_named(spec_of(ctx), pool), target)
+    return span is None or span.rank == 0
 
 
 def components(ctx: LaunchContext, node: str) -> list[Component]:
@@ -534,6 +552,7 @@ def components(ctx: LaunchContext, node: str) -> list[Component]:
             label=f"{worker_label(slot.pool)} {slot.index}",
             pool=slot.pool,
             system_port=slot.system_port,
+            registers=_leads(ctx, slot.pool, node),
         )
         for slot in slots(spec, node)
     ]

@@ -16,7 +16,11 @@ A Dynamo group's nodes run several containers each: ``cluster.engine_containers`
 one (etcd, NATS and the frontend on the head, each worker on its node, named with its pool:
 "decode worker 2 (ironserve-default-decode-2) absent"), and ``cluster.dynamo_worker_health``
 asks each running worker's system server (``DYN_SYSTEM_PORT``) for ``/health`` on the node's
-loopback (curl on the node, through the run's SSH connection).
+loopback (curl on the node, through the run's SSH connection). With etcd and NATS, the head reads
+discovery as the frontend sees it (facts/dynamo.py): ``cluster.dynamo_control_plane`` on the head
+and ``cluster.dynamo_discovery`` per running worker that registers (health/dynamo_checks.py). A
+failing worker or control-plane container points to its own runbook (dynamo-decode-lost,
+dynamo-prefill-lost, dynamo-control-plane).
 
 A group whose head has no engine container (a Dynamo group: no frontend) is *not deployed*: one
 ``cluster.deployed`` WARN for the group (first-deploy) and none of its engine checks; NPU peer
@@ -32,8 +36,9 @@ import gevent  # type: ignore[import-untyped]
 
 from ironserve.config.schema import Cluster, ServingGroup
 from ironserve.deploy import transport
-from ironserve.engines.dynamo import Component, components, frontend_name
+from ironserve.engines.dynamo import Component, components, control_plane_urls, frontend_name
 from ironserve.facts.npu_ping import NpuPeerPings, PingResult
+from ironserve.health import dynamo_checks
 from ironserve.health.model import CheckResult, Status
 from ironserve.plan.plan import Plan, plan_group
 from ironserve.serving import ray_status, spec
@@ -71,6 +76,14 @@ class GroupPlan:
         if self.dynamo:
             return frontend_name(self.plan.context)
         return self.plan.nodes[0].container.name
+
+    @property
+    def control_plane(self) -> tuple[str, str] | None:
+        """A Dynamo group's etcd and NATS monitoring URLs (None: none, or file discovery)."""
+        return control_plane_urls(self.plan.context) if self.dynamo else None
+
+    def address(self, node: str) -> str:
+        return next(n.address for n in self.plan.context.nodes if n.name == node)
 
     def components(self, node: str) -> list[Component]:
         """A Dynamo node's containers as health names them (none for other engines)."""
@@ -116,10 +129,12 @@ def engine_container(
     serve_expected: str | None = None,
     error: str | None = None,
     label: str | None = None,
+    runbook: str = "engine-container",
 ) -> CheckResult:
     """``fact``: facts/engine.py's EngineContainer; ``serve_expected``: the Plan's serve spec
     (Ray head only: the serve command must be alive inside the container); ``label``: what the
-    container is (a Dynamo group's ``decode worker 2``), named before it."""
+    container is (a Dynamo group's ``decode worker 2``), named before it; ``runbook``: the one
+    a stopped or crash-looping container points to (a Dynamo pool's or control plane's own)."""
     if label is not None:
         container = f"{label} ({container})"
     expected = f"{container} running, 0 restarts" + (
@@ -156,7 +171,7 @@ def engine_container(
             f"{container} absent",
             expected,
             action,
-            "engine-container",
+            runbook,
         )
     if status == "restarting" or restarts >= RESTARTS_FAIL:
         return _r(
@@ -166,9 +181,9 @@ def engine_container(
             f"{container} {status}, {restarts} restarts (crash loop)",
             expected,
             action,
-            "engine-container",
+            runbook,
         )
-    if not fact.get("running"):
+    if not fact.get("running") or status == "paused":  # paused: Docker says running, it is not
         return _r(
             "engine_containers",
             node,
@@ -176,7 +191,7 @@ def engine_container(
             f"{container} {status}",
             expected,
             action,
-            "engine-container",
+            runbook,
         )
     if serve_expected is not None and fact.get("serve_spec") is None:
         return _r(
@@ -186,7 +201,7 @@ def engine_container(
             f"{container} running, the serve command in it has exited",
             expected,
             action,
-            "engine-container",
+            runbook,
         )
     if serve_expected is not None and fact.get("serve_spec") != serve_expected:
         return _r(
@@ -196,7 +211,7 @@ def engine_container(
             f"{container} serves spec {fact.get('serve_spec')}, not the Plan's",
             expected,
             "pyinfra -y INVENTORY deploys/serve.py",
-            "engine-container",
+            runbook,
         )
     if restarts:
         return _r(
@@ -206,7 +221,7 @@ def engine_container(
             f"{container} running, restarted {restarts} times",
             expected,
             "read `docker logs`; it crashed and was restarted",
-            "engine-container",
+            runbook,
         )
     return _r("engine_containers", node, Status.OK, f"{container} running, 0 restarts", expected)
 
@@ -238,7 +253,7 @@ def worker_health(node: str, component: Component, health: dict[int, int] | None
         expected,
         f"read `docker logs {component.container}` on {node}; pyinfra -y INVENTORY "
         "deploys/restart.py",
-        "engine-container",
+        dynamo_checks.pool_runbook(component.pool),
     )
 
 
@@ -436,6 +451,9 @@ class NodeFacts:
     # A Dynamo node: each of its containers' fact by name, its workers' system /health.
     containers: dict[str, dict[str, Any]] | None = None
     system_health: dict[int, int] | None = None
+    # A Dynamo head with etcd and NATS: discovery as the frontend sees it (None: not read).
+    discovery: dict[str, Any] | None = None
+    discovery_read: bool = False
 
 
 def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
@@ -486,8 +504,20 @@ def _gather(state: Any, host: Any, gp: GroupPlan) -> NodeFacts:
 
 
 def _gather_dynamo(host: Any, gp: GroupPlan, facts: NodeFacts) -> None:
-    """Each Dynamo container of the node, then the running workers' system /health."""
+    """Each Dynamo container of the node, then the running workers' system /health; on the
+    head, etcd's registrations and NATS's health."""
+    from ironserve.facts.dynamo import DynamoDiscovery
     from ironserve.facts.engine import DynamoSystemHealth, EngineContainer
+
+    urls = gp.control_plane
+    if host.name == gp.head and urls is not None:
+        try:
+            facts.discovery = host.get_fact(
+                DynamoDiscovery, etcd=urls[0], nats=urls[1], _timeout=CHECK_TIMEOUT_S
+            )
+            facts.discovery_read = True
+        except Exception as error:  # a timeout: UNKNOWN, never OK
+            facts.errors.append(f"discovery: {error}")
 
     facts.containers = {}
     for c in gp.components(host.name):
@@ -543,7 +573,8 @@ def judge_group(gp: GroupPlan, facts: dict[str, NodeFacts]) -> list[CheckResult]
         serve = spec.serve_hash(launch) if gp.ray else None
         why = "; ".join(f.errors) or "container state unreadable" if f.reachable else None
         if gp.dynamo:
-            results += judge_dynamo_node(gp, launch.node, f, why)
+            discovery = head_facts.discovery if head_facts is not None else None
+            results += judge_dynamo_node(gp, launch.node, f, why, discovery)
         else:
             results.append(
                 engine_container(launch.node, launch.container.name, f.container, serve, why)
@@ -562,15 +593,46 @@ def judge_group(gp: GroupPlan, facts: dict[str, NodeFacts]) -> list[CheckResult]
     return results
 
 
-def judge_dynamo_node(gp: GroupPlan, node: str, f: NodeFacts, why: str | None) -> list[CheckResult]:
-    """Every Dynamo container of ``node`` (named with its pool), then each running worker's
-    system /health."""
+def judge_dynamo_node(
+    gp: GroupPlan,
+    node: str,
+    f: NodeFacts,
+    why: str | None,
+    discovery: dict[str, Any] | None = None,
+) -> list[CheckResult]:
+    """Every Dynamo container of ``node`` (named with its pool), each running worker's system
+    /health and registration in etcd (``discovery``: the head's DynamoDiscovery); on the head,
+    the control plane itself."""
     results = []
+    urls = gp.control_plane
+    if node == gp.head and urls is not None and f.reachable:
+        if f.discovery_read:
+            results.append(dynamo_checks.control_plane(node, *urls, f.discovery))
+        else:
+            results.append(
+                _r(
+                    "dynamo_control_plane",
+                    node,
+                    Status.UNKNOWN,
+                    "; ".join(f.errors) or "discovery not read",
+                    f"etcd answers at {urls[0]}, NATS /healthz 200 at {urls[1]}",
+                    "check the head first",
+                    dynamo_checks.CONTROL_PLANE,
+                )
+            )
     for c in gp.components(node):
         fact = (f.containers or {}).get(c.container) if f.reachable else None
-        results.append(engine_container(node, c.container, fact, None, why, label=c.label))
+        runbook = dynamo_checks.pool_runbook(c.pool)
+        if c.pool is None and c.label in ("etcd", "NATS"):
+            runbook = dynamo_checks.CONTROL_PLANE
+        results.append(
+            engine_container(node, c.container, fact, None, why, label=c.label, runbook=runbook)
+        )
         if c.system_port is not None and fact is not None and fact.get("running"):
             results.append(worker_health(node, c, f.system_health))
+            if urls is not None and c.registers:
+                address = gp.address(node)
+                results.append(dynamo_checks.registration(node, address, c, discovery))
     return results
 
 

@@ -40,6 +40,11 @@ RUNBOOKS: dict[str, str] = {
     "first-deploy": "the serving group is not deployed yet: deploys/site.py",
     "change-model": "the endpoint serves another model than the Plan's: deploys/serve.py",
     "container-runtime": "docker missing or misconfigured on the node: deploys/provision.py",
+    # Dynamo groups (health/dynamo_checks.py)
+    "dynamo-decode-lost": "a Dynamo decode worker stopped, silent or unregistered: restart",
+    "dynamo-prefill-lost": "a Dynamo prefill worker stopped, silent or unregistered: restart",
+    "dynamo-control-plane": "Dynamo's etcd or NATS down: workers cannot keep their leases",
+    "dynamo-kv-transfer": "prefill -> decode KV handover fails (NIXL/UCX, a hung decode side)",
     # node tier (health/nvidia_checks.py, host_checks.py, ascend_checks.py)
     "upgrade-driver": "driver not the planned branch or too old for CUDA: deploys/provision.py",
     "fabric-manager": "NVSwitch board without a trained fabric: restart nvidia-fabricmanager",

@@ -11,7 +11,9 @@ is FAIL (clients see it down), never OK:
 - ``serving.metrics``: ``GET /metrics``: running and waiting requests and KV-cache usage under
   vLLM's current and deprecated names and SGLang's (facts/metrics.py). A nearly full KV cache,
   or requests waiting on a filling one, is WARN (kv-cache-full; the rule and its numbers are
-  ironserve.rules.serving's, as the Prometheus alerts'); no known metric is UNKNOWN.
+  ironserve.rules.serving's, as the Prometheus alerts'); no known metric is UNKNOWN;
+- ``serving.dynamo_metrics`` (a Dynamo group, instead): the frontend's ``/metrics``, its model
+  ready and nothing queued (health/dynamo_checks.py).
 
 The API key is where the Plan says (``Plan.api_key``): its file on this machine (the group's
 ``serving_api_key_file``, else the key a deploy generated here), read with the 0600 check;
@@ -32,6 +34,7 @@ import httpx
 
 from ironserve.config.inventory import HostRecord
 from ironserve.facts.metrics import KV_USAGE, EngineMetrics, engine_metrics
+from ironserve.health import dynamo_checks
 from ironserve.health.cluster_tier import GroupPlan
 from ironserve.health.model import CheckResult, Status
 from ironserve.rules import serving as serving_rules
@@ -54,6 +57,7 @@ class Endpoint:
     key: str | None
     key_error: str | None = None
     enforced: bool = True  # Plan.api_key.enforced: only MindIE without the gateway has no key
+    runbooks: tuple[str, ...] = ()  # Dynamo: the runbooks of its worker pools' lost workers
 
 
 def _r(
@@ -264,10 +268,32 @@ def _num(value: float | None) -> str:
     return "?" if value is None else f"{value:g}"
 
 
+def check_dynamo_metrics(ep: Endpoint, client: httpx.Client) -> CheckResult:
+    """A Dynamo frontend's ``dynamo_frontend_*`` metrics (health/dynamo_checks.py)."""
+    url = f"{ep.base}/metrics"
+    try:
+        answer = client.get(url, headers=_headers(ep), timeout=API_TIMEOUT_S)
+        answer.raise_for_status()
+    except httpx.HTTPError as error:
+        return _r(
+            "dynamo_metrics",
+            ep,
+            Status.UNKNOWN,
+            f"{url}: {_short(error)}",
+            "the frontend's metrics readable",
+            "see the endpoint's checks",
+            "endpoint-down",
+        )
+    found = dynamo_checks.frontend_metrics(answer.text, ep.served_name)
+    return dynamo_checks.judge_frontend(ep.node, ep.served_name, found, ep.runbooks)
+
+
 def check_metrics(ep: Endpoint, client: httpx.Client) -> CheckResult | None:
-    # MindIE's metrics are not vLLM's, nor are a Dynamo frontend's (dynamo_frontend_*), nor
-    # trtllm-serve's (its /metrics is a JSON list of iteration stats): not judged here.
-    if ep.engine in ("mindie", "dynamo", "trtllm"):
+    # MindIE's metrics are not vLLM's, nor is trtllm-serve's /metrics (a JSON list of
+    # iteration stats): not judged here. A Dynamo frontend's are its own.
+    if ep.engine == "dynamo":
+        return check_dynamo_metrics(ep, client)
+    if ep.engine in ("mindie", "trtllm"):
         return None
     url = f"{ep.base}/metrics"
     try:
@@ -331,6 +357,12 @@ def endpoint_of(gp: GroupPlan, key: str | None, key_error: str | None = None) ->
         key=key,
         key_error=key_error,
         enforced=gp.plan.api_key.enforced,
+        runbooks=tuple(  # the decode pool's first: it registers the model the frontend serves
+            dynamo_checks.pool_runbook(p.name)
+            for p in sorted(
+                ctx.dynamo.pools if ctx.dynamo else [], key=lambda p: p.name != "decode"
+            )
+        ),
     )
 
 

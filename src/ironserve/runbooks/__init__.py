@@ -55,6 +55,9 @@ PLACEHOLDERS = (
     "api_key_file",
     "npu_tls",
 )
+# The lab a Dynamo runbook runs on (``lab_profile``): `ironserve lab up --dynamo --nodes 3
+# --profile labgpu` deployed with inventories/lab_dynamo.py, tests/lab/test_dynamo.py's own.
+DYNAMO_LAB = "labgpu-dynamo"
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _EXITS = re.compile(r"#\s*exits\s+(\d+)")
 _FENCE = re.compile(r"^```console\n(.*?)^```", re.S | re.M)

@@ -15,6 +15,8 @@ import httpx
 from pyinfra import logger
 from pyinfra.api.command import StringCommand
 
+from ironserve.engines.dynamo import components, control_plane_urls
+from ironserve.facts.dynamo import discovery_command, parse_discovery, registered_at
 from ironserve.roles.engine.decide import GroupServe
 from ironserve.roles.engine.defaults import EngineData
 from ironserve.serving import ray_status, readiness, spec
@@ -121,18 +123,42 @@ def served(models: object, name: str) -> bool:
     return isinstance(data, list) and any(isinstance(m, dict) and m.get("id") == name for m in data)
 
 
-def _ready(group: GroupServe, bearer: dict[str, str]) -> bool:
+def registrations_settled(group: GroupServe, found: dict[str, Any] | None) -> bool:
+    """Whether etcd holds exactly one registration per planned Dynamo worker (none left by a
+    dead process: the KV router would send requests to it, which fail with 503)."""
+    if found is None or found.get("etcd") is not None:
+        return False
+    ctx = group.plan.context
+    return all(
+        len(registered_at(found, target.address, c.system_port)) == 1
+        for target in ctx.nodes
+        for c in components(ctx, target.name)
+        if c.registers
+    )
+
+
+def _ready(host: Any, group: GroupServe, bearer: dict[str, str]) -> bool:
     if httpx.get(group.plan.endpoint.health_url, headers=bearer, timeout=5).status_code != 200:
         return False
-    if group.plan.context.dynamo is None:
+    ctx = group.plan.context
+    if ctx.dynamo is None:
         return True
     answer = httpx.get(f"{group.plan.endpoint.url}/models", headers=bearer, timeout=5)
-    return answer.status_code == 200 and served(answer.json(), group.plan.context.served_name)
+    if answer.status_code != 200 or not served(answer.json(), ctx.served_name):
+        return False
+    urls = control_plane_urls(ctx)
+    if urls is None:  # file discovery: no etcd to read
+        return True
+    ok, out = _run(host, discovery_command(*urls))
+    return ok and registrations_settled(group, parse_discovery(out.splitlines()))
 
 
 def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
-    """Until GET /health answers 200 (a Dynamo group: and /v1/models lists the served model),
-    reading the engine log for progress and stalls."""
+    """Until GET /health answers 200 (a Dynamo group: and /v1/models lists the served model, and
+    etcd holds one registration per planned worker: a worker killed just before a restart
+    leaves its registration until its lease expires, 10-25 s on the lab's Dynamo 1.6.1, and
+    requests the KV router sends to it fail with 503), reading the engine log for progress and
+    stalls."""
     node = group.serving.launch
     url = group.plan.endpoint.health_url
     data = EngineData.of(host)
@@ -150,7 +176,7 @@ def wait_ready(state: Any, host: Any, group: GroupServe) -> None:
     while True:
         try:
             # With the key: the gateway guards /health too (unless serving_public_health).
-            if _ready(group, bearer):
+            if _ready(host, group, bearer):
                 logger.info(
                     f"{host.print_prefix}engine ready at {url} after "
                     f"{time.monotonic() - watch.started:.1f}s"
