@@ -200,9 +200,20 @@ def test_health_is_ok_with_every_worker_registered(lab: Path) -> None:
     _print(f"health (default tier) {took:.1f}s: {report['summary']}")
     assert (code, not_ok(report)) == (0, set()), report["results"]
     _, prefill, decode = nodes_of(lab)
-    for check in ("cluster.dynamo_worker_health", "cluster.dynamo_discovery"):
+    for check in (
+        "cluster.dynamo_worker_health",
+        "cluster.dynamo_discovery",
+        "cluster.dynamo_worker_metrics",  # each worker's own /metrics, judged OK (no errors)
+    ):
         workers = {r["node"] for r in report["results"] if r["check"] == check}
         assert workers == {prefill.name, decode.name}, check
+    metrics = {
+        r["node"]: r["observed"]
+        for r in report["results"]
+        if r["check"] == "cluster.dynamo_worker_metrics"
+    }
+    assert "0 errors" in metrics[prefill.name] and "0 errors" in metrics[decode.name], metrics
+    assert "KV cache" in metrics[decode.name], metrics  # the mocker's vLLM series, judged
     checks = {r["check"] for r in report["results"]}
     assert {"cluster.dynamo_control_plane", "serving.dynamo_metrics"} <= checks
 

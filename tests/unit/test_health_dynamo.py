@@ -76,7 +76,14 @@ def _facts(gp: ct.GroupPlan, **changed: dict[str, Any]) -> dict[str, ct.NodeFact
         health = {
             int(c.system_port): 200 for c in gp.components(launch.node) if c.system_port is not None
         }
-        out[launch.node] = ct.NodeFacts(reachable=True, containers=containers, system_health=health)
+        # Every worker's /metrics as the lab's decode worker served them (no errors, KV 0%).
+        page = (200, (FIXTURES / "worker-metrics-decode-ok.txt").read_text())
+        out[launch.node] = ct.NodeFacts(
+            reachable=True,
+            containers=containers,
+            system_health=health,
+            worker_metrics=dict.fromkeys(health, page),
+        )
     out[gp.head].discovery, out[gp.head].discovery_read = _registered(gp), True
     return out
 

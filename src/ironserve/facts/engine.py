@@ -198,3 +198,58 @@ class DynamoSystemHealth(FactBase[dict[int, int] | None]):
 
     def process(self, output: list[str]) -> dict[int, int] | None:
         return parse_system_health(output)
+
+
+# What a worker's metrics check reads: Dynamo's own per-worker families and the engine's (vLLM,
+# SGLang) that a dynamo.<backend> worker re-exports on its system port. Histogram buckets are
+# left on the node: a real vLLM worker's page is mostly buckets, and no check reads them.
+WORKER_METRIC_PREFIXES = ("dynamo_component_", "vllm:", "sglang:")
+
+
+def worker_metrics_command(ports: tuple[int, ...]) -> str:
+    keep = "|".join(p.replace(":", "[:]") for p in WORKER_METRIC_PREFIXES)
+    reads = "; ".join(
+        f"echo '@@port {int(p)}'; curl -s -m 5 -w '\\n@@code %{{http_code}}\\n' "
+        f"http://127.0.0.1:{int(p)}/metrics | grep -E '^(@@code |{keep})' | grep -v '_bucket{{'"
+        for p in ports
+    )
+    return f"command -v curl >/dev/null 2>&1 || {{ echo @@no-curl; exit 0; }}; {reads}; true"
+
+
+def parse_worker_metrics(output: list[str]) -> dict[int, tuple[int, str]] | None:
+    """``{port: (HTTP status, the kept sample lines)}`` (status 0: no answer); None when the
+    node has no curl to ask with."""
+    if any(line.strip() == "@@no-curl" for line in output):
+        return None
+    found: dict[int, tuple[int, str]] = {}
+    port: int | None = None
+    lines: list[str] = []
+    for line in output:
+        head = line.split()
+        if len(head) == 2 and head[0] == "@@port" and head[1].isdigit():
+            port, lines = int(head[1]), []
+        elif len(head) == 2 and head[0] == "@@code" and port is not None:
+            found[port] = (int(head[1]) if head[1].isdigit() else 0, "\n".join(lines))
+        elif port is not None:
+            lines.append(line)
+    return found
+
+
+class DynamoWorkerMetrics(FactBase[dict[int, tuple[int, str]] | None]):
+    """Each Dynamo worker's system server (``DYN_SYSTEM_PORT``) asked for ``/metrics`` on the
+    node's loopback: ``{port: (HTTP status, sample lines)}``, the lines Dynamo's
+    ``dynamo_component_*`` and the engine's ``vllm:`` / ``sglang:`` samples (no histogram
+    buckets); None without curl.
+
+    + ports: the system ports of the node's workers to read
+    """
+
+    def command(self, ports: tuple[int, ...]) -> str:
+        return worker_metrics_command(ports)
+
+    @staticmethod
+    def default() -> dict[int, tuple[int, str]] | None:
+        return None
+
+    def process(self, output: list[str]) -> dict[int, tuple[int, str]] | None:
+        return parse_worker_metrics(output)

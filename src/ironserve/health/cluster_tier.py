@@ -38,7 +38,7 @@ from ironserve.config.schema import Cluster, ServingGroup
 from ironserve.deploy import transport
 from ironserve.engines.dynamo import Component, components, control_plane_urls, frontend_name
 from ironserve.facts.npu_ping import NpuPeerPings, PingResult
-from ironserve.health import dynamo_checks
+from ironserve.health import dynamo_checks, dynamo_worker_metrics
 from ironserve.health.model import CheckResult, Status
 from ironserve.plan.plan import Plan, plan_group
 from ironserve.serving import ray_status, spec
@@ -451,6 +451,8 @@ class NodeFacts:
     # A Dynamo node: each of its containers' fact by name, its workers' system /health.
     containers: dict[str, dict[str, Any]] | None = None
     system_health: dict[int, int] | None = None
+    # ...and their /metrics, read where /health answered 200 (None: not read; see errors).
+    worker_metrics: dict[int, tuple[int, str]] | None = None
     # A Dynamo head with etcd and NATS: discovery as the frontend sees it (None: not read).
     discovery: dict[str, Any] | None = None
     discovery_read: bool = False
@@ -507,7 +509,7 @@ def _gather_dynamo(host: Any, gp: GroupPlan, facts: NodeFacts) -> None:
     """Each Dynamo container of the node, then the running workers' system /health; on the
     head, etcd's registrations and NATS's health."""
     from ironserve.facts.dynamo import DynamoDiscovery
-    from ironserve.facts.engine import DynamoSystemHealth, EngineContainer
+    from ironserve.facts.engine import DynamoSystemHealth, DynamoWorkerMetrics, EngineContainer
 
     urls = gp.control_plane
     if host.name == gp.head and urls is not None:
@@ -539,6 +541,15 @@ def _gather_dynamo(host: Any, gp: GroupPlan, facts: NodeFacts) -> None:
             )
         except Exception as error:
             facts.errors.append(f"system /health: {error}")
+    # A worker whose /health does not answer is FAILed there: its /metrics would only time out.
+    healthy = tuple(p for p in ports if (facts.system_health or {}).get(p) == 200)
+    if healthy:
+        try:
+            facts.worker_metrics = host.get_fact(
+                DynamoWorkerMetrics, ports=healthy, _timeout=CHECK_TIMEOUT_S
+            )
+        except Exception as error:  # a timeout: UNKNOWN, never OK
+            facts.errors.append(f"system /metrics: {error}")
 
 
 def _probe_ray(state: Any, host: Any, command: str) -> dict[str, float] | None:
@@ -630,6 +641,10 @@ def judge_dynamo_node(
         )
         if c.system_port is not None and fact is not None and fact.get("running"):
             results.append(worker_health(node, c, f.system_health))
+            if (f.system_health or {}).get(int(c.system_port)) == 200:
+                scrape = (f.worker_metrics or {}).get(int(c.system_port))
+                unread = "; ".join(f.errors) if f.worker_metrics is None else "not in the answer"
+                results.append(dynamo_worker_metrics.judge_worker(node, c, scrape, unread))
             if urls is not None and c.registers:
                 address = gp.address(node)
                 results.append(dynamo_checks.registration(node, address, c, discovery))
