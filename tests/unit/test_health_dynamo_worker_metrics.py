@@ -19,8 +19,9 @@ from ironserve.engines.dynamo import Component
 from ironserve.facts.engine import parse_worker_metrics, worker_metrics_command
 from ironserve.health import cluster_tier as ct
 from ironserve.health import dynamo_worker_metrics as wm
-from ironserve.health.model import Status
+from ironserve.health.model import RUNBOOKS, Status
 from ironserve.rules import serving
+from ironserve.runbooks import load_all
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "dynamo"
@@ -46,7 +47,15 @@ def _page(name: str) -> str:
 
 
 def _judge(text: str, worker: Component = DECODE) -> ct.CheckResult:
-    return wm.judge_worker("labgpu-3", worker, (200, text))
+    return _runbook_ok(wm.judge_worker("labgpu-3", worker, (200, text)))
+
+
+def _runbook_ok(result: ct.CheckResult) -> ct.CheckResult:
+    """A result pointing to a runbook names one that exists and lists the check."""
+    if result.runbook:
+        assert result.runbook in RUNBOOKS, result
+        assert result.check in load_all()[result.runbook].checks, result
+    return result
 
 
 @pytest.fixture
@@ -112,9 +121,9 @@ def test_errors_since_the_worker_started_warn_by_type() -> None:
     assert (result.status, result.runbook) == (Status.WARN, "dynamo-kv-transfer")
     assert "3 errors since start (generate 3)" in result.observed
     assert "docker logs ironserve-default-decode-0" in result.action
-    # An aggregated worker's errors point to its container's runbook.
-    agg = DECODE.model_copy(update={"pool": "worker"})
-    assert _judge(text, agg).runbook == "engine-container"
+    # An aggregated worker's errors are its engine's: its log, no KV handover runbook.
+    agg = _judge(text, DECODE.model_copy(update={"pool": "worker"}))
+    assert (agg.status, agg.runbook) == (Status.WARN, "")
 
 
 def test_kv_pressure_is_the_shared_rule(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,10 +144,10 @@ def test_kv_pressure_is_the_shared_rule(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_unreadable_metrics_say_why() -> None:
-    silent = wm.judge_worker("labgpu-3", DECODE, (0, ""))
+    silent = _runbook_ok(wm.judge_worker("labgpu-3", DECODE, (0, "")))
     assert (silent.status, silent.runbook) == (Status.FAIL, "dynamo-decode-lost")
     assert silent.observed.endswith("/metrics on port 18100: no answer (its /health answers)")
-    refused = wm.judge_worker("labgpu-2", PREFILL, (503, ""))
+    refused = _runbook_ok(wm.judge_worker("labgpu-2", PREFILL, (503, "")))
     assert (refused.status, refused.runbook) == (Status.FAIL, "dynamo-prefill-lost")
     assert "HTTP 503" in refused.observed
     # Something answers, but not a Dynamo system server: no dynamo_component_* series.

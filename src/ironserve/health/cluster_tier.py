@@ -16,10 +16,12 @@ A Dynamo group's nodes run several containers each: ``cluster.engine_containers`
 one (etcd, NATS and the frontend on the head, each worker on its node, named with its pool:
 "decode worker 2 (ironserve-default-decode-2) absent"), and ``cluster.dynamo_worker_health``
 asks each running worker's system server (``DYN_SYSTEM_PORT``) for ``/health`` on the node's
-loopback (curl on the node, through the run's SSH connection). With etcd and NATS, the head reads
-discovery as the frontend sees it (facts/dynamo.py): ``cluster.dynamo_control_plane`` on the head
-and ``cluster.dynamo_discovery`` per running worker that registers (health/dynamo_checks.py). A
-failing worker or control-plane container points to its own runbook (dynamo-decode-lost,
+loopback (curl on the node, through the run's SSH connection), then, in one more call, the
+``/metrics`` of those answering 200: ``cluster.dynamo_worker_metrics``
+(health/dynamo_worker_metrics.py: unreadable, errors, KV pressure). With etcd and NATS, the head
+reads discovery as the frontend sees it (facts/dynamo.py): ``cluster.dynamo_control_plane`` on the
+head and ``cluster.dynamo_discovery`` per running worker that registers (health/dynamo_checks.py).
+A failing worker or control-plane container points to its own runbook (dynamo-decode-lost,
 dynamo-prefill-lost, dynamo-control-plane).
 
 A group whose head has no engine container (a Dynamo group: no frontend) is *not deployed*: one

@@ -73,8 +73,9 @@ def worker_metrics(text: str) -> WorkerMetrics:
 
 def _error_runbook(worker: Component) -> str:
     """A disaggregated pool's worker failing requests while it runs: the KV handover is the
-    suspect (dynamo-kv-transfer); an aggregated worker's: the engine's own container."""
-    return "dynamo-kv-transfer" if worker.pool in ("prefill", "decode") else pool_runbook(None)
+    suspect (dynamo-kv-transfer); an aggregated worker's errors are its engine's, read in its
+    log (no runbook fits better than the action)."""
+    return "dynamo-kv-transfer" if worker.pool in ("prefill", "decode") else ""
 
 
 def judge_worker(
