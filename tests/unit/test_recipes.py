@@ -450,3 +450,9 @@ def test_a_trtllm_worker_over_trays_with_other_hcas_is_refused() -> None:
         (h, f) == (records[5].name, "network_ib_hcas") and "one MPI world" in m
         for h, f, m in problems
     ), problems
+
+
+def test_the_api_ports_may_not_take_the_mpi_worlds_ssh_port() -> None:
+    for key in ("engine_port", "serving_backend_port"):
+        problems = _problems(_records(DEP32, **{key: 2233}))
+        assert ("gb200-decode-1", key) in {(h, f) for h, f, _ in problems}, problems

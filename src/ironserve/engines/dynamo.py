@@ -8,11 +8,13 @@ dynamo.<backend>``, each on its own devices (``--gpus device=...``), with its ow
 (``DYN_SYSTEM_PORT``: ``/health`` and ``/metrics``), its NIXL side channel ports and its KV
 event endpoint (the KV router's input); on a node that pools share, each pool's workers come
 after the previous pool's (:func:`slots`). A worker over several nodes runs one container on
-each, which meet at its first node. Disaggregated workers say their side: vLLM and
-TensorRT-LLM with Dynamo's ``--disaggregation-mode prefill|decode`` (``--is-prefill-worker`` is
-gone in 1.x), SGLang with its own ``--disaggregation-mode`` and a bootstrap port per prefill
-worker. Planes reach every process through env: ``DYN_DISCOVERY_BACKEND`` (``ETCD_ENDPOINTS`` or
-``DYN_FILE_KV``), ``DYN_REQUEST_PLANE``, ``DYN_EVENT_PLANE`` (``NATS_SERVER``), ``DYN_NAMESPACE``.
+each, which meet at its first node (a TensorRT-LLM one is an MPI world: mpirun in its first
+node's container, sshd in the others', :func:`_trtllm_over_nodes`). Disaggregated workers
+say their side: vLLM and TensorRT-LLM with Dynamo's ``--disaggregation-mode prefill|decode``
+(``--is-prefill-worker`` is gone in 1.x), SGLang with its own ``--disaggregation-mode`` and a
+bootstrap port per prefill worker. Planes reach every process through env:
+``DYN_DISCOVERY_BACKEND`` (``ETCD_ENDPOINTS`` or ``DYN_FILE_KV``), ``DYN_REQUEST_PLANE``,
+``DYN_EVENT_PLANE`` (``NATS_SERVER``), ``DYN_NAMESPACE``.
 
 Every argv is checked against the flag tables of the pinned Dynamo version (catalog/dynamo.py):
 the frontend's, and each worker's Dynamo options plus the backend engine's at the version the
@@ -527,15 +529,17 @@ def _trtllm_over_nodes(
     worker_argv: list[str],
 ) -> list[str]:
     """A TensorRT-LLM worker over nodes is one MPI world, as Dynamo launches it
-    (ai-dynamo/dynamo components/backends/trtllm/multinode/: srun_disaggregated.sh starts each
-    multi-node worker as one ``srun --mpi pmix --ntasks-per-node <GPUs>`` job, every rank
-    running start_trtllm_worker.sh's ``trtllm-llmapi-launch python3 -m dynamo.trtllm ...``,
-    with ETCD_ENDPOINTS and NATS_SERVER passed to every rank; the rank 0 process is the Dynamo
-    worker, the others TensorRT-LLM's MPI workers). With no Slurm, the worker's first node runs
-    that world with mpirun over SSH, as the plain trtllm engine does (engines/trtllm.py), its
-    env forwarded to every rank; the other nodes' containers run only the SSH server. The KV
-    transfer backend is the engine options file's ``cache_transceiver_config`` (NIXL), so the
-    script's TRTLLM_USE_UCX_KVCACHE fallback (ai-dynamo/dynamo issue 1743) is not needed."""
+    (ai-dynamo/dynamo components/backends/trtllm/multinode/: multinode-examples.md launches a
+    worker that spans nodes as one MPI world, "via mpirun or srun"; srun_disaggregated.sh
+    starts each multi-node worker as one ``srun --mpi pmix --ntasks-per-node <GPUs>`` job,
+    every rank running start_trtllm_worker.sh's ``trtllm-llmapi-launch python3 -m
+    dynamo.trtllm ...``, with ETCD_ENDPOINTS and NATS_SERVER passed to every rank; the rank 0
+    process is the Dynamo worker, the others TensorRT-LLM's MPI workers). With no Slurm, the
+    worker's first node runs that world with mpirun over SSH, as the plain trtllm engine does
+    (engines/trtllm.py), its env forwarded to every rank; the other nodes' containers run only
+    the SSH server. The KV transfer backend is the engine options file's
+    ``cache_transceiver_config`` (NIXL), so the script's TRTLLM_USE_UCX_KVCACHE fallback
+    (ai-dynamo/dynamo issue 1743) is not needed."""
     if span.rank > 0:
         return ["/bin/sh", *trtllm.sshd_command()]
     members = pool.worker_nodes(node.name)
