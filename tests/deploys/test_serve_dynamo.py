@@ -420,10 +420,11 @@ def test_trtllm_decode_over_8_trays_mpirun_on_the_first_sshd_on_the_others_keys_
     # Each tray of the world gets its side of the keys, 0600, over stdin: never on a command
     # line; the prefill tray, in no MPI world, none.
     for name in (first, *others):
-        ops = dict(commands(run, name))
-        assert ops["MPI SSH folder of a TensorRT-LLM group (0700)"]
-        assert ops["MPI SSH key file (0600)"]
-        lines = " ".join(" ".join(c) for c in ops.values())
+        ops = commands(run, name)
+        assert dict(ops)["MPI SSH folder of a TensorRT-LLM group (0700)"]
+        written = [c for op, cmds in ops if op == "MPI SSH key file (0600)" for c in cmds]
+        assert len(written) == 2 and all("umask 077" in c for c in written)
+        lines = " ".join(" ".join(c) for _, c in ops)
         assert "PRIVATE KEY" not in lines and keys["client_public"] not in lines
     assert "MPI SSH folder of a TensorRT-LLM group (0700)" not in op_names(
         run, "@fake/gb200-prefill-0"
