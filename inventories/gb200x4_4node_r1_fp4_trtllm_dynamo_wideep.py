@@ -3,8 +3,9 @@ NVIDIA's FP4 checkpoint (nvidia/DeepSeek-R1-FP4, ModelOpt NVFP4) on NVIDIA Dynam
 TensorRT-LLM wide expert parallelism, disaggregated (the recipe collection's
 deepseek-r1/trtllm/disagg/wide_ep/gb200): each tray runs one worker of attention DP 4 x TP 1 with
 the experts over its 4 GPUs (EP 4, the recipe's prefill shape); two trays prefill, two decode.
-The recipe's decode worker (DEP 32 over 8 trays) is one MPI job over nodes, which ironserve does
-not launch, so the decode pool here is DEP 4 workers, one per tray. With DeepSeek's FP8
+A stand-in on 4 trays: the decode pool here is DEP 4 workers, one per tray; the recipe's own
+decode worker (DEP 32 over 8 trays, one MPI world) is
+gb200x4_9node_r1_fp4_trtllm_dynamo_wideep_dep32.py. With DeepSeek's FP8
 checkpoint the same workers would hold 173.9 GiB per GPU (golden
 dynamo-gb200x4-4node-r1-trtllm-dep4-fp8): the recipe relies on FP4. deploys/site.py deploys it
 (docs/engines.md, docs/serving.md).

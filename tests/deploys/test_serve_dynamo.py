@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import runpy
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -376,3 +377,65 @@ def test_workers_the_plan_no_longer_has_are_removed_before_any_start(
     assert container_ops(run, "@fake/h100-decode") == [remove]
     assert container_ops(run, "@fake/h100-prefill") == [remove, READY, PROVE]
     assert dict(commands(run, "@fake/h100-prefill"))[remove] == ["true"]  # skipped there
+
+
+DEP32 = "gb200x4_9node_r1_fp4_trtllm_dynamo_wideep_dep32"
+TRTLLM_RUNTIME = "ai-dynamo/tensorrtllm-runtime"
+
+
+def test_trtllm_decode_over_8_trays_mpirun_on_the_first_sshd_on_the_others_keys_0600(
+    reg: Registry, key_file: Path, tmp_path: Path
+) -> None:
+    reg.push(TRTLLM_RUNTIME, "1.6.1", payload="dynamo-trtllm")
+    at = reg.url.removeprefix("http://")
+    hosts, data = example(
+        DEP32,
+        reg,
+        key_file,
+        engine_image=f"{at}/{TRTLLM_RUNTIME}:1.6.1",
+        serve_api_key_dir=str(tmp_path / "generated-keys"),
+    )
+    run = fake(hosts, data)
+    group = decide(run.state)["default"]
+    keys_file = Path(group.plan.mpi_keys or "")
+    assert keys_file.parent == tmp_path / "generated-keys"
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
+    keys = json.loads(keys_file.read_text())
+    first, *others = [f"@fake/gb200-decode-{i}" for i in range(8)]
+
+    def started(name: str) -> str:
+        (cmds,) = [c for op, c in commands(run, name) if op == WORKERS]
+        return " ".join(cmds)
+
+    leader = started(first)
+    assert "mpirun " in leader and "-np 32" in leader
+    assert "trtllm-llmapi-launch python3 -m dynamo.trtllm" in leader
+    assert "/usr/sbin/sshd" not in leader
+    for name in others:
+        member = started(name)
+        assert "/usr/sbin/sshd" in member and "mpirun" not in member
+        assert "dynamo.trtllm" not in member
+    prefill = started("@fake/gb200-prefill-0")
+    assert "mpirun" not in prefill and "python3 -m dynamo.trtllm" in prefill
+    # Each tray of the world gets its side of the keys, 0600, over stdin: never on a command
+    # line; the prefill tray, in no MPI world, none.
+    for name in (first, *others):
+        ops = commands(run, name)
+        assert dict(ops)["MPI SSH folder of a TensorRT-LLM group (0700)"]
+        written = [c for op, cmds in ops if op == "MPI SSH key file (0600)" for c in cmds]
+        assert len(written) == 2 and all("umask 077" in c for c in written)
+        lines = " ".join(" ".join(c) for _, c in ops)
+        assert "PRIVATE KEY" not in lines and keys["client_public"] not in lines
+    assert "MPI SSH folder of a TensorRT-LLM group (0700)" not in op_names(
+        run, "@fake/gb200-prefill-0"
+    )
+    files = group.mpi_files
+    assert [p.rsplit("/", 1)[1] for p, _ in files[first]] == ["id_ed25519", "known_hosts"]
+    for name in others:
+        assert [p.rsplit("/", 1)[1] for p, _ in files[name]] == [
+            "ssh_host_ed25519_key",
+            "authorized_keys",
+        ]
+    known = dict(files[first])["/etc/ironserve/default/mpi/known_hosts"]
+    assert known == "".join(f"[10.60.3.{22 + i}]:2233 {keys['host_public']}\n" for i in range(7))
+    assert keys["client"] not in str(group)

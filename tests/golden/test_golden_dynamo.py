@@ -62,6 +62,12 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     # The TensorRT-LLM wide-EP recipe with the checkpoint it serves, NVIDIA's FP4 one: DEP 4
     # workers, one per GB200 tray, about 122 GiB of weights per GPU.
     "dynamo-gb200x4-4node-r1-fp4-trtllm-wideep": ("gb200x4_4node_r1_fp4_trtllm_dynamo_wideep", {}),
+    # The recipe's own shape: one DEP 32 decode worker over 8 trays, one MPI world (mpirun on
+    # the first decode tray, sshd on the others), the prefill worker DEP 4 on its tray.
+    "dynamo-gb200x4-9node-r1-fp4-trtllm-wideep-dep32": (
+        "gb200x4_9node_r1_fp4_trtllm_dynamo_wideep_dep32",
+        {},
+    ),
     # The TensorRT-LLM wide-EP recipe's prefill worker, DEP 4 on one GB200 tray, with the FP8
     # checkpoint: 174 GiB per GPU; the recipe serves NVIDIA's FP4 one.
     "dynamo-gb200x4-4node-r1-trtllm-dep4-fp8": (

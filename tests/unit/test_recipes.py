@@ -32,6 +32,7 @@ RECIPE_INVENTORIES = {
     "h200x8_4node_r1_sglang_dynamo_wideep": ("prefill", "decode"),
     "gb200x4_4node_r1_vllm_dynamo_dep8": ("prefill", "decode"),
     "gb200x4_4node_r1_fp4_trtllm_dynamo_wideep": ("prefill", "decode"),
+    "gb200x4_9node_r1_fp4_trtllm_dynamo_wideep_dep32": ("prefill", "decode"),
     "h100x8_2node_qwen3_235b_trtllm_dynamo_agg": ("worker",),
     "h200x8_2node_qwen3_235b_trtllm_dynamo_disagg": ("prefill", "decode"),
 }
@@ -58,10 +59,16 @@ def _problems(records: list[HostRecord]) -> list[tuple[str, str, str]]:
 def _workers(plan: Plan, node: str, pool: str = "") -> list[ContainerSpec]:
     """The node's Dynamo workers (not etcd, NATS or the frontend), or one pool's."""
     backends = ("dynamo.vllm", "dynamo.sglang", "dynamo.trtllm")
+    # A TensorRT-LLM worker over nodes: mpirun on its first node, sshd on the others.
     return [
         c
         for c in plan.node(node).containers
-        if c.command[2:3] and c.command[2] in backends and (not pool or f"-{pool}-" in c.name)
+        if (
+            (c.command[2:3] and c.command[2] in backends)
+            or c.command[:1] == ["mpirun"]
+            or "/usr/sbin/sshd" in " ".join(c.command)
+        )
+        and (not pool or f"-{pool}-" in c.name)
     ]
 
 
@@ -361,11 +368,6 @@ def test_an_sglang_worker_over_two_nodes_is_one_instance_with_node_ranks() -> No
             "dynamo_decode",
             "a decode worker over 2 nodes needs its tensor_parallel_size",
         ),
-        (
-            {"dynamo_backend": "trtllm"},
-            "dynamo_prefill",
-            "TensorRT-LLM runs a worker over 2 nodes as one MPI job",
-        ),
     ],
 )
 def test_a_worker_over_nodes_that_cannot_be_is_refused_naming_the_key(
@@ -388,3 +390,69 @@ def test_a_worker_over_nodes_outside_an_nvlink_domain_needs_the_hcas() -> None:
     for record in gb200:
         record.data["network_ib_hcas"] = []
     assert _plan(gb200).sizing.feasible
+
+
+DEP32 = "gb200x4_9node_r1_fp4_trtllm_dynamo_wideep_dep32"
+DECODE_TRAYS = [f"gb200-decode-{i}" for i in range(8)]
+
+
+def test_the_trtllm_wide_ep_decode_is_one_dep32_worker_over_8_trays_sized_per_gpu() -> None:
+    plan = _plan(_records(DEP32))
+    assert plan.context.dynamo is not None
+    decode = plan.context.dynamo.pools[1]
+    assert (decode.nodes, decode.nodes_per_worker) == (DECODE_TRAYS, 8)
+    assert (decode.data, decode.expert, decode.units_per_worker) == (32, 32, 32)
+    # Per GPU: 1/32 of the routed experts plus the rest on every DP rank.
+    reasons = decode.sizing.reasons
+    assert any("routed experts" in r and "split over EP 32" in r for r in reasons), reasons
+    prefill = plan.context.dynamo.pools[0]
+    gib = 1024**3
+    # 363.6 GiB of routed experts / 32 + 31.0 GiB of the rest = 42.3 GiB (DEP 4: 121.8 GiB).
+    assert 42 * gib < decode.sizing.memory.weights_bytes < 43 * gib
+    assert prefill.sizing.memory.weights_bytes > 120 * gib
+    assert any(r.startswith("decode pool: one MPI world over the worker's nodes") for r in reasons)
+
+
+def test_the_dep32_worker_is_one_mpi_world_launched_from_its_first_tray() -> None:
+    plan = _plan(_records(DEP32))
+    leader = _worker(plan, "gb200-decode-0").command
+    assert leader[0] == "mpirun"
+    hosts = ",".join(f"10.60.3.{21 + i}:4" for i in range(8))
+    assert (_option(leader, "-H"), _option(leader, "-np")) == (hosts, "32")
+    launched = leader[leader.index("trtllm-llmapi-launch") + 1 :]
+    assert launched[:3] == ["python3", "-m", "dynamo.trtllm"]
+    assert (_option(launched, "--tensor-parallel-size"), _option(launched, "--gpus-per-node")) == (
+        "32",
+        "4",
+    )
+    assert _option(launched, "--disaggregation-mode") == "decode"
+    # Ranks started over SSH get mpirun's env: the planes and the fabric.
+    for key in ("ETCD_ENDPOINTS", "NATS_SERVER", "NCCL_MNNVL_ENABLE", "NCCL_IB_HCA"):
+        assert leader[leader.index(key) - 1] == "-x"
+    for node in DECODE_TRAYS[1:]:
+        member = _worker(plan, node)
+        assert member.command[:2] == ["/bin/sh", "-c"] and "sshd" in member.command[2]
+        assert "-v" in member.run_args and any("/mpi:" in a for a in member.run_args)
+    # mpirun's SSH port: on the other trays only; their /health is the leader's.
+    (ssh,) = [p for p in plan.ports if p.port == 2233]
+    assert ssh.nodes == DECODE_TRAYS[1:]
+    assert plan.mpi_keys is not None and plan.mpi_keys.endswith(".mpi")
+    ctx = plan.context
+    assert [c.system_port for c in components(ctx, "gb200-decode-1")] == [None]
+    assert [c.registers for c in components(ctx, "gb200-decode-0")] == [True]
+
+
+def test_a_trtllm_worker_over_trays_with_other_hcas_is_refused() -> None:
+    records = _records(DEP32)
+    records[5].data["network_ib_hcas"] = ["mlx5_0", "mlx5_1"]
+    problems = _problems(records)
+    assert any(
+        (h, f) == (records[5].name, "network_ib_hcas") and "one MPI world" in m
+        for h, f, m in problems
+    ), problems
+
+
+def test_the_api_ports_may_not_take_the_mpi_worlds_ssh_port() -> None:
+    for key in ("engine_port", "serving_backend_port"):
+        problems = _problems(_records(DEP32, **{key: 2233}))
+        assert ("gb200-decode-1", key) in {(h, f) for h, f, _ in problems}, problems

@@ -5,10 +5,10 @@ every node in one pool (``node_dynamo_pool``), or in worker pools that share it 
 devices (each saying its TP and count); the frontend and control plane on the head; an
 aggregated group has a worker pool, a disaggregated one a prefill and a decode pool; each
 worker's TP x DP fits its node's devices, or is exactly the devices of the ``nodes_per_worker``
-nodes it spans (vLLM and SGLang; their ranks talk over RDMA unless the nodes share an NVLink
-domain); file discovery on one node only (its folder is not shared between nodes); prefill ->
-decode across nodes over RDMA where ``dynamo_kv_fabric`` says so (network_ib_hcas on every
-worker node).
+nodes it spans (vLLM, SGLang, and TensorRT-LLM as one MPI world whose nodes share an interface
+and HCAs; their ranks talk over RDMA unless the nodes share an NVLink domain); file discovery on
+one node only (its folder is not shared between nodes); prefill -> decode across nodes over RDMA
+where ``dynamo_kv_fabric`` says so (network_ib_hcas on every worker node).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from ironserve.catalog.accelerators import ACCELERATORS
 from ironserve.catalog.dynamo import DynamoBackend, worker_flags_problems
 from ironserve.catalog.engines import ENGINES, EngineKind
+from ironserve.config.mpi_world import one_fabric_problems
 from ironserve.config.schema import DynamoPoolSettings, DynamoSettings, Node, ServingGroup
 from ironserve.errors import Problem
 
@@ -311,16 +312,12 @@ def _fit_across_nodes(
             if not n.network.ib_hcas
         ]
     if group.dynamo.backend == DynamoBackend.TRTLLM:
-        problems.append(
-            Problem(
-                head,
-                key,
-                f"TensorRT-LLM runs a worker over {span} nodes as one MPI job (mpirun over SSH "
-                "into the other nodes' containers, as Dynamo's Kubernetes operator starts it); "
-                "ironserve does not launch that: keep each TensorRT-LLM worker on one node, or "
-                "use dynamo_backend vllm or sglang for a worker over nodes",
+        # One MPI world per worker (engines/dynamo.py): each worker's nodes share its first's
+        # interface and HCAs.
+        for first in range(0, len(nodes) - len(nodes) % span, span):
+            problems += one_fabric_problems(
+                nodes[first : first + span], f"a TensorRT-LLM {pool} worker over {span} nodes"
             )
-        )
     if group.dynamo.backend == DynamoBackend.VLLM and (tp > devices or devices % tp):
         problems.append(
             Problem(

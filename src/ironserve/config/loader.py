@@ -25,6 +25,7 @@ from ironserve.config.downloads import download_problems
 from ironserve.config.dynamo_checks import dynamo_problems
 from ironserve.config.engine_args import extra_args_problems
 from ironserve.config.inventory import HostRecord
+from ironserve.config.mpi_world import one_fabric_problems
 from ironserve.config.ports import engine_internal_ports
 from ironserve.config.role_keys import role_data_problems, role_keys, roles_data
 from ironserve.config.schema import (
@@ -306,7 +307,7 @@ def _check_group(group: ServingGroup, problems: list[Problem]) -> None:
                     )
                 )
     if len(nodes) > 1 and engine.multi_node == "mpi":
-        _check_one_fabric(nodes, engine.kind.value, problems)
+        problems += one_fabric_problems(nodes, f"{engine.kind.value} across nodes")
     if accel is not None and accel.vendor == "ascend":
         tls = {n.npu.tls for n in nodes}
         if len(tls) > 1:
@@ -353,27 +354,6 @@ def _check_group(group: ServingGroup, problems: list[Problem]) -> None:
         )
     if group.hub.token_file is not None:
         _check_secret_file(where, "hub_token_file", group.hub.token_file, problems)
-
-
-def _check_one_fabric(nodes: list[Node], engine: str, problems: list[Problem]) -> None:
-    """One MPI world (TensorRT-LLM): mpirun hands the head's NCCL/Gloo env to every rank, since
-    ranks started over SSH get no env of their own container; so every node must use the same
-    interface and HCAs as the head."""
-    head = nodes[0]
-    for n in nodes[1:]:
-        for key, mine, heads in (
-            ("network_socket_ifname", n.network.socket_ifname, head.network.socket_ifname),
-            ("network_ib_hcas", n.network.ib_hcas, head.network.ib_hcas),
-        ):
-            if mine != heads:
-                problems.append(
-                    Problem(
-                        n.name,
-                        key,
-                        f"{mine!r} differs from {heads!r} on {head.name}: {engine} across nodes "
-                        "runs one MPI world, which gives every rank the head's interface and HCAs",
-                    )
-                )
 
 
 def _dynamo_problems(group: ServingGroup) -> list[Problem]:

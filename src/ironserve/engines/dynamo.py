@@ -8,11 +8,13 @@ dynamo.<backend>``, each on its own devices (``--gpus device=...``), with its ow
 (``DYN_SYSTEM_PORT``: ``/health`` and ``/metrics``), its NIXL side channel ports and its KV
 event endpoint (the KV router's input); on a node that pools share, each pool's workers come
 after the previous pool's (:func:`slots`). A worker over several nodes runs one container on
-each, which meet at its first node. Disaggregated workers say their side: vLLM and
-TensorRT-LLM with Dynamo's ``--disaggregation-mode prefill|decode`` (``--is-prefill-worker`` is
-gone in 1.x), SGLang with its own ``--disaggregation-mode`` and a bootstrap port per prefill
-worker. Planes reach every process through env: ``DYN_DISCOVERY_BACKEND`` (``ETCD_ENDPOINTS`` or
-``DYN_FILE_KV``), ``DYN_REQUEST_PLANE``, ``DYN_EVENT_PLANE`` (``NATS_SERVER``), ``DYN_NAMESPACE``.
+each, which meet at its first node (a TensorRT-LLM one is an MPI world: mpirun in its first
+node's container, sshd in the others', :func:`_trtllm_over_nodes`). Disaggregated workers
+say their side: vLLM and TensorRT-LLM with Dynamo's ``--disaggregation-mode prefill|decode``
+(``--is-prefill-worker`` is gone in 1.x), SGLang with its own ``--disaggregation-mode`` and a
+bootstrap port per prefill worker. Planes reach every process through env:
+``DYN_DISCOVERY_BACKEND`` (``ETCD_ENDPOINTS`` or ``DYN_FILE_KV``), ``DYN_REQUEST_PLANE``,
+``DYN_EVENT_PLANE`` (``NATS_SERVER``), ``DYN_NAMESPACE``.
 
 Every argv is checked against the flag tables of the pinned Dynamo version (catalog/dynamo.py):
 the frontend's, and each worker's Dynamo options plus the backend engine's at the version the
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from ironserve.catalog.dynamo import DynamoBackend, component_table, worker_flags_problems
+from ironserve.engines import trtllm
 from ironserve.engines.base import (
     NODE_STATE_DIR,
     SGLANG_DIST_PORT,
@@ -443,6 +446,8 @@ def _trtllm_args(
         args += ["--expert-parallel-size", str(pool.expert)]
     if pool.data > 1:
         args.append("--enable-attention-dp")
+    if span is not None:  # the MPI world's ranks per node (TensorRT-LLM's mapping)
+        args += ["--gpus-per-node", str(pool.units_per_node)]
     args += ["--max-seq-len", str(max_len), "--free-gpu-memory-fraction", fmt_fraction(utilization)]
     if max_seqs is not None:
         args += ["--max-batch-size", str(max_seqs)]
@@ -492,6 +497,11 @@ def worker(
     # TensorRT-LLM's engine options file, alone: its folder also holds the group's secrets.
     config = trtllm_config_path(ctx, pool)
     state = ["-v", f"{config}:{config}:ro"] if "--extra-engine-args" in args else []
+    command = ["python3", "-m", f"dynamo.{backend.value}", *args, *ctx.extra_args]
+    mpi: list[str] = []
+    if backend == DynamoBackend.TRTLLM and span is not None:
+        mpi = trtllm.mpi_mount(ctx)
+        command = _trtllm_over_nodes(ctx, pool, node, span, env, command)
     return ContainerSpec(
         name=container_name(ctx, f"{pool.name}-{slot.index}"),
         image=ctx.image,
@@ -502,11 +512,40 @@ def worker(
             *weights_mount(ctx),
             *_plane_mounts(ctx),
             *state,
+            *mpi,
             *ib_run_args(node),
         ],
         env=env,
-        command=["python3", "-m", f"dynamo.{backend.value}", *args, *ctx.extra_args],
+        command=command,
     )
+
+
+def _trtllm_over_nodes(
+    ctx: LaunchContext,
+    pool: DynamoPool,
+    node: NodeTarget,
+    span: Span,
+    env: dict[str, str],
+    worker_argv: list[str],
+) -> list[str]:
+    """A TensorRT-LLM worker over nodes is one MPI world, as Dynamo launches it
+    (ai-dynamo/dynamo components/backends/trtllm/multinode/: multinode-examples.md launches a
+    worker that spans nodes as one MPI world, "via mpirun or srun"; srun_disaggregated.sh
+    starts each multi-node worker as one ``srun --mpi pmix --ntasks-per-node <GPUs>`` job,
+    every rank running start_trtllm_worker.sh's ``trtllm-llmapi-launch python3 -m
+    dynamo.trtllm ...``, with ETCD_ENDPOINTS and NATS_SERVER passed to every rank; the rank 0
+    process is the Dynamo worker, the others TensorRT-LLM's MPI workers). With no Slurm, the
+    worker's first node runs that world with mpirun over SSH, as the plain trtllm engine does
+    (engines/trtllm.py), its env forwarded to every rank; the other nodes' containers run only
+    the SSH server. The KV transfer backend is the engine options file's
+    ``cache_transceiver_config`` (NIXL), so the script's TRTLLM_USE_UCX_KVCACHE fallback
+    (ai-dynamo/dynamo issue 1743) is not needed."""
+    if span.rank > 0:
+        return ["/bin/sh", *trtllm.sshd_command()]
+    members = pool.worker_nodes(node.name)
+    by_name = {n.name: n for n in ctx.nodes}
+    hosts = [(by_name[m].address, pool.units_per_node) for m in members]
+    return ["mpirun", *trtllm.mpirun_argv(hosts, list(env), worker_argv)]
 
 
 def worker_label(pool: str) -> str:
@@ -535,6 +574,12 @@ def _leads(ctx: LaunchContext, pool: str, node: str) -> bool:
     return span is None or span.rank == 0
 
 
+def _serves(ctx: LaunchContext, pool: str, node: str) -> bool:
+    """Whether the node's container of a ``pool`` worker runs a Dynamo process (a system
+    server): all do but a TensorRT-LLM worker's nodes after its first (sshd only)."""
+    return spec_of(ctx).backend != DynamoBackend.TRTLLM or _leads(ctx, pool, node)
+
+
 def components(ctx: LaunchContext, node: str) -> list[Component]:
     """The Dynamo containers of ``node`` in start order (the names :func:`build` gives them)."""
     spec = spec_of(ctx)
@@ -551,7 +596,8 @@ def components(ctx: LaunchContext, node: str) -> list[Component]:
             container=container_name(ctx, f"{slot.pool}-{slot.index}"),
             label=f"{worker_label(slot.pool)} {slot.index}",
             pool=slot.pool,
-            system_port=slot.system_port,
+            # A TensorRT-LLM worker's other nodes run only the SSH server of its MPI world.
+            system_port=slot.system_port if _serves(ctx, slot.pool, node) else None,
             registers=_leads(ctx, slot.pool, node),
         )
         for slot in slots(spec, node)
@@ -629,7 +675,9 @@ def _span_ports(spec: DynamoSpec, pool: DynamoPool) -> list[PortUse]:
         return [PortUse(port=VLLM_DP_RPC_PORT, nodes=leaders, purpose=f"{what}: vLLM DP RPC")]
     if spec.backend == DynamoBackend.SGLANG:
         return [PortUse(port=SGLANG_DIST_PORT, nodes=leaders, purpose=f"{what}: SGLang dist init")]
-    return []
+    # TensorRT-LLM: mpirun on the leader reaches the SSH server on each other node.
+    members = [n for n in pool.nodes if n not in leaders]
+    return [PortUse(port=trtllm.MPI_SSH_PORT, nodes=members, purpose=f"{what}: mpirun's SSH")]
 
 
 def _on_nodes(ports: list[tuple[str, int]], purpose: str) -> list[PortUse]:
@@ -665,7 +713,7 @@ def dynamo_ports(ctx: LaunchContext) -> list[PortUse]:
                     next(s for s in slots(spec, node) if (s.pool, s.index) == (pool.name, index)),
                 )
                 for node in pool.nodes
-                if index < pool.workers_on(node)
+                if index < pool.workers_on(node) and _serves(ctx, pool.name, node)
             ]
             uses: list[tuple[Callable[[Slot], int], int, str]] = [
                 (lambda s: s.system_port, 1, "system")

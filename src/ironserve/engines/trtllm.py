@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import shlex
 
+from ironserve.catalog.dynamo import DynamoBackend
+from ironserve.catalog.engines import EngineKind
 from ironserve.engines.base import (
     NODE_STATE_DIR,
     ContainerSpec,
@@ -147,7 +149,7 @@ def _run_args(ctx: LaunchContext, node: NodeTarget, entrypoint: str) -> list[str
         "stack=67108864",  # the TensorRT-LLM container guide's stack limit
     ]
     if is_multi_node(ctx):
-        args += ["-v", f"{mpi_dir(ctx)}:{MPI_DIR_IN_CONTAINER}:ro"]
+        args += mpi_mount(ctx)
     return [*args, "--entrypoint", entrypoint]
 
 
@@ -170,26 +172,60 @@ def _ssh_options() -> str:
     )
 
 
-def mpirun_command(ctx: LaunchContext) -> list[str]:
-    """The head's command: one MPI world over every node's GPUs, rank 0 serving."""
-    hosts = ",".join(f"{n.address}:{units_on(ctx, n)}" for n in ctx.nodes)
-    ranks = sum(units_on(ctx, n) for n in ctx.nodes)
+def mpirun_argv(
+    hosts: list[tuple[str, int]], forwarded: list[str], program: list[str]
+) -> list[str]:
+    """mpirun's arguments for one MPI world over ``hosts`` ((address, ranks), the first the
+    caller's own node): the ``forwarded`` env keys handed to every rank, each rank running
+    ``trtllm-llmapi-launch <program>`` (rank 0 runs ``program``, the others serve it as the
+    LLM API's MPI workers). Shared by trtllm-serve here and Dynamo's TensorRT-LLM worker over
+    nodes (engines/dynamo.py)."""
     command = [
         "--allow-run-as-root",
         "--oversubscribe",
         "-H",
-        hosts,
+        ",".join(f"{address}:{ranks}" for address, ranks in hosts),
         "-np",
-        str(ranks),
+        str(sum(ranks for _, ranks in hosts)),
         "--bind-to",
         "none",
         "--mca",
         "plm_rsh_args",
         _ssh_options(),
     ]
-    for key in sorted(_env(ctx, ctx.head)):
+    for key in sorted(forwarded):
         command += ["-x", key]
-    return [*command, "trtllm-llmapi-launch", *_serve_argv(ctx)]
+    return [*command, "trtllm-llmapi-launch", *program]
+
+
+def mpirun_command(ctx: LaunchContext) -> list[str]:
+    """The head's command: one MPI world over every node's GPUs, rank 0 serving."""
+    hosts = [(n.address, units_on(ctx, n)) for n in ctx.nodes]
+    return mpirun_argv(hosts, list(_env(ctx, ctx.head)), _serve_argv(ctx))
+
+
+def mpi_mount(ctx: LaunchContext) -> list[str]:
+    """The docker run arguments that give a container of an MPI world its node's SSH files."""
+    return ["-v", f"{mpi_dir(ctx)}:{MPI_DIR_IN_CONTAINER}:ro"]
+
+
+def mpi_worlds(ctx: LaunchContext) -> list[list[NodeTarget]]:
+    """The node sets that each run one MPI world over SSH, its first node running mpirun: a
+    multi-node trtllm group's nodes, or each Dynamo TensorRT-LLM worker over nodes; none for
+    any other group."""
+    if ctx.dynamo is not None:
+        if ctx.dynamo.backend != DynamoBackend.TRTLLM:
+            return []
+        by_name = {n.name: n for n in ctx.nodes}
+        return [
+            [by_name[name] for name in pool.nodes[first : first + pool.nodes_per_worker]]
+            for pool in ctx.dynamo.pools
+            if pool.nodes_per_worker > 1
+            for first in range(0, len(pool.nodes), pool.nodes_per_worker)
+        ]
+    if ctx.engine.kind == EngineKind.TRTLLM and is_multi_node(ctx):
+        return [list(ctx.nodes)]
+    return []
 
 
 def sshd_command() -> list[str]:

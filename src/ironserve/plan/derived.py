@@ -222,9 +222,12 @@ def api_key_location(ctx: LaunchContext, key_file: Path | None, key_dir: str) ->
 
 
 def mpi_keys_file(ctx: LaunchContext, key_dir: str) -> str | None:
-    """A multi-node TensorRT-LLM group's SSH keys for its MPI world (serving/mpi_keys.py): a
-    0600 file beside the generated API keys, one per group and node set; None for others."""
-    if ctx.engine.kind != EngineKind.TRTLLM or not is_multi_node(ctx):
+    """A TensorRT-LLM group's SSH keys for its MPI worlds (serving/mpi_keys.py; a multi-node
+    trtllm group or Dynamo TensorRT-LLM workers over nodes): a 0600 file beside the generated
+    API keys, one per group and node set; None for groups with no MPI world."""
+    from ironserve.engines.trtllm import mpi_worlds
+
+    if not mpi_worlds(ctx):
         return None
     from ironserve.serving.apikey import generated_key_path
 

@@ -19,14 +19,16 @@ from ironserve.engines.dynamo import worker_label
 from ironserve.plan.sizing import MULTI_NODE_NOTE, size_model
 from ironserve.plan.types import DynamoPool, DynamoSpec, Sizing, SizingRequest
 
-# How a worker's ranks meet when it spans nodes (engines/dynamo.py renders it; a TensorRT-LLM
-# worker stays on one node: config/dynamo_checks.py).
+# How a worker's ranks meet when it spans nodes (engines/dynamo.py renders it).
 _SPAN_LAUNCH = {
     DynamoBackend.VLLM: "each node of a worker runs its DP ranks (--data-parallel-size-local, "
     "--data-parallel-start-rank) and serves them (--data-parallel-hybrid-lb); they meet at the "
     "worker's first node (--data-parallel-address)",
     DynamoBackend.SGLANG: "one SGLang instance over the worker's nodes (--nnodes, --node-rank), "
     "meeting at its first node (--dist-init-addr)",
+    DynamoBackend.TRTLLM: "one MPI world over the worker's nodes: mpirun in its first node's "
+    "container starts every rank through trtllm-llmapi-launch (rank 0 the Dynamo worker) over "
+    "SSH to an sshd in each other node's container (its MPI SSH port, inside the group only)",
 }
 
 

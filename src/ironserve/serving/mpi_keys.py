@@ -1,11 +1,12 @@
-"""The SSH keys of a TensorRT-LLM group's MPI world (engines/trtllm.py): mpirun in the head's
-container reaches an SSH server in each worker's container. Two ed25519 pairs, made once on the
-control machine into one 0600 file beside the generated API keys (``Plan.mpi_keys``, one per
-group and node set, so two clusters never share them): the client key mpirun uses, and the host
-key every worker's server presents (the head checks it strictly against known_hosts). Each node
-gets only its side, 0600 in the group's ``mpi`` folder (roles/engine, by
-``operations/secrets.py``): the head the client key and known_hosts, a worker the host key and
-authorized_keys."""
+"""The SSH keys of a TensorRT-LLM group's MPI worlds (engines/trtllm.py ``mpi_worlds``: a
+multi-node trtllm group, or each Dynamo TensorRT-LLM worker over nodes): mpirun in the world's
+first container reaches an SSH server in each other node's container. Two ed25519 pairs, made
+once on the control machine into one 0600 file beside the generated API keys
+(``Plan.mpi_keys``, one per group and node set, so two clusters never share them): the client
+key mpirun uses, and the host key every other node's server presents (the first node checks it
+strictly against known_hosts). Each node gets only its side, 0600 in the group's ``mpi`` folder
+(roles/engine, by ``operations/secrets.py``): a world's first node the client key and
+known_hosts, the others the host key and authorized_keys."""
 
 from __future__ import annotations
 
@@ -71,14 +72,21 @@ def ensure_keys(path: Path) -> tuple[MpiKeys, bool]:
 
 
 def node_files(ctx: LaunchContext, keys: MpiKeys, node: str) -> list[tuple[str, str]]:
-    """(path on the node, content) of what ``node`` holds in the group's mpi folder."""
-    from ironserve.engines.trtllm import MPI_SSH_PORT, mpi_dir
+    """(path on the node, content) of what ``node`` holds in the group's mpi folder: the first
+    node of an MPI world (engines/trtllm.py ``mpi_worlds``) the client key and the others' host
+    keys, every other node of it the host key and the authorized client key, a node in no MPI
+    world nothing."""
+    from ironserve.engines.trtllm import MPI_SSH_PORT, mpi_dir, mpi_worlds
 
     folder = mpi_dir(ctx)
-    if node == ctx.head.name:
-        known = "".join(f"[{n.address}]:{MPI_SSH_PORT} {keys.host_public}\n" for n in ctx.nodes[1:])
-        return [(f"{folder}/{CLIENT_KEY}", keys.client), (f"{folder}/{KNOWN_HOSTS}", known)]
-    return [
-        (f"{folder}/{HOST_KEY}", keys.host),
-        (f"{folder}/{AUTHORIZED_KEYS}", keys.client_public + "\n"),
-    ]
+    for world in mpi_worlds(ctx):
+        names = [n.name for n in world]
+        if node == names[0]:
+            known = "".join(f"[{n.address}]:{MPI_SSH_PORT} {keys.host_public}\n" for n in world[1:])
+            return [(f"{folder}/{CLIENT_KEY}", keys.client), (f"{folder}/{KNOWN_HOSTS}", known)]
+        if node in names:
+            return [
+                (f"{folder}/{HOST_KEY}", keys.host),
+                (f"{folder}/{AUTHORIZED_KEYS}", keys.client_public + "\n"),
+            ]
+    return []

@@ -364,6 +364,7 @@ def decide(state: Any, restart: bool = False) -> dict[str, GroupServe]:
                 env=env,
                 secrets_rev=rev,
                 nodes=dyn,
+                mpi_files=mpi_files,  # a TensorRT-LLM worker over nodes: its MPI world's keys
                 ray=False,
                 check=check,
                 unreachable=[n.name for n in dyn if n.action == "unreachable"],
@@ -438,8 +439,9 @@ def group_of(state: Any, host: Any, restart: bool = False) -> GroupServe:
 
 
 def _mpi_files(plan: Plan, head: str) -> dict[str, list[tuple[str, str]]]:
-    """Each node's MPI SSH files of a multi-node TensorRT-LLM group (serving/mpi_keys.py), the
-    keys made once on this machine; empty for every other group."""
+    """Each node's MPI SSH files of a group with TensorRT-LLM MPI worlds (a multi-node trtllm
+    group, Dynamo TensorRT-LLM workers over nodes: serving/mpi_keys.py), the keys made once on
+    this machine; empty for every other group."""
     if plan.mpi_keys is None:
         return {}
     from ironserve.serving import mpi_keys
