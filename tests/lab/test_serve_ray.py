@@ -264,7 +264,6 @@ def test_a_served_lab_is_ok_in_every_tier(lab: Path) -> None:
         assert sorted(r["node"] for r in report["results"] if r["check"] == check) == names
     metrics = next(r for r in report["results"] if r["check"] == "serving.metrics")
     assert "vllm:kv_cache_usage_perc" in metrics["observed"]  # the stand-in speaks vLLM 0.11
-    assert took < 30
     for tier in ("cluster", "serving"):
         code, report, took = health(lab, "--tier", tier)
         _print(f"health --tier {tier} {took:.1f}s")
