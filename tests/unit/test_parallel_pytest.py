@@ -44,7 +44,12 @@ def test_no_ray_lab_starts_before_the_real_vllm_has_ended() -> None:
     runner = _runner()
     by_name = {g.name: g for g in runner.GROUPS}
     vllm = next(g.name for g in runner.GROUPS if "tests/lab/test_serve.py" in g.paths)
-    for ray_suite in ("tests/lab/test_serve_ray.py", "tests/lab/test_runbooks.py"):
+    ray_suites = (
+        "tests/lab/test_serve_ray.py",
+        "tests/lab/test_runbooks.py",
+        "tests/lab/test_infra.py",
+    )
+    for ray_suite in ray_suites:
         group = next(g for g in runner.GROUPS if ray_suite in g.paths)
         assert vllm in group.after, f"{ray_suite} could start beside the real vLLM"
     assert not by_name[vllm].after  # the longest chain starts at once

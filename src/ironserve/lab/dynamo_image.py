@@ -63,7 +63,8 @@ NATS_REPOSITORY = "ironserve-lab/nats"
 
 # One layer: the venv from the wheels this machine's pip fetched (every dependency resolved by
 # it; installed --no-deps, so ai-dynamo's aisimulate is never asked for), the real dynamo.vllm
-# removed (its place taken by the stand-in in the next layer).
+# removed (its place taken by the stand-in in the next layer); pip's bytecode kept (the lab's
+# engine images: lab/engine_image.py).
 VENV_SCRIPT = """set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get -o Acquire::Check-Valid-Until=false update -qq
@@ -74,7 +75,6 @@ python3 -m venv {venv}
 test -d {site}/dynamo/mocker
 rm -rf {site}/dynamo/vllm
 {venv}/bin/python3 -c 'import dynamo.frontend, dynamo.mocker'
-find {venv} -name __pycache__ -prune -exec rm -rf {{}} +
 rm -rf /root/.cache
 """
 

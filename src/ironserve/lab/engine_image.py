@@ -35,7 +35,9 @@ FLAG_TABLES = Path(__file__).resolve().parent.parent / "catalog" / "data" / "eng
 
 # The Ray layer is made by running this in a container of the base image with the wheels
 # (downloaded on this machine by its own pip, whose proxy and CA settings the build lacks)
-# mounted read-only, then committing it: one layer, no wheel files left in the image.
+# mounted read-only, then committing it: one layer, no wheel files left in the image. pip's
+# bytecode stays: every Ray daemon and `ray status` would compile Ray again (its CLI: 1.1 s of
+# CPU against 0.4 s).
 RAY_SCRIPT = """set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get -o Acquire::Check-Valid-Until=false update -qq
@@ -43,7 +45,6 @@ apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 rm -rf /var/lib/apt/lists/*
 python3 -m venv {venv}
 {venv}/bin/pip install -q --no-index --find-links /wheels --disable-pip-version-check ray=={ray}
-find {venv} -name __pycache__ -prune -exec rm -rf {{}} +
 rm -rf /root/.cache
 """
 # Wheels for the nodes' Python (bookworm: CPython 3.11, glibc 2.36): every manylinux tag it runs.

