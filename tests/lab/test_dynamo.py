@@ -46,7 +46,6 @@ from tests.lab.serving import (
     complete,
     containers,
     health,
-    not_ok,
     plan,
     pyinfra,
     run,
@@ -198,12 +197,13 @@ def test_a_second_run_changes_nothing(lab: Path) -> None:
 def test_health_is_ok_with_every_worker_registered(lab: Path) -> None:
     code, report, took = health(lab)
     _print(f"health (default tier) {took:.1f}s: {report['summary']}")
-    assert (code, not_ok(report)) == (0, set()), report["results"]
+    failing = [r for r in report["results"] if r["status"] != "OK"]
+    assert (code, failing) == (0, []), [(r["node"], r["check"], r["observed"]) for r in failing]
     _, prefill, decode = nodes_of(lab)
     for check in (
         "cluster.dynamo_worker_health",
         "cluster.dynamo_discovery",
-        "cluster.dynamo_worker_metrics",  # each worker's own /metrics, judged OK (no errors)
+        "cluster.dynamo_worker_metrics",  # each worker's own /metrics, judged OK
     ):
         workers = {r["node"] for r in report["results"] if r["check"] == check}
         assert workers == {prefill.name, decode.name}, check
@@ -212,7 +212,10 @@ def test_health_is_ok_with_every_worker_registered(lab: Path) -> None:
         for r in report["results"]
         if r["check"] == "cluster.dynamo_worker_metrics"
     }
-    assert "0 errors" in metrics[prefill.name] and "0 errors" in metrics[decode.name], metrics
+    # Both pools served this lab's completions (an error or two from a hung-up client would be
+    # counted here and judged OK; see health/dynamo_worker_metrics.py).
+    for node in (prefill, decode):
+        assert re.search(r"[1-9][0-9]* requests to generate, [0-9]+ errors", metrics[node.name])
     assert "KV cache" in metrics[decode.name], metrics  # the mocker's vLLM series, judged
     checks = {r["check"] for r in report["results"]}
     assert {"cluster.dynamo_control_plane", "serving.dynamo_metrics"} <= checks

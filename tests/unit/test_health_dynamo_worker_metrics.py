@@ -36,6 +36,10 @@ KV = 'vllm:kv_cache_usage_perc{engine="0",model_name="SmolLM2-135M-Instruct"} '
 WAITING = 'vllm:num_requests_waiting{engine="0",model_name="SmolLM2-135M-Instruct"} '
 # Dynamo's work-handler error counter as its source creates it (an IntCounterVec over
 # `error_type`, the endpoint's labels added); absent from a worker that never failed.
+REQUESTS_LINE = (
+    'dynamo_component_requests_total{dynamo_component="backend",dynamo_endpoint="generate",'
+    'dynamo_namespace="default",worker_id="6a6ca23e0cd05608"} 2\n'
+)
 ERROR_LINE = (
     'dynamo_component_errors_total{dynamo_component="backend",dynamo_endpoint="generate",'
     'dynamo_namespace="default",error_type="generate",worker_id="6a6ca23e0cd05608"} 3\n'
@@ -124,6 +128,25 @@ def test_errors_since_the_worker_started_warn_by_type() -> None:
     # An aggregated worker's errors are its engine's: its log, no KV handover runbook.
     agg = _judge(text, DECODE.model_copy(update={"pool": "worker"}))
     assert (agg.status, agg.runbook) == (Status.WARN, "")
+
+
+@pytest.mark.parametrize(
+    ("errors", "requests", "status"),
+    [
+        (2, 2, Status.OK),  # under ERRORS_MIN: a hung-up client or two
+        (3, 400, Status.OK),  # under ERROR_SHARE of the requests
+        (4, 400, Status.WARN),  # 1% of them
+        (3, 2, Status.WARN),
+    ],
+)
+def test_a_few_errors_among_many_requests_are_reported_not_warned(
+    errors: int, requests: int, status: Status
+) -> None:
+    text = _page("worker-metrics-decode-ok.txt") + ERROR_LINE.replace("} 3\n", f"}} {errors}\n")
+    assert REQUESTS_LINE in text
+    result = _judge(text.replace(REQUESTS_LINE, REQUESTS_LINE[:-2] + f"{requests}\n"))
+    assert result.status is status
+    assert f"{requests} requests to generate, {errors} errors since start" in result.observed
 
 
 def test_kv_pressure_is_the_shared_rule(monkeypatch: pytest.MonkeyPatch) -> None:
