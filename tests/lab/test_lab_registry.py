@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from ironserve.lab import registry_push, vllm_image
 from ironserve.lab import state as st
-from ironserve.lab import vllm_image
 from tests.lab.conftest import BIN, ROOT, Node, lab_in
 
 pytestmark = pytest.mark.lab
@@ -96,7 +96,16 @@ def test_the_registry_holds_the_engine_images(lab: Path) -> None:
     assert {"vllm/vllm-openai", "lmsysorg/sglang"} <= set(catalog)
     tags = httpx.get(f"{registry.host_url}/v2/vllm/vllm-openai/tags/list").json()["tags"]
     assert "v0.11.0" in tags
-    assert state.engine_images[f"{address}:5000/{IMAGE}"].startswith("sha256:")
+    digest = state.engine_images[f"{address}:5000/{IMAGE}"]
+    assert digest.startswith("sha256:")
+    # The layers went in as docker save wrote them (lab/registry_push.py): tars whose digests are
+    # the configuration's diff IDs, no gzip.
+    accept = {"Accept": registry_push.MANIFEST}
+    base = f"{registry.host_url}/v2/vllm/vllm-openai"
+    manifest = httpx.get(f"{base}/manifests/{digest}", headers=accept).json()
+    config = httpx.get(f"{base}/blobs/{manifest['config']['digest']}").json()
+    assert [layer["digest"] for layer in manifest["layers"]] == config["rootfs"]["diff_ids"]
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {registry_push.TAR}
     # A lab made without the real vLLM publishes only the stand-ins (and builds no real image).
     assert f"{address}:5000/vllm/vllm-openai:v{vllm_image.VERSION}" not in state.engine_images
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ironserve.lab import dynamo_image, gateway_image, vllm_image
+from ironserve.lab import dynamo_image, gateway_image, registry_push, vllm_image
 from ironserve.lab import engine_image as ei
 from ironserve.lab import images as img
 from ironserve.lab.waits import wait_http_ok
@@ -175,20 +175,10 @@ def cache_reference() -> str:
 
 
 def push(client: Any, image: ei.EngineImage, host_port: int) -> str:
-    """Push one engine image through 127.0.0.1:<port>; its manifest digest."""
-    repository = f"127.0.0.1:{host_port}/{image.repository}"
-    tag = image.tag
-    client.images.get(image.local).tag(repository, tag=tag)
-    digest = ""
-    try:
-        for chunk in client.images.push(repository, tag=tag, stream=True, decode=True):
-            if "error" in chunk:
-                raise RuntimeError(f"pushing {image.reference} failed: {chunk['error']}")
-            digest = chunk.get("aux", {}).get("Digest", digest)
-    finally:
-        # The 127.0.0.1:<port> name means nothing once this lab is gone.
-        client.images.remove(f"{repository}:{tag}", noprune=True)
-    return digest
+    """Put one engine image in through 127.0.0.1:<port>, its layers uncompressed
+    (lab/registry_push.py); its manifest digest."""
+    url = f"http://127.0.0.1:{host_port}"
+    return registry_push.push(client, image.local, url, image.repository, image.tag)
 
 
 def _engine_images(
@@ -232,7 +222,7 @@ def publish_engines(
     published: dict[str, str] = {}
     for image in images:
         # The storage is shared by every lab's registry: one push at a time, so a second lab
-        # finds the layers there instead of compressing 2.5 GB again.
+        # finds the image there instead of reading 2.8 GB again.
         with img.build_lock("push"):
             published[f"{address}:{PORT}/{image.reference}"] = push(client, image, host_port)
     gateway = gateway_image.ensure(client, base)  # roles/gateway's nginx, from Debian
