@@ -5,12 +5,12 @@ node), but on a 2-core machine the real vLLM loading and serving across three no
 and beside it the Ray stand-in clusters (a GCS, raylets and agents per node) miss their heartbeats
 and the readiness waits time out. So GROUPS are pytest processes that start as soon as the groups
 they wait for (``after``) have ended: the real vLLM and everything that runs no Ray lab (unit,
-golden, simulated, provisioning and health labs) start at once; the Ray labs (the runbooks', the
-serving ones and testinfra's) follow the real vLLM, in two groups beside the rest. pytest-xdist
-cannot split them (its workers clash with pyinfra's gevent monkey-patching). Every lab a test
-starts is its own (own folder, subnet, ports), and image builds take machine-wide locks (the real
-vLLM's its own). The group marked REST gets every test file the other groups do not name, so no
-test is left out (each file is in exactly one group, checked here).
+golden, simulated, provisioning and health labs) start at once; the runbooks' and the serving
+Ray labs follow the real vLLM, testinfra's Ray lab follows the rest. pytest-xdist cannot split
+them (its workers clash with pyinfra's gevent monkey-patching). Every lab a test starts is its
+own (own folder, subnet, ports), and image builds take machine-wide locks (the real vLLM's its
+own). The group marked REST gets every test file the other groups do not name, so no test is
+left out (each file is in exactly one group, checked here).
 
     .venv/bin/python tools/parallel_pytest.py [pytest args...]
 
@@ -47,14 +47,17 @@ class Group:
 GROUPS = (
     Group("real vLLM", ("tests/lab/test_serve.py", "tests/lab/test_real_vllm_parser.py")),
     Group("rest", (REST,)),
-    # The Ray labs, in two groups beside the rest once the real vLLM has ended (cold: when the
-    # serving Ray labs waited for the rest as well, they ran 5.5 min alone at 45% CPU).
-    Group("runbooks", ("tests/lab/test_runbooks.py",), after=("real vLLM",)),
+    # Never more than two groups at once: with three (the Ray labs in two groups beside the
+    # rest) the CPUs ran 99% busy for minutes and a runbook lab's node did not boot in 180 s.
+    # The runbooks and the serving Ray labs follow the real vLLM; testinfra's Ray lab the rest,
+    # so that both chains end together (cold, before: the serving Ray labs, after the rest,
+    # ran 5.5 min alone at 45% CPU).
     Group(
-        "Ray serving",
-        ("tests/lab/test_serve_ray.py", "tests/lab/test_infra.py"),
+        "Ray labs",
+        ("tests/lab/test_runbooks.py", "tests/lab/test_serve_ray.py"),
         after=("real vLLM",),
     ),
+    Group("testinfra", ("tests/lab/test_infra.py",), after=("real vLLM", "rest")),
 )
 # The REST group's lab suites whose labs serve the real model (lab_in without real_vllm=False):
 # they wait for the real vLLM's image, so they run last, after the labs that need no image.

@@ -561,30 +561,21 @@ def test_the_image_carries_the_engine_and_the_flag_tables() -> None:
         assert image.reference.endswith(f":{image.tag}")  # what lab/registry.py pushes
 
 
-def test_the_registry_push_uses_the_images_own_tag() -> None:
-    """TensorRT-LLM's tags carry no "v": the stand-in is pushed as the builders name it."""
-    from ironserve.lab import registry
+def test_the_registry_push_uses_the_images_own_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TensorRT-LLM's tags carry no "v": the stand-in goes in as the builders name it."""
+    from ironserve.lab import registry, registry_push
 
-    calls: list[tuple[str, str]] = []
+    calls: list[tuple[str, ...]] = []
 
-    class Images:
-        def get(self, local: str) -> Any:
-            return self
+    def put(client: Any, local: str, url: str, repository: str, tag: str) -> str:
+        calls.append((local, url, repository, tag))
+        return "sha256:" + "a" * 64
 
-        def tag(self, repository: str, tag: str) -> None:
-            calls.append(("tag", f"{repository}:{tag}"))
-
-        def push(self, repository: str, tag: str, **kw: Any) -> Any:
-            calls.append(("push", f"{repository}:{tag}"))
-            return iter([{"aux": {"Digest": "sha256:" + "a" * 64}}])
-
-        def remove(self, name: str, noprune: bool) -> None:
-            calls.append(("remove", name))
-
-    client = type("Client", (), {"images": Images()})()
+    monkeypatch.setattr(registry_push, "push", put)
     image = engine_image.EngineImage(
         "trtllm", "1.2.1", "local", engine_image.REPOSITORIES["trtllm"]
     )
-    assert registry.push(client, image, 5999) == "sha256:" + "a" * 64
-    name = "127.0.0.1:5999/nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
-    assert calls == [("tag", name), ("push", name), ("remove", name)]
+    assert registry.push(object(), image, 5999) == "sha256:" + "a" * 64
+    assert calls == [
+        ("local", "http://127.0.0.1:5999", "nvcr.io/nvidia/tensorrt-llm/release", "1.2.1")
+    ]
