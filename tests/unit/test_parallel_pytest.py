@@ -4,6 +4,7 @@ beside the real vLLM."""
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -53,6 +54,23 @@ def test_no_ray_lab_starts_before_the_real_vllm_has_ended() -> None:
         group = next(g for g in runner.GROUPS if ray_suite in g.paths)
         assert vllm in group.after, f"{ray_suite} could start beside the real vLLM"
     assert not by_name[vllm].after  # the longest chain starts at once
+
+
+def test_no_three_groups_can_run_at_once() -> None:
+    """Of any three groups, one waits (directly or through another) for one of the others: three
+    at once kept the CPUs 99% busy until a lab node missed its boot deadline."""
+    runner = _runner()
+    before = {g.name: set(g.after) for g in runner.GROUPS}
+    for _ in runner.GROUPS:  # the transitive closure
+        for name, waits in before.items():
+            before[name] = waits.union(*(before[w] for w in waits))
+
+    def ordered(a: str, b: str) -> bool:
+        return a in before[b] or b in before[a]
+
+    for three in itertools.combinations(before, 3):
+        pairs = itertools.combinations(three, 2)
+        assert any(ordered(a, b) for a, b in pairs), f"{three} could run at once"
 
 
 def test_labs_that_serve_the_real_model_come_last_in_the_rest_group() -> None:
