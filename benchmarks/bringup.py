@@ -13,13 +13,14 @@ the lab hub), then, timed from this machine:
   first_token  a real chat completion with the API key (and its refusal without)
 Phase boundaries in serve.py are the moments pyinfra starts the matching operations (its output
 read line by line as it runs). The lab's own start-up is reported apart (lab_up_s), as are the
-image's size (unpacked on a node, and compressed in the registry) and each node's memory (PSS)
+image's size (unpacked on a node, and as the registry stores it: the lab's layers are
+uncompressed tars, lab/registry_push.py) and each node's memory (PSS)
 once it serves.
 
     .venv/bin/python benchmarks/bringup.py [--keep]
 
 Prints one line per phase, then, as its last line, one JSON object: nodes, profile, phases_s,
-total_s, lab_up_s, image ({reference, bytes, compressed_bytes}), pull_s (per node),
+total_s, lab_up_s, image ({reference, bytes, registry_bytes}), pull_s (per node),
 node_memory_mib (per node).
 """
 
@@ -99,7 +100,7 @@ def node_run(state: st.LabState, node: st.NodeState, command: str) -> str:
 
 def pull_everywhere(state: st.LabState) -> tuple[str, dict[str, float], int, int]:
     """The engine image pinned as roles/engine pins it, pulled on every node at once:
-    (pinned reference, seconds per node, unpacked bytes, compressed bytes in the registry)."""
+    (pinned reference, seconds per node, unpacked bytes, the layers' bytes in the registry)."""
     service = state.services["registry"]
     name = f"{service.address}:5000/vllm/vllm-openai:v{vllm_image.VERSION}"
     pinned = registry.resolve(name, insecure=[f"{service.address}:5000"], mirrors=[])
@@ -109,7 +110,7 @@ def pull_everywhere(state: st.LabState) -> tuple[str, dict[str, float], int, int
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
         timeout=30,
     ).json()
-    compressed = sum(int(layer["size"]) for layer in manifest["layers"])
+    stored = sum(int(layer["size"]) for layer in manifest["layers"])
 
     def pull(node: st.NodeState) -> tuple[str, float]:
         started = time.monotonic()
@@ -119,7 +120,7 @@ def pull_everywhere(state: st.LabState) -> tuple[str, dict[str, float], int, int
     with ThreadPoolExecutor(max_workers=len(state.nodes)) as pool:
         seconds = dict(pool.map(pull, state.nodes))
     size = node_run(state, state.nodes[0], f"docker image inspect -f '{{{{.Size}}}}' {pinned}")
-    return pinned, seconds, int(size.strip()), compressed
+    return pinned, seconds, int(size.strip()), stored
 
 
 def main() -> None:
@@ -139,9 +140,9 @@ def main() -> None:
         state = st.load(directory)
         assert state is not None
         pulls_started = time.monotonic()
-        pinned, pull_s, size, compressed = pull_everywhere(state)
+        pinned, pull_s, size, stored = pull_everywhere(state)
         phases["images"] = time.monotonic() - pulls_started
-        image = {"reference": pinned, "bytes": size, "compressed_bytes": compressed}
+        image = {"reference": pinned, "bytes": size, "registry_bytes": stored}
         serve, marks = pyinfra(directory, "deploys/serve.py")
         missing = [m for m, _ in MARKS if m not in marks]
         if missing:
@@ -160,7 +161,7 @@ def main() -> None:
     print(f"{'total':12s} {total:7.1f} s  (bare nodes to first token; lab up {lab_up:.1f} s)")
     print(
         f"image {image['reference']}: {image['bytes'] / 2**30:.2f} GiB unpacked, "
-        f"{image['compressed_bytes'] / 2**30:.2f} GiB in the registry; pull per node "
+        f"{image['registry_bytes'] / 2**30:.2f} GiB in the registry; pull per node "
         + ", ".join(f"{n} {s:.1f} s" for n, s in pull_s.items())
     )
     print("memory per node (PSS, serving): " + ", ".join(f"{n} {m} MiB" for n, m in memory.items()))
